@@ -1,0 +1,1 @@
+"""mnist-fpga: quantization, the numpy integer model and the VHDL generator."""

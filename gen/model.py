@@ -1,0 +1,179 @@
+"""The numpy integer model: the one bit-true implementation of docs/numerics.md.
+
+Everything here is integer arithmetic on int64 (or Python int where a product
+could pass 62 bits). The RTL, the benches and every report compare against
+:func:`forward`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import UserError
+from gen.formats import Format
+
+N_PIXELS = 28 * 28
+PIXEL_BITS = 8
+RQ_MULT_BITS = 16  # requantization multiplier: unsigned, normalised to [2**15, 2**16)
+
+
+@dataclass
+class QLayer:
+    """One quantized fully connected layer: ``acc = b + W @ x``."""
+
+    w: np.ndarray  # int64 (n_out, n_in), signed w_bits
+    b: np.ndarray  # int64 (n_out,), fits in acc_bits
+    w_bits: int
+    a_bits: int  # width of this layer's (unsigned) input activations
+    acc_bits: int
+    hidden: bool  # ReLU + requantization follow; else the accumulators are the logits
+    rq_mult: int = 0  # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift)
+    rq_shift: int = 0
+    out_bits: int = 0  # hidden only: width of the unsigned output activations
+    info: dict = field(default_factory=dict)  # float scales etc., for reports only
+
+    @property
+    def n_in(self) -> int:
+        return int(self.w.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.w.shape[0])
+
+
+@dataclass
+class QNet:
+    """A quantized network: the input mapping plus its layers."""
+
+    name: str
+    fmt: Format
+    layers: list[QLayer]
+    source: str = ""  # where the float weights came from (for provenance headers)
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    def to_json(self) -> str:
+        """Serialise losslessly (integers as Python ints)."""
+        doc = {
+            "name": self.name,
+            "w_bits": self.fmt.w_bits,
+            "a_bits": self.fmt.a_bits,
+            "source": self.source,
+            "layers": [
+                {
+                    **{k: v for k, v in asdict(layer).items() if k not in ("w", "b")},
+                    "w": layer.w.tolist(),
+                    "b": layer.b.tolist(),
+                }
+                for layer in self.layers
+            ],
+        }
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> QNet:
+        doc = json.loads(text)
+        layers = []
+        for d in doc["layers"]:
+            d = dict(d)
+            w = np.array(d.pop("w"), dtype=np.int64)
+            b = np.array(d.pop("b"), dtype=np.int64)
+            layers.append(QLayer(w=w, b=b, **d))
+        fmt = Format(doc["w_bits"], doc["a_bits"])
+        return cls(doc["name"], fmt, layers, doc.get("source", ""))
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> QNet:
+        return cls.from_json(Path(path).read_text())
+
+
+def pixels_to_input(pixels: np.ndarray, a_bits: int) -> np.ndarray:
+    """Map uint8 pixels to unsigned ``a_bits`` input activations (numerics.md, 1).
+
+    Plain wiring in hardware: ``p >> (8 - a_bits)`` or ``p << (a_bits - 8)``.
+    """
+    p = np.asarray(pixels)
+    if p.dtype != np.uint8:
+        raise UserError(f"images must be uint8 pixels, got dtype {p.dtype}")
+    p = p.reshape(p.shape[0], -1).astype(np.int64) if p.ndim > 1 else p.astype(np.int64)
+    if a_bits <= PIXEL_BITS:
+        return p >> (PIXEL_BITS - a_bits)
+    return p << (a_bits - PIXEL_BITS)
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Validate a batch of MNIST images: uint8, shape (N, 28, 28) or (N, 784)."""
+    a = np.asarray(images)
+    if a.dtype != np.uint8:
+        raise UserError(f"images must be uint8, got {a.dtype}")
+    if a.ndim == 2 and a.shape[1] == N_PIXELS:
+        return a
+    if a.ndim == 3 and a.shape[1:] == (28, 28):
+        return a.reshape(a.shape[0], N_PIXELS)
+    raise UserError(f"images must have shape (N, 28, 28) or (N, 784), got {a.shape}")
+
+
+def requantize(acc: np.ndarray, layer: QLayer) -> np.ndarray:
+    """ReLU, multiply, round half up by a right shift, saturate (numerics.md, 5)."""
+    r = np.maximum(acc, 0)
+    top = (1 << layer.out_bits) - 1
+    if layer.acc_bits + RQ_MULT_BITS > 62:  # the product could leave int64
+        r = r.astype(object)
+    y = (r * layer.rq_mult + (1 << (layer.rq_shift - 1))) >> layer.rq_shift
+    return np.minimum(y, top).astype(np.int64)
+
+
+def forward(qnet: QNet, images: np.ndarray) -> list[np.ndarray]:
+    """Run the integer model; return every layer's accumulators, (N, n_out) int64 each."""
+    x = pixels_to_input(check_images(images), qnet.fmt.a_bits)
+    accs = []
+    for layer in qnet.layers:
+        wide = layer.a_bits + layer.w_bits + int(np.ceil(np.log2(layer.n_in + 1))) > 62
+        if wide:  # exact in Python ints; never reached by the supported formats
+            acc = (x.astype(object) @ layer.w.T.astype(object)) + layer.b.astype(object)
+            acc = acc.astype(np.int64)
+        else:
+            acc = x @ layer.w.T + layer.b
+        accs.append(acc)
+        if layer.hidden:
+            x = requantize(acc, layer)
+    return accs
+
+
+def classify(qnet: QNet, logits: np.ndarray) -> np.ndarray:
+    """The decision (numerics.md, 6).
+
+    Several outputs: the index of the largest accumulator, the lowest index
+    winning a tie. One output (the ``zero`` network): 1 when ``acc > 0`` ("the
+    digit is a 0"), else 0.
+    """
+    logits = np.asarray(logits)
+    if logits.shape[-1] == 1:
+        return (logits[..., 0] > 0).astype(np.int64)
+    return np.argmax(logits, axis=-1).astype(np.int64)  # argmax returns the first maximum
+
+
+def is_correct(qnet: QNet, classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Compare decisions with MNIST labels (for one-output nets: class 1 == label 0)."""
+    classes, labels = np.asarray(classes), np.asarray(labels).astype(np.int64)
+    if qnet.n_classes == 1:
+        return classes == (labels == 0)
+    return classes == labels
+
+
+def accuracy(qnet: QNet, images: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of images the integer model classifies correctly."""
+    classes = classify(qnet, forward(qnet, images)[-1])
+    return float(np.mean(is_correct(qnet, classes, labels)))

@@ -1,0 +1,217 @@
+"""Quantization: float ``.npz`` weights -> :class:`gen.model.QNet` (docs/numerics.md).
+
+This is the only place where floats meet integers: scales are chosen here in
+floating point, every value the hardware sees is an exact integer after it.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import UserError
+from gen.formats import Format
+from gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
+
+# ---------------------------------------------------------------- the original API
+
+
+def round_half_away(x: np.ndarray | float) -> np.ndarray:
+    """Round to nearest, ties away from zero (numpy's ``round`` ties to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_symmetric(
+    w: np.ndarray, bits: int, scale: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Symmetric quantization to signed ``bits``: ``q = round(w * scale)``, |q| <= 2**(bits-1)-1.
+
+    ``scale`` defaults to ``(2**(bits-1)-1) / max|w|`` (full range used).
+    Returns ``(q as int64, scale)``.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    qmax = (1 << (bits - 1)) - 1
+    if scale is None:
+        peak = float(np.max(np.abs(w))) if w.size else 0.0
+        scale = qmax / peak if peak > 0 else 1.0
+    q = np.clip(round_half_away(w * scale), -qmax, qmax).astype(np.int64)
+    return q, float(scale)
+
+
+def quantize_to_int8(w: np.ndarray, scale_to_max: bool = False) -> tuple[np.ndarray, float]:
+    """The original scripts' API: int8 weights and their scale.
+
+    ``scale`` is 127 (weights assumed in [-1, 1]) or ``127 / max|w|`` with
+    ``scale_to_max``. Fixes the original's truncation: values are rounded (ties
+    away from zero) and saturated to [-127, 127] instead of wrapped.
+    """
+    q, scale = quantize_symmetric(w, 8, None if scale_to_max else 127.0)
+    return q.astype(np.int8), scale
+
+
+def int_to_vhdl_hex(v: int, width_bits: int) -> str:
+    """Two's complement of ``v`` on ``width_bits`` as upper-case hex digits (``-12, 8 -> 'F4'``).
+
+    Used inside ``x"..."``. Raises ``ValueError`` if ``v`` does not fit.
+    """
+    v = int(v)
+    if width_bits < 1:
+        raise ValueError(f"width_bits must be >= 1, got {width_bits}")
+    lo, hi = -(1 << (width_bits - 1)), (1 << width_bits) - 1
+    if not lo <= v <= hi:
+        raise ValueError(f"{v} does not fit in {width_bits} bits")
+    digits = (width_bits + 3) // 4
+    return f"{v & ((1 << width_bits) - 1):0{digits}X}"
+
+
+# ---------------------------------------------------------------- reading weights
+
+
+def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and validate a float weights ``.npz`` (layout in docs/models.md).
+
+    Keys ``W0, b0, W1, b1, ...`` (``W{k}`` of shape (n_neurons, n_inputs)) and,
+    for hidden layers, the scalar ``calib{k}``. Every problem is a one-line
+    :class:`UserError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"weights file {path} is not a readable .npz ({exc})") from None
+    n_layers = 0
+    while f"W{n_layers}" in data:
+        n_layers += 1
+    if n_layers == 0:
+        raise UserError(f"weights file {path} has no layer: key 'W0' is missing")
+    out: dict[str, np.ndarray] = {}
+    n_in = N_PIXELS
+    for k in range(n_layers):
+        if f"b{k}" not in data:
+            raise UserError(f"weights file {path}: key 'b{k}' (bias of layer {k}) is missing")
+        w, b = data[f"W{k}"], data[f"b{k}"]
+        for key, arr in ((f"W{k}", w), (f"b{k}", b)):
+            if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(
+                arr.dtype, np.integer
+            ):
+                raise UserError(f"weights file {path}: {key} has non-numeric dtype {arr.dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise UserError(f"weights file {path}: {key} contains NaN or infinite values")
+        if w.ndim != 2 or w.shape[1] != n_in or w.shape[0] < 1:
+            raise UserError(
+                f"weights file {path}: W{k} has shape {w.shape}, expected (n_neurons, {n_in})"
+            )
+        if b.shape != (w.shape[0],):
+            raise UserError(
+                f"weights file {path}: b{k} has shape {b.shape}, expected ({w.shape[0]},)"
+            )
+        out[f"W{k}"], out[f"b{k}"] = w.astype(np.float64), b.astype(np.float64)
+        if k < n_layers - 1 and f"calib{k}" in data:
+            c = np.asarray(data[f"calib{k}"], dtype=np.float64)
+            if c.size != 1 or not np.isfinite(c).all() or float(c.reshape(-1)[0]) <= 0:
+                raise UserError(f"weights file {path}: calib{k} must be one finite value > 0")
+            out[f"calib{k}"] = c.reshape(())
+        n_in = w.shape[0]
+    return out
+
+
+def calibrate(weights: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
+    """Fallback activation calibration: 99.99th percentile of each hidden float ReLU output."""
+    x = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
+    n_layers = sum(1 for k in weights if k.startswith("W"))
+    out = {}
+    for k in range(n_layers - 1):
+        x = np.maximum(x @ weights[f"W{k}"].T + weights[f"b{k}"], 0.0)
+        out[f"calib{k}"] = max(float(np.percentile(x, 99.99)), 1e-6)
+    return out
+
+
+# ---------------------------------------------------------------- the network
+
+
+def requant_params(ratio: float) -> tuple[int, int]:
+    """Integer ``(mult, shift)`` with ``mult / 2**shift ~= ratio`` and mult in [2**15, 2**16)."""
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise UserError(f"requantization ratio {ratio} is not a finite positive number")
+    shift = (RQ_MULT_BITS - 1) - math.floor(math.log2(ratio))
+    mult = int(round_half_away(ratio * 2.0**shift))
+    if mult >= 1 << RQ_MULT_BITS:
+        mult, shift = mult >> 1, shift - 1
+    if shift < 1:
+        raise UserError(
+            f"requantization ratio {ratio:.3g} is too large (shift {shift} < 1); "
+            "the hidden activations' calibration range is too small"
+        )
+    return mult, shift
+
+
+def acc_bits_for(w: np.ndarray, b: np.ndarray, x_max: int) -> int:
+    """Smallest signed width that holds every partial sum ``b + sum(w*x)``, 0 <= x <= x_max.
+
+    Every partial sum lies between ``b + x_max*sum(neg w)`` and ``b + x_max*sum(pos w)``.
+    """
+    pos = [int(v) for v in np.where(w > 0, w, 0).sum(axis=1)]
+    neg = [int(v) for v in np.where(w < 0, w, 0).sum(axis=1)]
+    hi = max(int(bb) + x_max * p for bb, p in zip(b.tolist(), pos, strict=True))
+    lo = min(int(bb) + x_max * n for bb, n in zip(b.tolist(), neg, strict=True))
+    hi, lo = max(hi, 0), min(lo, 0)
+    bits = 2  # the RTL needs a sign bit and one value bit at least
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def quantize_network(
+    weights: dict[str, np.ndarray], fmt: Format, name: str, source: str = ""
+) -> QNet:
+    """Quantize validated float weights to ``fmt`` following docs/numerics.md."""
+    n_layers = sum(1 for k in weights if k.startswith("W"))
+    a_max = (1 << fmt.a_bits) - 1
+    # Real value of one unit of the input activation: pixel/255 with the shift of numerics 1.
+    s_in = 2.0 ** (PIXEL_BITS - fmt.a_bits) / 255.0
+    layers = []
+    for k in range(n_layers):
+        wf, bf = weights[f"W{k}"], weights[f"b{k}"]
+        w, w_scale = quantize_symmetric(wf, fmt.w_bits)
+        s_w = 1.0 / w_scale
+        s_acc = s_in * s_w
+        b = round_half_away(bf / s_acc).astype(np.int64)
+        acc_bits = acc_bits_for(w, b, a_max)
+        hidden = k < n_layers - 1
+        info = {"s_in": s_in, "s_w": s_w, "s_acc": s_acc}
+        layer = QLayer(w=w, b=b, w_bits=fmt.w_bits, a_bits=fmt.a_bits, acc_bits=acc_bits,
+                       hidden=hidden, info=info)
+        if hidden:
+            calib = float(weights[f"calib{k}"])
+            s_out = calib / a_max
+            mult, shift = requant_params(s_acc / s_out)
+            layer.rq_mult, layer.rq_shift, layer.out_bits = mult, shift, fmt.a_bits
+            s_in = s_acc * 2.0**shift / mult  # the scale the integers really carry
+            info["s_out"] = s_in
+        layers.append(layer)
+    return QNet(name=name, fmt=fmt, layers=layers, source=source)
+
+
+def quantize_file(
+    path: str | Path, fmt: Format, name: str | None = None,
+    calib_images: np.ndarray | None = None,
+) -> QNet:
+    """Load, validate and quantize a float ``.npz``; calibrate on ``calib_images`` if needed."""
+    path = Path(path)
+    weights = load_float_weights(path)
+    n_layers = sum(1 for k in weights if k.startswith("W"))
+    missing = [k for k in range(n_layers - 1) if f"calib{k}" not in weights]
+    if missing:
+        if calib_images is None:
+            raise UserError(
+                f"weights file {path}: calib{missing[0]} is missing and no calibration images given"
+            )
+        weights.update({k: np.asarray(v) for k, v in calibrate(weights, calib_images).items()})
+    return quantize_network(weights, fmt, name or path.stem, source=path.name)

@@ -1,0 +1,70 @@
+-- argmax: the network's decision from the last layer's accumulators, streamed in one
+-- per clock, neuron 0 first (docs/numerics.md, section 6).
+--   N_IN >= 2: the index of the largest value; on a tie the lowest index wins
+--              (a later value replaces the best only when strictly greater).
+--   N_IN  = 1: class 1 when the value is > 0 ("the digit is a 0"), else 0.
+-- Always ready; class_out is valid in the clock where done is '1'.
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+
+entity argmax is
+  generic (
+    N_IN       : positive := 10;  -- values per decision
+    ACC_BITS   : positive := 24;  -- signed value width
+    CLASS_BITS : positive := 4    -- width of class_out, 2**CLASS_BITS >= max(N_IN, 2)
+  );
+  port (
+    clk       : in  std_logic;
+    rst       : in  std_logic;
+    in_valid  : in  std_logic;
+    in_data   : in  std_logic_vector(ACC_BITS - 1 downto 0);
+    in_last   : in  std_logic;
+    done      : out std_logic;
+    class_out : out std_logic_vector(CLASS_BITS - 1 downto 0)
+  );
+end entity argmax;
+
+architecture rtl of argmax is
+  signal idx      : natural range 0 to N_IN - 1 := 0;
+  signal best     : signed(ACC_BITS - 1 downto 0) := (others => '0');
+  signal best_idx : natural range 0 to N_IN - 1 := 0;
+begin
+  assert 2**CLASS_BITS >= N_IN and 2**CLASS_BITS >= 2
+    report "argmax: CLASS_BITS too small for N_IN" severity failure;
+
+  p_main : process (clk)
+    variable v      : signed(ACC_BITS - 1 downto 0);
+    variable win    : boolean;
+    variable win_ix : natural range 0 to N_IN - 1;
+  begin
+    if rising_edge(clk) then
+      done <= '0';
+      if in_valid = '1' then
+        v      := signed(in_data);
+        win    := idx = 0 or v > best;
+        win_ix := idx when win else best_idx;
+        if win then
+          best     <= v;
+          best_idx <= idx;
+        end if;
+        if in_last = '1' then
+          idx  <= 0;
+          done <= '1';
+          if N_IN = 1 then
+            class_out <= (others => '0');
+            class_out(0) <= '1' when v > 0 else '0';
+          else
+            class_out <= std_logic_vector(to_unsigned(win_ix, CLASS_BITS));
+          end if;
+        elsif idx < N_IN - 1 then
+          idx <= idx + 1;
+        end if;
+      end if;
+      if rst = '1' then
+        idx  <= 0;
+        done <= '0';
+      end if;
+    end if;
+  end process p_main;
+end architecture rtl;

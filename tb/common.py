@@ -1,0 +1,78 @@
+"""Shared pieces of the benches: simulator selection, the cocotb-test runner, the TB class."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RTL = ROOT / "rtl"
+BUILD = Path(os.environ.get("BUILD_DIR", ROOT / "build"))
+SIMULATORS = ("ghdl", "nvc")
+
+
+def simulator() -> str:
+    """The simulator from ``SIM`` (default ``ghdl``)."""
+    sim = os.environ.get("SIM", "ghdl").strip().lower() or "ghdl"
+    if sim not in SIMULATORS:
+        raise ValueError(f"SIM={sim!r} is not supported: choose one of {', '.join(SIMULATORS)}")
+    return sim
+
+
+def simulator_missing(sim: str | None = None) -> str | None:
+    """A one-line reason when the simulator is not installed, else None."""
+    sim = sim or simulator()
+    if shutil.which(sim) is None:
+        hint = "apt-get install -y ghdl-llvm ghdl" if sim == "ghdl" else "install NVC >= 1.10"
+        return f"simulator {sim!r} not found on PATH ({hint})"
+    return None
+
+
+def rtl_sources(*names: str) -> list[str]:
+    """Hand-written RTL files by entity name (file name = entity name)."""
+    return [str(RTL / f"{n}.vhd") for n in names]
+
+
+def run_sim(
+    *, toplevel: str, module: str, vhdl_sources: list[str], build_dir: Path,
+    extra_env: dict[str, str] | None = None, bench_dir: Path,
+) -> None:
+    """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
+
+    ``WAVES=1`` writes a waveform into the build folder. Raises on failed tests.
+    """
+    from cocotb_test.simulator import run
+
+    sim = simulator()
+    env = {k: str(v) for k, v in (extra_env or {}).items()}
+    env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
+    build_dir.mkdir(parents=True, exist_ok=True)
+    compile_args = ["--std=08"] if sim == "ghdl" else ["--std=2008"]
+    kwargs = {}
+    if sim == "ghdl":
+        kwargs["vhdl_compile_args"] = ["-frelaxed"]
+    run(
+        simulator=sim,
+        toplevel=toplevel.lower(),
+        module=module,
+        toplevel_lang="vhdl",
+        vhdl_sources=vhdl_sources,
+        compile_args=compile_args,
+        sim_build=str(build_dir),
+        extra_env=env,
+        python_search=[str(bench_dir), str(ROOT)],
+        waves=os.environ.get("WAVES", "0") == "1",
+        force_compile=True,
+        **kwargs,
+    )
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer from the environment (sample counts, seeds)."""
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        print(f"error: {name} must be an integer, got {os.environ[name]!r}", file=sys.stderr)
+        raise

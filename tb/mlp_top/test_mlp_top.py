@@ -1,0 +1,217 @@
+"""Whole-network bench: real MNIST images through the generated top, every layer checked.
+
+The cocotb part (driver, monitors, checker) runs inside the simulator; the pytest
+part below sweeps network x format x image count. ``make sim`` uses the same
+bench through :mod:`tb.netsim`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ReadOnly, RisingEdge
+    from cocotb.utils import get_sim_time
+except ImportError:  # pragma: no cover - pytest collection without cocotb
+    cocotb = None
+
+CLK_NS = 10
+
+
+def decode_flat(value: int, n: int, bits: int) -> list[int]:
+    """Split a flat vector into ``n`` signed fields, field 0 in the low bits."""
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    out = []
+    for i in range(n):
+        f = (value >> (i * bits)) & mask
+        out.append(f - (1 << bits) if f & sign else f)
+    return out
+
+
+@dataclass
+class ImageResult:
+    """What the bench saw for one image."""
+
+    index: int
+    label: int
+    model_class: int
+    rtl_class: int = -1
+    cycles: int = -1
+    mismatches: list[str] = field(default_factory=list)
+    layers_seen: int = 0
+
+    def bit_exact(self, n_layers: int) -> bool:
+        return not self.mismatches and self.layers_seen == n_layers and (
+            self.rtl_class == self.model_class
+        )
+
+
+if cocotb is not None:
+
+    class NetTB:
+        """Clock, reset and the pixel-stream driver of ``<net>_top``."""
+
+        def __init__(self, dut) -> None:
+            self.dut = dut
+            dut.s_valid.value = 0
+            dut.s_data.value = 0
+            dut.rst.value = 1
+            Clock(dut.clk, CLK_NS, unit="ns").start()
+
+        async def reset(self) -> None:
+            for _ in range(3):
+                await RisingEdge(self.dut.clk)
+            self.dut.rst.value = 0
+            await RisingEdge(self.dut.clk)
+
+        async def send_image(self, pixels: list[int], on_first) -> None:
+            """Stream one image, a pixel per accepted clock; ``on_first`` at its first handshake."""
+            dut, clk = self.dut, self.dut.clk
+            dut.s_valid.value = 1
+            first = True
+            last = None
+            for p in pixels:
+                if p != last:  # most MNIST pixels repeat (zeros): skip redundant writes
+                    dut.s_data.value = p
+                    last = p
+                await RisingEdge(clk)
+                while not dut.s_ready.value:
+                    await RisingEdge(clk)
+                if first:
+                    on_first()
+                    first = False
+            dut.s_valid.value = 0
+
+    class AccMonitor:
+        """Layer K's accumulators each time acc{K}_valid strobes, checked against the model."""
+
+        def __init__(self, dut, k: int, n: int, bits: int, expected, results, order) -> None:
+            self.valid = getattr(dut, f"acc{k}_valid")
+            self.flat = getattr(dut, f"acc{k}_flat")
+            self.k, self.n, self.bits = k, n, bits
+            self.expected, self.results, self.order = expected, results, order
+            self.count = 0
+            cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            while True:
+                await RisingEdge(self.valid)
+                await ReadOnly()
+                got = decode_flat(self.flat.value.to_unsigned(), self.n, self.bits)
+                if self.count < len(self.order):
+                    self.check(self.order[self.count], got)
+                self.count += 1
+
+        def check(self, j: int, got: list[int]) -> None:
+            res: ImageResult = self.results[j]
+            res.layers_seen += 1
+            exp = self.expected[self.k][j]
+            for neuron, (e, g) in enumerate(zip(exp, got, strict=True)):
+                if e != g:
+                    res.mismatches.append(
+                        f"image {res.index} layer {self.k} neuron {neuron}: "
+                        f"expected {e} got {g}"
+                    )
+
+    @cocotb.test()
+    async def run_images(dut) -> None:
+        """Drive the configured sample images and check every layer and the class."""
+        from gen.generate import load_sample
+        from gen.model import QNet, classify, forward, is_correct
+
+        qnet = QNet.load(Path(os.environ["MLP_QNET"]))
+        images, labels = load_sample(Path(os.environ["MLP_SAMPLE"]))
+        first = int(os.environ.get("MLP_FIRST", "0"))
+        count = int(os.environ.get("MLP_COUNT", "20"))
+        idx = list(range(first, min(first + count, images.shape[0])))
+        assert idx, f"no images selected (first={first}, count={count}, sample has {len(images)})"
+        accs = forward(qnet, images[idx])
+        model_classes = classify(qnet, accs[-1])
+        fault = os.environ.get("MLP_FAULT_EXPECTED", "")
+        if fault:  # negative test of the checker itself: corrupt one expected value
+            accs[int(fault)][0, 0] += 1
+        expected = [a.tolist() for a in accs]
+        results = [
+            ImageResult(index=i, label=int(labels[i]), model_class=int(model_classes[j]))
+            for j, i in enumerate(idx)
+        ]
+        order = list(range(len(idx)))
+        tb = NetTB(dut)
+        for k, layer in enumerate(qnet.layers):
+            AccMonitor(dut, k, layer.n_out, layer.acc_bits, expected, results, order)
+        await tb.reset()
+
+        # Cycles of an image: from its first accepted pixel to its done strobe, inclusive.
+        starts: list[float] = []
+
+        async def collect_classes() -> None:
+            for j in range(len(idx)):
+                await RisingEdge(dut.done)
+                await ReadOnly()
+                results[j].rtl_class = int(dut.class_out.value.to_unsigned())
+                results[j].cycles = round((get_sim_time(unit="ns") - starts[j]) / CLK_NS) + 1
+
+        collector = cocotb.start_soon(collect_classes())
+        t0 = time.perf_counter()
+        for i in idx:
+            pixels = [int(p) for p in images[i].reshape(-1)]
+            await tb.send_image(pixels, lambda: starts.append(get_sim_time(unit="ns")))
+        await collector
+        wall = time.perf_counter() - t0
+
+        out = os.environ.get("MLP_RESULTS")
+        if out:
+            doc = {
+                "net": qnet.name, "format": qnet.fmt.name, "n_layers": len(qnet.layers),
+                "wall_s": wall,
+                "images": [
+                    {
+                        **r.__dict__, "bit_exact": r.bit_exact(len(qnet.layers)),
+                        "rtl_correct": bool(is_correct(qnet, [r.rtl_class], [r.label])[0]),
+                    }
+                    for r in results
+                ],
+            }
+            Path(out).write_text(json.dumps(doc, indent=1))
+        bad = [r for r in results if not r.bit_exact(len(qnet.layers))]
+        msgs = [m for r in bad for m in r.mismatches[:3]]
+        msgs += [
+            f"image {r.index}: class expected {r.model_class} got {r.rtl_class}"
+            for r in bad if r.rtl_class != r.model_class
+        ]
+        assert not bad, f"{len(bad)} of {len(results)} images not bit-exact: " + "; ".join(
+            msgs[:10]
+        )
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+NETS = ("zero", "l10", "mlp256")
+FORMATS = ("int8",)
+
+
+def _images_default() -> int:
+    return int(os.environ.get("TB_IMAGES", "5"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("net", NETS)
+def test_mlp_top(net: str, fmt: str, request: pytest.FixtureRequest) -> None:
+    """Generate ``net`` in ``fmt`` and run real MNIST images through the RTL, bit-exact."""
+    from tb.common import simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    n = _images_default()
+    res = run_network_sim(net, fmt, n_images=n, tag=f"test_mlp_top-{net}-{fmt}-img{n}")
+    assert len(res["images"]) == n
+    assert all(r["bit_exact"] for r in res["images"])

@@ -1,0 +1,129 @@
+"""Run the whole-network bench and report per image: ``make sim`` and the pytest runner.
+
+Usage::
+
+    python -m tb.netsim --net mlp256 --format int8 --images 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from gen.errors import UserError, cli_main
+from gen.formats import parse_format
+from gen.generate import DEFAULT_SAMPLE, check_rtl_limits, generate, load_sample
+from gen.quant import quantize_file
+from tb.common import BUILD, ROOT, rtl_sources, run_sim, simulator, simulator_missing
+
+MODELS = ROOT / "models"
+HAND_RTL = ("mlp_layer", "requant", "argmax")
+
+
+def network_sources(gen_dir: Path, net: str, n_layers: int) -> list[str]:
+    """Hand-written RTL, then the generated package, ROMs and top, in compile order."""
+    hdl = gen_dir / "hdl"
+    gen = [hdl / f"{net}_pkg.vhd"] + [hdl / f"{net}_l{k}_rom.vhd" for k in range(n_layers)]
+    return rtl_sources(*HAND_RTL) + [str(p) for p in gen] + [str(hdl / f"{net}_top.vhd")]
+
+
+def run_network_sim(
+    net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
+    weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, extra_env: dict | None = None,
+) -> dict:
+    """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
+
+    Raises :class:`UserError` on bad input and ``AssertionError`` when the
+    simulation fails without results.
+    """
+    fmt_ = parse_format(fmt)
+    weights = Path(weights) if weights else MODELS / f"{net}.npz"
+    images, _ = load_sample(sample)
+    if n_images < 1 or first < 0 or first + n_images > images.shape[0]:
+        raise UserError(
+            f"images {first}..{first + n_images - 1} requested, the sample {sample} has "
+            f"{images.shape[0]} (indices 0..{images.shape[0] - 1})"
+        )
+    if reason := simulator_missing():
+        raise UserError(reason)
+    qnet = quantize_file(weights, fmt_, net, calib_images=images)
+    check_rtl_limits(qnet)
+    work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
+    gen_dir = generate(qnet, work / "gen", str(weights.relative_to(ROOT))
+                       if weights.resolve().is_relative_to(ROOT) else weights.name)
+    results = work / "results.json"
+    results.unlink(missing_ok=True)
+    env = {
+        "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": Path(sample).resolve(),
+        "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results,
+        **(extra_env or {}),
+    }
+    t0 = time.perf_counter()
+    failure = None
+    try:
+        run_sim(
+            toplevel=f"{net}_top", module="test_mlp_top",
+            vhdl_sources=network_sources(gen_dir, net, len(qnet.layers)),
+            build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
+        )
+    except SystemExit as exc:  # cocotb-test reports failed tests this way
+        failure = str(exc)
+    if not results.exists():
+        raise AssertionError(f"simulation of {net} ({fmt_.name}) produced no results: {failure}")
+    doc = json.loads(results.read_text())
+    doc["total_s"] = time.perf_counter() - t0
+    doc["failure"] = failure
+    return doc
+
+
+def summary_line(doc: dict, bits: str) -> str:
+    """The last line of ``make sim`` (format fixed by the README)."""
+    imgs = doc["images"]
+    n = len(imgs)
+    exact = sum(r["bit_exact"] for r in imgs)
+    correct = sum(r["rtl_correct"] for r in imgs)
+    cycles = sum(r["cycles"] for r in imgs) / n
+    ips = n / doc["wall_s"] if doc["wall_s"] > 0 else float("inf")
+    return (
+        f"SUMMARY net={doc['net']} bits={bits} images={n} bit_exact={exact} "
+        f"rtl_correct={correct} cycles_per_image={cycles:.0f} images_per_s={ips:.2f}"
+    )
+
+
+def print_report(doc: dict, bits: str) -> int:
+    """Print one row per image and the SUMMARY line; return the exit status."""
+    print(f"{'image':>5} {'label':>5} {'rtl':>4} {'model':>5} {'bit_exact':>9} {'cycles':>6}")
+    for r in doc["images"]:
+        print(f"{r['index']:>5} {r['label']:>5} {r['rtl_class']:>4} {r['model_class']:>5} "
+              f"{'yes' if r['bit_exact'] else 'NO':>9} {r['cycles']:>6}")
+        for m in r["mismatches"][:5]:
+            print(f"      mismatch: {m}")
+    print(summary_line(doc, bits))
+    return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m tb.netsim", description=__doc__.split("\n")[0])
+    ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
+    ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
+    ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
+    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
+    ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
+    args = ap.parse_args()
+    doc = run_network_sim(args.net, args.format, args.images, args.first,
+                          weights=args.weights, sample=args.sample)
+    fmt = parse_format(args.format)
+    rc = print_report(doc, str(fmt.w_bits) if fmt.w_bits == fmt.a_bits else fmt.name)
+    if doc["failure"] and rc == 0:
+        print(f"error: simulation failed: {doc['failure']}", file=sys.stderr)
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    cli_main(main)
