@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ from gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
 def round_half_away(x: np.ndarray | float) -> np.ndarray:
     """Round to nearest, ties away from zero (numpy's ``round`` ties to even)."""
     x = np.asarray(x, dtype=np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    # Not floor(|x| + 0.5): that addition rounds (0.49999999999999994 -> 1, 2**52 + 1 -> +2).
+    t = np.trunc(x)
+    return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0.0)  # x - t is exact
 
 
 def quantize_symmetric(
@@ -71,6 +74,24 @@ def int_to_vhdl_hex(v: int, width_bits: int) -> str:
 # ---------------------------------------------------------------- reading weights
 
 
+def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``; any problem is a :class:`UserError`.
+
+    ``what`` names the file in the message (``"weights file"``, ``"image sample"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy gives an ndarray
+            raise UserError(f"{what} {path} holds a single array, not a .npz archive")
+        with npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise UserError(f"{what} {path} is not a readable .npz ({exc})") from None
+
+
 def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
     """Read and validate a float weights ``.npz`` (layout in docs/models.md).
 
@@ -79,13 +100,7 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
     :class:`UserError`.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"weights file {path} is not a readable .npz ({exc})") from None
+    data = read_npz(path, "weights file")
     n_layers = 0
     while f"W{n_layers}" in data:
         n_layers += 1
@@ -114,7 +129,9 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
             )
         out[f"W{k}"], out[f"b{k}"] = w.astype(np.float64), b.astype(np.float64)
         if k < n_layers - 1 and f"calib{k}" in data:
-            c = np.asarray(data[f"calib{k}"], dtype=np.float64)
+            c = data[f"calib{k}"]
+            numeric = np.issubdtype(c.dtype, np.floating) or np.issubdtype(c.dtype, np.integer)
+            c = c.astype(np.float64) if numeric else np.array([])  # e.g. a string: refused
             if c.size != 1 or not np.isfinite(c).all() or float(c.reshape(-1)[0]) <= 0:
                 raise UserError(f"weights file {path}: calib{k} must be one finite value > 0")
             out[f"calib{k}"] = c.reshape(())
@@ -122,15 +139,26 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def calibrate(weights: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
-    """Fallback activation calibration: 99.99th percentile of each hidden float ReLU output."""
+def float_forward(weights: dict[str, np.ndarray], images: np.ndarray) -> list[np.ndarray]:
+    """The float reference network (x = pixel/255, ReLU on hidden layers): every layer's output.
+
+    Hidden layers' outputs are after ReLU; the last is the logits.
+    """
     x = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
     n_layers = sum(1 for k in weights if k.startswith("W"))
-    out = {}
-    for k in range(n_layers - 1):
-        x = np.maximum(x @ weights[f"W{k}"].T + weights[f"b{k}"], 0.0)
-        out[f"calib{k}"] = max(float(np.percentile(x, 99.99)), 1e-6)
-    return out
+    outs = []
+    for k in range(n_layers):
+        x = x @ weights[f"W{k}"].T + weights[f"b{k}"]
+        if k < n_layers - 1:
+            x = np.maximum(x, 0.0)
+        outs.append(x)
+    return outs
+
+
+def calibrate(weights: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
+    """Fallback activation calibration: 99.99th percentile of each hidden float ReLU output."""
+    hidden = float_forward(weights, images)[:-1]
+    return {f"calib{k}": max(float(np.percentile(h, 99.99)), 1e-6) for k, h in enumerate(hidden)}
 
 
 # ---------------------------------------------------------------- the network

@@ -1,0 +1,57 @@
+"""Accuracy on the full MNIST test set: the float network and the integer model.
+
+Usage::
+
+    MNIST_DIR=... python -m gen.evaluate [--nets zero l10 mlp256] [--format int8]
+
+The integer figure is :func:`gen.model.accuracy`, the same model the RTL is checked
+against bit-exactly, so it is also the RTL's accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from gen.errors import cli_main
+from gen.formats import parse_format
+from gen.generate import ROOT
+from gen.mnist import load_mnist
+from gen.model import QNet, accuracy, classify, is_correct
+from gen.quant import float_forward, load_float_weights, quantize_network
+
+NETS = ("zero", "l10", "mlp256")
+
+
+def float_accuracy(weights: dict[str, np.ndarray], qnet_like: QNet, images, labels) -> float:
+    """Float network's accuracy with the same decision rule as the integer model."""
+    classes = classify(qnet_like, float_forward(weights, images)[-1])
+    return float(np.mean(is_correct(qnet_like, classes, labels)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m gen.evaluate", description=__doc__.split("\n")[0])
+    ap.add_argument("--nets", nargs="+", default=list(NETS))
+    ap.add_argument("--format", default="int8")
+    args = ap.parse_args()
+    fmt = parse_format(args.format)
+    images, labels = load_mnist("test")
+    print(f"{'net':<8} {'test images':>11} {'float %':>8} {fmt.name + ' %':>8} "
+          f"{'delta':>7} {'s':>5}")
+    for net in args.nets:
+        t0 = time.perf_counter()
+        path = ROOT / "models" / f"{net}.npz"
+        weights = load_float_weights(path)
+        qnet = quantize_network(weights, fmt, net, source=path.name)
+        f_acc = float_accuracy(weights, qnet, images, labels)
+        q_acc = accuracy(qnet, images, labels)
+        print(f"{net:<8} {len(labels):>11} {100 * f_acc:>8.2f} {100 * q_acc:>8.2f} "
+              f"{100 * (q_acc - f_acc):>+7.2f} {time.perf_counter() - t0:>5.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
+

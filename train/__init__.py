@@ -1,0 +1,1 @@
+"""PyTorch training of the reference networks and a numpy float evaluator."""

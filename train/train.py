@@ -1,0 +1,267 @@
+"""Train the reference networks on MNIST and save their float weights (docs/models.md).
+
+    python -m train.train --net {zero,l10,mlp256,all} [--epochs N] [--seed 0] [--out models/]
+
+MNIST comes from gen.mnist (``MNIST_DIR``, else the download cache). Input x = pixel / 255
+(no mean/std normalization: the hardware sees raw pixels). Runs are deterministic for a
+given seed, thread count and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gen.errors import UserError, cli_main
+from gen.mnist import atomic_writer, load_mnist
+from train.evaluate import accuracy, forward
+
+N_IN = 28 * 28
+CALIB_PERCENTILE = 99.99
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Network shape and training recipe of one reference net."""
+
+    hidden: tuple[int, ...]
+    n_out: int
+    epochs: int
+    batch_size: int = 128
+    max_lr: float = 2e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.0
+    label_smoothing: float = 0.0
+    shift: int = 0  # random translation of training images by up to +-shift pixels
+
+
+RECIPES: dict[str, Recipe] = {
+    # one neuron: "is this digit a 0" (BCE with logits, target label == 0)
+    "zero": Recipe(hidden=(), n_out=1, epochs=5, weight_decay=1e-2),
+    # linear classifier 784 -> 10
+    "l10": Recipe(hidden=(), n_out=10, epochs=10, weight_decay=1e-2),
+    # 784 -> 256 ReLU (dropout while training) -> 10
+    "mlp256": Recipe(
+        hidden=(256,), n_out=10, epochs=20, max_lr=3e-3, weight_decay=5e-2, dropout=0.2, shift=1
+    ),
+}
+
+
+def build(recipe: Recipe) -> nn.Sequential:
+    """Linear layers with ReLU (and dropout) between them; no activation on the output."""
+    layers: list[nn.Module] = []
+    n_in = N_IN
+    for width in recipe.hidden:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        if recipe.dropout > 0:
+            layers.append(nn.Dropout(recipe.dropout))
+        n_in = width
+    layers.append(nn.Linear(n_in, recipe.n_out))
+    return nn.Sequential(*layers)
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (N,28,28) -> float32 (N,784) in [0, 1]."""
+    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+
+
+def _shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each (N,784) image by a random (dy, dx) in [-shift, shift], zero fill."""
+    n = len(x)
+    padded = nn.functional.pad(x.view(n, 28, 28), (shift, shift, shift, shift))
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, n), generator=gen)
+    ar = torch.arange(28)
+    rows = (dy[:, None] + ar)[:, :, None]
+    cols = (dx[:, None] + ar)[:, None, :]
+    return padded[torch.arange(n)[:, None, None], rows, cols].reshape(n, N_IN)
+
+
+def _linears(model: nn.Sequential) -> list[nn.Linear]:
+    return [m for m in model if isinstance(m, nn.Linear)]
+
+
+def _export(model: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return [(W (out,in), b (out,)), ...] as float32 numpy copies."""
+    return [
+        (
+            lin.weight.detach().numpy().astype(np.float32, copy=True),
+            lin.bias.detach().numpy().astype(np.float32, copy=True),
+        )
+        for lin in _linears(model)
+    ]
+
+
+def _calibration(layers: list[tuple[np.ndarray, np.ndarray]], images: np.ndarray) -> list[float]:
+    """99.99th percentile of each hidden layer's post-ReLU activations over ``images``."""
+    x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+    out = []
+    for w, b in layers[:-1]:
+        x = np.maximum(x @ w.T + b, np.float32(0.0))
+        out.append(float(np.percentile(x, CALIB_PERCENTILE)))
+    return out
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[i : i + 10000]) for i in range(0, len(x), 10000)])
+
+
+def train_net(
+    net: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = _say,
+) -> dict[str, np.ndarray]:
+    """Train ``net`` and return the arrays to save (W{k}, b{k}, calib{k}, meta)."""
+    recipe = RECIPES[net]
+    epochs = recipe.epochs if epochs is None else epochs
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    model = build(recipe)
+    xtr, xte = _to_tensor(train_images), _to_tensor(test_images)
+    ytr = torch.from_numpy(train_labels.astype(np.int64))
+    binary = recipe.n_out == 1
+    target = (ytr == 0).float() if binary else ytr
+    loss_fn: nn.Module = (
+        nn.BCEWithLogitsLoss()
+        if binary
+        else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+    steps = math.ceil(len(xtr) / recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=recipe.max_lr, epochs=epochs, steps_per_epoch=steps
+    )
+    gen = torch.Generator().manual_seed(seed)
+    t_start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(xtr), recipe.batch_size):
+            idx = perm[i : i + recipe.batch_size]
+            xb = _shift(xtr[idx], recipe.shift, gen) if recipe.shift else xtr[idx]
+            out = model(xb)
+            if binary:
+                loss = loss_fn(out[:, 0], target[idx])
+                correct += int(((out[:, 0] > 0) == (target[idx] > 0.5)).sum())
+            else:
+                loss = loss_fn(out, target[idx])
+                correct += int((out.argmax(1) == target[idx]).sum())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach()) * len(idx)
+        test_acc = accuracy(_logits(model, xte).numpy(), test_labels)
+        log(
+            f"{net} epoch {epoch:2d}/{epochs} loss {total_loss / len(xtr):.4f} "
+            f"train_acc {100 * correct / len(xtr):6.2f}% test_acc {100 * test_acc:6.2f}% "
+            f"{time.perf_counter() - t0:5.1f}s"
+        )
+    layers = _export(model)
+    # the canonical figures: the numpy float model on the exported float32 arrays
+    test_acc = accuracy(forward(layers, test_images), test_labels)
+    train_acc = accuracy(forward(layers, train_images), train_labels)
+    calib = _calibration(layers, train_images)
+    seconds = time.perf_counter() - t_start
+    meta = {
+        "net": net,
+        "layers": [N_IN, *recipe.hidden, recipe.n_out],
+        "seed": seed,
+        "epochs": epochs,
+        "test_accuracy": test_acc,
+        "train_accuracy": train_acc,
+        "n_train": len(train_images),
+        "n_test": len(test_images),
+        "input": "pixel/255",
+        "calib_percentile": CALIB_PERCENTILE,
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "epochs"},
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "train_seconds": round(seconds, 1),
+    }
+    log(
+        f"{net}: float test accuracy {100 * test_acc:.2f}% "
+        f"(train {100 * train_acc:.2f}%), {seconds:.1f}s"
+    )
+    arrays: dict[str, np.ndarray] = {}
+    for k, (w, b) in enumerate(layers):
+        arrays[f"W{k}"] = w
+        arrays[f"b{k}"] = b
+    for k, value in enumerate(calib):
+        arrays[f"calib{k}"] = np.asarray(value, dtype=np.float32)
+    arrays["meta"] = np.asarray(np.str_(json.dumps(meta, sort_keys=True)))
+    return arrays
+
+
+def save_model(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Write the arrays as an uncompressed npz via a temp file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path) as f:
+        np.savez(f, **arrays)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train.train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--net", required=True, choices=[*RECIPES, "all"])
+    parser.add_argument("--epochs", type=int, default=None, help="default: per net (5/10/20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N train images")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--mnist-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    train_images, train_labels = load_mnist("train", args.mnist_dir)
+    test_images, test_labels = load_mnist("test", args.mnist_dir)
+    if args.limit is not None:
+        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+    nets = list(RECIPES) if args.net == "all" else [args.net]
+    for net in nets:
+        arrays = train_net(
+            net,
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+            epochs=args.epochs,
+            seed=args.seed,
+        )
+        path = args.out / f"{net}.npz"
+        save_model(arrays, path)
+        print(f"wrote {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
