@@ -119,7 +119,7 @@ def test_evaluate_ties_and_binary(tmp_path: Path) -> None:
     train.save_model({"W0": w, "b1": np.zeros(3, np.float32)}, path)
     with pytest.raises(UserError, match="'b0'.*missing"):
         evaluate.float_accuracy(path, images, np.zeros(4))
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(UserError, match="does not exist"):
         evaluate.float_accuracy(tmp_path / "missing.npz", images, np.zeros(4))
 
 
