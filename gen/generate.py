@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from gen.errors import UserError, cli_main
 from gen.formats import parse_format
 from gen.model import QLayer, QNet, check_images, pixels_to_input
-from gen.quant import int_to_vhdl_hex, quantize_file
+from gen.quant import int_to_vhdl_hex, quantize_file, read_npz
 
 ROOT = Path(__file__).resolve().parent.parent
+RTL = ROOT / "rtl"
+HAND_RTL = ("mlp_layer", "requant", "argmax")  # hand-written units the top instantiates
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
 DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
+_VHDL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")  # VHDL basic identifier
 
 
 def clog2(n: int) -> int:
@@ -39,6 +43,8 @@ def clog2(n: int) -> int:
 
 def vhdl_literal(value: int, width: int) -> str:
     """A bit-string literal of ``width`` bits for a non-negative ``value`` (VHDL-2008 sized)."""
+    if not 0 <= int(value) < 1 << width:  # never truncate silently
+        raise ValueError(f"{value} does not fit in {width} unsigned bits")
     digits = int_to_vhdl_hex(value, width + 1)[-((width + 3) // 4):]  # unsigned view
     return f'x"{digits}"' if width % 4 == 0 else f'{width}x"{digits}"'
 
@@ -127,6 +133,14 @@ def render_network(qnet: QNet, source: str) -> dict[str, str]:
     return files
 
 
+def hdl_sources(out: Path, qnet: QNet) -> list[Path]:
+    """Every VHDL file of the generated network in compile order: hand-written RTL first."""
+    hdl = Path(out) / "hdl"
+    gen = [hdl / f"{qnet.name}_pkg.vhd"]
+    gen += [hdl / f"{qnet.name}_l{k}_rom.vhd" for k in range(len(qnet.layers))]
+    return [RTL / f"{n}.vhd" for n in HAND_RTL] + gen + [hdl / f"{qnet.name}_top.vhd"]
+
+
 def _check_out_dir(out: Path) -> None:
     """Refuse to replace anything that is not a previous output of ours."""
     if out.exists():
@@ -182,13 +196,11 @@ def generate(qnet: QNet, out: Path, source: str, images: np.ndarray | None = Non
 def load_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a committed image sample (``images`` uint8 (N,28,28), ``labels``)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            images, labels = npz["images"], npz["labels"]
-    except FileNotFoundError:
-        raise UserError(f"image sample {path} does not exist") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"image sample {path} is not a valid sample .npz ({exc})") from None
+    data = read_npz(path, "image sample")
+    missing = [k for k in ("images", "labels") if k not in data]
+    if missing:
+        raise UserError(f"image sample {path} has no {missing[0]!r} array")
+    images, labels = data["images"], data["labels"]
     check_images(images)
     if labels.shape != (images.shape[0],):
         raise UserError(f"image sample {path}: labels shape {labels.shape} does not match")
@@ -209,11 +221,14 @@ def main() -> int:
     fmt = parse_format(args.format)
     images, _ = load_sample(args.images)
     name = args.name or args.weights.stem
-    if not name.isidentifier() or name.startswith("_"):
-        raise UserError(f"network name {name!r} is not a valid VHDL identifier")
+    if not _VHDL_NAME.fullmatch(name):
+        raise UserError(
+            f"network name {name!r} is not a valid VHDL identifier "
+            "(ASCII letter first, then letters, digits and single underscores, no trailing _)"
+        )
     qnet = quantize_file(args.weights, fmt, name, calib_images=images)
     check_rtl_limits(qnet)
-    generate(qnet, args.out, _display(args.weights), images[: max(args.test_inputs, 0)])
+    generate(qnet, args.out, display_path(args.weights), images[: max(args.test_inputs, 0)])
     print(f"generated {name} ({fmt.name}) in {args.out}")
     return 0
 
@@ -228,7 +243,7 @@ def check_rtl_limits(qnet: QNet) -> None:
             )
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """Path as shown in headers: relative to the repository when inside it."""
     try:
         return str(Path(path).resolve().relative_to(ROOT))

@@ -129,7 +129,7 @@ def requantize(acc: np.ndarray, layer: QLayer) -> np.ndarray:
     """ReLU, multiply, round half up by a right shift, saturate (numerics.md, 5)."""
     r = np.maximum(acc, 0)
     top = (1 << layer.out_bits) - 1
-    if layer.acc_bits + RQ_MULT_BITS > 62:  # the product could leave int64
+    if layer.acc_bits + RQ_MULT_BITS > 62 or layer.rq_shift > 61:  # could leave int64
         r = r.astype(object)
     y = (r * layer.rq_mult + (1 << (layer.rq_shift - 1))) >> layer.rq_shift
     return np.minimum(y, top).astype(np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -41,7 +42,9 @@ def run_sim(
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
-    ``WAVES=1`` writes a waveform into the build folder. Raises on failed tests.
+    ``WAVES=1`` writes a waveform into the build folder. The compiler and simulator
+    output goes to ``<build_dir>/sim.log`` (``VERBOSE=1`` also prints it). Raises
+    ``SystemExit`` on failed tests, naming the log.
     """
     from cocotb_test.simulator import run
 
@@ -50,23 +53,33 @@ def run_sim(
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     build_dir.mkdir(parents=True, exist_ok=True)
     compile_args = ["--std=08"] if sim == "ghdl" else ["--std=2008"]
-    kwargs = {}
-    if sim == "ghdl":
-        kwargs["vhdl_compile_args"] = ["-frelaxed"]
-    run(
-        simulator=sim,
-        toplevel=toplevel.lower(),
-        module=module,
-        toplevel_lang="vhdl",
-        vhdl_sources=vhdl_sources,
-        compile_args=compile_args,
-        sim_build=str(build_dir),
-        extra_env=env,
-        python_search=[str(bench_dir), str(ROOT)],
-        waves=os.environ.get("WAVES", "0") == "1",
-        force_compile=True,
-        **kwargs,
-    )
+    log = logging.getLogger("cocotb")
+    handler = logging.FileHandler(build_dir / "sim.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    quiet = os.environ.get("VERBOSE", "0") != "1"
+    saved = log.propagate
+    log.propagate = not quiet
+    try:
+        run(
+            simulator=sim,
+            toplevel=toplevel.lower(),
+            module=module,
+            toplevel_lang="vhdl",
+            vhdl_sources=vhdl_sources,
+            compile_args=compile_args,
+            sim_build=str(build_dir),
+            extra_env=env,
+            python_search=[str(bench_dir), str(ROOT)],
+            waves=os.environ.get("WAVES", "0") == "1",
+            force_compile=True,
+        )
+    except SystemExit as exc:
+        raise SystemExit(f"{exc} (simulator log: {build_dir / 'sim.log'})") from None
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.propagate = saved
 
 
 def env_int(name: str, default: int) -> int:

@@ -16,19 +16,18 @@ from pathlib import Path
 
 from gen.errors import UserError, cli_main
 from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, check_rtl_limits, generate, load_sample
+from gen.generate import (
+    DEFAULT_SAMPLE,
+    check_rtl_limits,
+    display_path,
+    generate,
+    hdl_sources,
+    load_sample,
+)
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, rtl_sources, run_sim, simulator, simulator_missing
+from tb.common import BUILD, ROOT, run_sim, simulator, simulator_missing
 
 MODELS = ROOT / "models"
-HAND_RTL = ("mlp_layer", "requant", "argmax")
-
-
-def network_sources(gen_dir: Path, net: str, n_layers: int) -> list[str]:
-    """Hand-written RTL, then the generated package, ROMs and top, in compile order."""
-    hdl = gen_dir / "hdl"
-    gen = [hdl / f"{net}_pkg.vhd"] + [hdl / f"{net}_l{k}_rom.vhd" for k in range(n_layers)]
-    return rtl_sources(*HAND_RTL) + [str(p) for p in gen] + [str(hdl / f"{net}_top.vhd")]
 
 
 def run_network_sim(
@@ -53,8 +52,7 @@ def run_network_sim(
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
     work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
-    gen_dir = generate(qnet, work / "gen", str(weights.relative_to(ROOT))
-                       if weights.resolve().is_relative_to(ROOT) else weights.name)
+    gen_dir = generate(qnet, work / "gen", display_path(weights))
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -67,7 +65,7 @@ def run_network_sim(
     try:
         run_sim(
             toplevel=f"{net}_top", module="test_mlp_top",
-            vhdl_sources=network_sources(gen_dir, net, len(qnet.layers)),
+            vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet)],
             build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
         )
     except SystemExit as exc:  # cocotb-test reports failed tests this way

@@ -117,7 +117,7 @@ def test_evaluate_ties_and_binary(tmp_path: Path) -> None:
     # logit exactly 0 is not "a 0"
     assert evaluate.float_accuracy(path, images, np.array([0, 0, 0, 3])) == 0.25
     train.save_model({"W0": w, "b1": np.zeros(3, np.float32)}, path)
-    with pytest.raises(UserError, match="'b0'.*missing"):
+    with pytest.raises(UserError, match=r"'b0'.*missing"):
         evaluate.float_accuracy(path, images, np.zeros(4))
     with pytest.raises(UserError, match="does not exist"):
         evaluate.float_accuracy(tmp_path / "missing.npz", images, np.zeros(4))

@@ -196,22 +196,25 @@ if cocotb is not None:
 
 NETS = ("zero", "l10", "mlp256")
 FORMATS = ("int8",)
+# Image sets (first index, count) of the committed sample; TB_IMAGES sets the count.
+_N = int(os.environ.get("TB_IMAGES", "5"))
+IMAGE_SETS = [pytest.param((0, _N), id=f"img{_N}")]
 
 
-def _images_default() -> int:
-    return int(os.environ.get("TB_IMAGES", "5"))
-
-
+@pytest.mark.parametrize("images", IMAGE_SETS)
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("net", NETS)
-def test_mlp_top(net: str, fmt: str, request: pytest.FixtureRequest) -> None:
+def test_mlp_top(net: str, fmt: str, images: tuple[int, int], request) -> None:
     """Generate ``net`` in ``fmt`` and run real MNIST images through the RTL, bit-exact."""
-    from tb.common import simulator_missing
+    from tb.common import simulator, simulator_missing
     from tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    n = _images_default()
-    res = run_network_sim(net, fmt, n_images=n, tag=f"test_mlp_top-{net}-{fmt}-img{n}")
-    assert len(res["images"]) == n
-    assert all(r["bit_exact"] for r in res["images"])
+    first, count = images
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim(net, fmt, n_images=count, first=first, tag=tag)
+    assert res["failure"] is None, res["failure"]
+    assert [r["index"] for r in res["images"]] == list(range(first, first + count))
+    bad = [m for r in res["images"] for m in r["mismatches"]]
+    assert all(r["bit_exact"] for r in res["images"]), bad[:5]

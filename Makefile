@@ -1,0 +1,58 @@
+# mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
+#   make sim      the main job: the default network through the RTL (offline)
+#   make test     unit tests and benches (pytest tests/ tb/)
+# Variables: NET BITS IMAGES SIM WAVES=1 MNIST_DIR
+
+NET    ?= mlp256
+BITS   ?= int8
+IMAGES ?= 20
+SIM    ?= ghdl
+WAVES  ?= 0
+# The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
+MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export SIM WAVES MNIST_DIR
+# Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
+ifneq ($(wildcard /usr/bin/ghdl-llvm),)
+export GHDL_BACKEND ?= llvm
+endif
+
+.PHONY: all sim test gen train synth accuracy bench lint clean setup sim-deps
+
+all: sim
+
+setup:
+	@bash scripts/ensure-venv.sh $(VENV)
+
+sim-deps: setup
+	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
+
+sim: sim-deps
+	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES)
+
+test: sim-deps
+	$(PY) -m pytest -q tests tb
+
+gen: setup
+	$(PY) -m gen.generate --weights models/$(NET).npz --format $(BITS) --name $(NET) \
+	    --out build/gen/$(NET)_$(BITS)
+
+train: setup
+	$(PY) -m train.train --net all --out models
+
+synth: sim-deps
+	$(PY) -m gen.synth --net $(NET) --format $(BITS)
+
+accuracy: setup
+	$(PY) -m gen.evaluate --format $(BITS)
+
+bench: sim-deps
+	$(PY) -m bench.bench_sim
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: simulation speed and cycle counts (never timed tests)."""
