@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
+
+from gen.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
@@ -18,7 +19,7 @@ def simulator() -> str:
     """The simulator from ``SIM`` (default ``ghdl``)."""
     sim = os.environ.get("SIM", "ghdl").strip().lower() or "ghdl"
     if sim not in SIMULATORS:
-        raise ValueError(f"SIM={sim!r} is not supported: choose one of {', '.join(SIMULATORS)}")
+        raise UserError(f"SIM={sim!r} is not supported: choose one of {', '.join(SIMULATORS)}")
     return sim
 
 
@@ -80,12 +81,3 @@ def run_sim(
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved
-
-
-def env_int(name: str, default: int) -> int:
-    """An integer from the environment (sample counts, seeds)."""
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        print(f"error: {name} must be an integer, got {os.environ[name]!r}", file=sys.stderr)
-        raise
