@@ -63,7 +63,7 @@ def run_sim(
     log.propagate = not quiet
     try:
         run(
-            simulator=sim,
+            simulator=None if os.environ.get("SIM") else sim,  # cocotb-test reads SIM itself
             toplevel=toplevel.lower(),
             module=module,
             toplevel_lang="vhdl",
