@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from gen.coverage import coverage, format_coverage
 from gen.errors import UserError, cli_main
 from gen.formats import parse_format
 from gen.generate import (
@@ -75,6 +76,8 @@ def run_network_sim(
     doc = json.loads(results.read_text())
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
+    exact = [r["index"] for r in doc["images"] if r["bit_exact"]]
+    doc["coverage"] = format_coverage(qnet, coverage(qnet, images[exact])) if exact else ""
     return doc
 
 
@@ -100,6 +103,8 @@ def print_report(doc: dict, bits: str) -> int:
               f"{'yes' if r['bit_exact'] else 'NO':>9} {r['cycles']:>6}")
         for m in r["mismatches"][:5]:
             print(f"      mismatch: {m}")
+    if doc.get("coverage"):
+        print(doc["coverage"] + "  (bit-exact images only)")
     print(summary_line(doc, bits))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
 
