@@ -22,7 +22,9 @@ entity mlp_layer is
     W_BITS    : positive := 8;    -- signed weight width
     A_BITS    : positive := 8;    -- unsigned input activation width
     ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/quant.py)
-    ADDR_BITS : positive := 10    -- ROM address width, 2**ADDR_BITS >= N_IN
+    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= N_IN
+    -- Test only (negative tests prove the benches catch it): skew the ROM address.
+    FAULT_ADDR_SKEW : natural := 0
   );
   port (
     clk       : in  std_logic;
@@ -67,7 +69,7 @@ begin
     severity failure;
 
   in_ready  <= '1' when state = S_ACCUM else '0';
-  rom_addr  <= std_logic_vector(to_unsigned(count, ADDR_BITS));
+  rom_addr  <= std_logic_vector(to_unsigned(count + FAULT_ADDR_SKEW, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
   out_valid <= out_v;
 
   p_main : process (clk)

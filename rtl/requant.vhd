@@ -13,7 +13,9 @@ entity requant is
     OUT_BITS  : positive := 8;      -- unsigned output width
     MULT_BITS : positive := 16;     -- width of MULT
     MULT      : natural  := 32768;  -- multiplier, < 2**MULT_BITS
-    SHIFT     : positive := 16      -- rounding right shift, >= 1
+    SHIFT     : positive := 16;     -- rounding right shift, >= 1
+    -- Test only (negative tests prove the benches catch it): truncate instead of round.
+    FAULT_NO_ROUND : boolean := false
   );
   port (
     clk       : in  std_logic;
@@ -31,6 +33,17 @@ architecture rtl of requant is
   -- relu(acc) < 2**(ACC_BITS-1); the product and the rounding constant fit in PW bits.
   constant PW    : positive := ACC_BITS - 1 + MULT_BITS + 1;
   constant YMAX  : unsigned(PW - 1 downto 0) := to_unsigned(2**OUT_BITS - 1, PW);
+
+  -- 2**(SHIFT-1): adding it before the right shift rounds half up.
+  function rounding_constant return unsigned is
+  begin
+    if FAULT_NO_ROUND then
+      return to_unsigned(0, PW);
+    end if;
+    return shift_left(to_unsigned(1, PW), SHIFT - 1);
+  end function;
+
+  constant HALF  : unsigned(PW - 1 downto 0) := rounding_constant;
   signal   out_v : std_logic := '0';
   signal   ready : std_logic;
 begin
@@ -56,7 +69,7 @@ begin
           else
             r := unsigned(in_data(ACC_BITS - 2 downto 0));
           end if;
-          p := resize(r * to_unsigned(MULT, MULT_BITS), PW) + shift_left(to_unsigned(1, PW), SHIFT - 1);
+          p := resize(r * to_unsigned(MULT, MULT_BITS), PW) + HALF;
           p := shift_right(p, SHIFT);
           if p > YMAX then
             p := YMAX;

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gen.coverage import coverage, format_coverage
 from gen.errors import UserError, cli_main
+from gen.faults import Faults, parse_faults
 from gen.formats import parse_format
 from gen.generate import (
     DEFAULT_SAMPLE,
@@ -33,7 +34,7 @@ MODELS = ROOT / "models"
 
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
-    weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, extra_env: dict | None = None,
+    weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -53,14 +54,16 @@ def run_network_sim(
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
     work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
-    gen_dir = generate(qnet, work / "gen", display_path(weights))
+    faults = faults or Faults()
+    gen_dir = generate(qnet, work / "gen", display_path(weights), faults=faults)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
         "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": Path(sample).resolve(),
         "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results,
-        **(extra_env or {}),
     }
+    if faults.expected is not None:
+        env["MLP_FAULT_EXPECTED"] = faults.expected
     t0 = time.perf_counter()
     failure = None
     try:
@@ -117,9 +120,12 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
+    ap.add_argument("--fault", action="append", metavar="SPEC",
+                    help="inject a fault to see the bench fail (gen/faults.py), repeatable")
     args = ap.parse_args()
     doc = run_network_sim(args.net, args.format, args.images, args.first,
-                          weights=args.weights, sample=args.sample)
+                          weights=args.weights, sample=args.sample,
+                          faults=parse_faults(args.fault))
     fmt = parse_format(args.format)
     rc = print_report(doc, str(fmt.w_bits) if fmt.w_bits == fmt.a_bits else fmt.name)
     if doc["failure"] and rc == 0:

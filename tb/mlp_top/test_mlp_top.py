@@ -218,3 +218,31 @@ def test_mlp_top(net: str, fmt: str, images: tuple[int, int], request) -> None:
     assert [r["index"] for r in res["images"]] == list(range(first, first + count))
     bad = [m for r in res["images"] for m in r["mismatches"]]
     assert all(r["bit_exact"] for r in res["images"]), bad[:5]
+
+
+# Negative tests: each injected fault must make the bench fail, at the layer it hits.
+FAULT_CASES = [
+    pytest.param("weight:0,3,300", 0, id="weight-rom"),   # pixel 300 of image 0 is not 0
+    pytest.param("bias:1,2", 1, id="bias-off-by-one"),
+    pytest.param("round", 1, id="requant-rounding"),
+    pytest.param("addr", 0, id="address-off-by-one"),
+    pytest.param("expected:1", 1, id="model-expectation"),
+]
+
+
+@pytest.mark.parametrize(("fault", "layer"), FAULT_CASES)
+def test_bench_catches_fault(fault: str, layer: int, request) -> None:
+    """mlp256 int8 with one fault injected: the checker must report image 0 not bit-exact."""
+    from gen.faults import parse_faults
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim("mlp256", "int8", n_images=1, tag=tag, faults=parse_faults([fault]))
+    img = res["images"][0]
+    assert res["failure"] is not None, "the cocotb test passed with a fault injected"
+    assert not img["bit_exact"]
+    assert img["mismatches"], "no accumulator mismatch reported"
+    assert img["mismatches"][0].startswith(f"image 0 layer {layer} neuron "), img["mismatches"][0]

@@ -1,0 +1,100 @@
+"""Fault injection for negative tests: make the generated RTL differ from the model.
+
+All faults are off by default. A faulted network's ``qnet.json`` stays the true
+model, so a working bench must report mismatches. Spec strings (``--fault``):
+
+- ``weight:L,N,I``  flip the least significant bit of w(N, I) of layer L in its ROM
+- ``bias:L,N``      add 1 to the bias of neuron N of layer L (subtract at the maximum)
+- ``round``         requantizers truncate instead of rounding half up
+- ``addr``          layers read their weight ROM one address ahead (an off-by-one counter)
+- ``expected:L``    (bench side) corrupt the model's first expected accumulator of layer L
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from gen.errors import UserError
+from gen.model import QNet
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Which faults to inject; the default injects none."""
+
+    weight: tuple[int, int, int] | None = None
+    bias: tuple[int, int] | None = None
+    no_round: bool = False
+    addr_skew: int = 0
+    expected: int | None = None
+
+    @property
+    def rtl_active(self) -> bool:
+        return bool(self.weight or self.bias or self.no_round or self.addr_skew)
+
+    def describe(self) -> str:
+        parts = []
+        if self.weight:
+            parts.append("weight:{},{},{}".format(*self.weight))
+        if self.bias:
+            parts.append("bias:{},{}".format(*self.bias))
+        if self.no_round:
+            parts.append("round")
+        if self.addr_skew:
+            parts.append("addr")
+        if self.expected is not None:
+            parts.append(f"expected:{self.expected}")
+        return " ".join(parts)
+
+
+def parse_faults(specs: list[str] | None) -> Faults:
+    """Parse ``--fault`` spec strings (module docstring)."""
+    kw: dict = {}
+    for spec in specs or []:
+        kind, _, args = spec.partition(":")
+        try:
+            nums = [int(a) for a in args.split(",")] if args else []
+        except ValueError:
+            raise UserError(f"fault {spec!r}: arguments must be integers") from None
+        want = {"weight": 3, "bias": 2, "round": 0, "addr": 0, "expected": 1}.get(kind)
+        if want is None or len(nums) != want:
+            raise UserError(
+                f"unknown fault {spec!r}: use weight:L,N,I bias:L,N round addr expected:L"
+            )
+        if kind == "weight":
+            kw["weight"] = tuple(nums)
+        elif kind == "bias":
+            kw["bias"] = tuple(nums)
+        elif kind == "round":
+            kw["no_round"] = True
+        elif kind == "addr":
+            kw["addr_skew"] = 1
+        else:
+            kw["expected"] = nums[0]
+    return Faults(**kw)
+
+
+def faulted_copy(qnet: QNet, faults: Faults) -> QNet:
+    """The network the faulted RTL implements (weights and biases changed as asked)."""
+    bad = copy.deepcopy(qnet)
+    if faults.weight:
+        k, n, i = faults.weight
+        _check(qnet, k, n, i)
+        bad.layers[k].w[n, i] ^= 1  # two's complement LSB: value changes by one
+    if faults.bias:
+        k, n = faults.bias
+        _check(qnet, k, n, 0)
+        layer = bad.layers[k]
+        top = (1 << (layer.acc_bits - 1)) - 1
+        layer.b[n] += 1 if layer.b[n] < top else -1
+    return bad
+
+
+def _check(qnet: QNet, k: int, n: int, i: int) -> None:
+    if not 0 <= k < len(qnet.layers):
+        raise UserError(f"fault: layer {k} does not exist (0..{len(qnet.layers) - 1})")
+    layer = qnet.layers[k]
+    if not (0 <= n < layer.n_out and 0 <= i < layer.n_in):
+        raise UserError(f"fault: neuron {n} / input {i} outside layer {k} "
+                        f"({layer.n_out} x {layer.n_in})")
