@@ -113,13 +113,18 @@ def pixels_to_input(pixels: np.ndarray, a_bits: int) -> np.ndarray:
     return p << (a_bits - PIXEL_BITS)
 
 
-def check_images(images: np.ndarray) -> np.ndarray:
-    """Validate a batch of MNIST images: uint8, shape (N, 28, 28) or (N, 784)."""
+def check_images(images: np.ndarray, n_pixels: int = N_PIXELS) -> np.ndarray:
+    """Validate a batch of images: uint8, shape (N, 28, 28) or (N, n_pixels); return (N, n_pixels).
+
+    ``n_pixels`` is 784 for MNIST; other sizes serve networks with other input counts.
+    """
     a = np.asarray(images)
     if a.dtype != np.uint8:
         raise UserError(f"images must be uint8, got {a.dtype}")
-    if a.ndim == 2 and a.shape[1] == N_PIXELS:
+    if a.ndim == 2 and a.shape[1] == n_pixels:
         return a
+    if n_pixels != N_PIXELS:
+        raise UserError(f"images must have shape (N, {n_pixels}), got {a.shape}")
     if a.ndim == 3 and a.shape[1:] == (28, 28):
         return a.reshape(a.shape[0], N_PIXELS)
     raise UserError(f"images must have shape (N, 28, 28) or (N, 784), got {a.shape}")
@@ -137,7 +142,7 @@ def requantize(acc: np.ndarray, layer: QLayer) -> np.ndarray:
 
 def forward(qnet: QNet, images: np.ndarray) -> list[np.ndarray]:
     """Run the integer model; return every layer's accumulators, (N, n_out) int64 each."""
-    x = pixels_to_input(check_images(images), qnet.fmt.a_bits)
+    x = pixels_to_input(check_images(images, qnet.layers[0].n_in), qnet.fmt.a_bits)
     accs = []
     for layer in qnet.layers:
         wide = layer.a_bits + layer.w_bits + int(np.ceil(np.log2(layer.n_in + 1))) > 62

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from gen.coverage import coverage, format_coverage
 from gen.errors import UserError, cli_main
 from gen.faults import Faults, parse_faults
@@ -26,6 +28,7 @@ from gen.generate import (
     hdl_sources,
     load_sample,
 )
+from gen.model import QNet, check_images
 from gen.quant import quantize_file
 from tb.common import BUILD, ROOT, run_sim, simulator, simulator_missing
 
@@ -54,8 +57,21 @@ def run_network_sim(
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
     work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
+    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults)
+
+
+def simulate_qnet(
+    qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
+    faults: Faults | None = None,
+) -> dict:
+    """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
+
+    ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
+    and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
+    and a ``coverage`` line.
+    """
     faults = faults or Faults()
-    gen_dir = generate(qnet, work / "gen", display_path(weights), faults=faults)
+    gen_dir = generate(qnet, work / "gen", source, faults=faults)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -68,19 +84,26 @@ def run_network_sim(
     failure = None
     try:
         run_sim(
-            toplevel=f"{net}_top", module="test_mlp_top",
+            toplevel=f"{qnet.name}_top", module="test_mlp_top",
             vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet)],
             build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
         )
     except SystemExit as exc:  # cocotb-test reports failed tests this way
         failure = str(exc)
     if not results.exists():
-        raise AssertionError(f"simulation of {net} ({fmt_.name}) produced no results: {failure}")
+        raise AssertionError(
+            f"simulation of {qnet.name} ({qnet.fmt.name}) produced no results: {failure}"
+        )
     doc = json.loads(results.read_text())
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
     exact = [r["index"] for r in doc["images"] if r["bit_exact"]]
-    doc["coverage"] = format_coverage(qnet, coverage(qnet, images[exact])) if exact else ""
+    if exact:
+        with np.load(sample) as npz:
+            vectors = check_images(npz["images"], qnet.layers[0].n_in)[exact]
+        doc["coverage"] = format_coverage(qnet, coverage(qnet, vectors))
+    else:
+        doc["coverage"] = ""
     return doc
 
 

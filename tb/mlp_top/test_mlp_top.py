@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 try:
@@ -125,10 +126,15 @@ if cocotb is not None:
     async def run_images(dut) -> None:
         """Drive the configured sample images and check every layer and the class."""
         from gen.generate import load_sample
-        from gen.model import QNet, classify, forward, is_correct
+        from gen.model import QNet, check_images, classify, forward, is_correct
 
         qnet = QNet.load(Path(os.environ["MLP_QNET"]))
-        images, labels = load_sample(Path(os.environ["MLP_SAMPLE"]))
+        qnet_n_in = qnet.layers[0].n_in
+        if qnet_n_in == 28 * 28:
+            images, labels = load_sample(Path(os.environ["MLP_SAMPLE"]))
+        else:  # fuzzed networks: raw input vectors of any length
+            with np.load(os.environ["MLP_SAMPLE"]) as npz:
+                images, labels = check_images(npz["images"], qnet_n_in), npz["labels"]
         first = int(os.environ.get("MLP_FIRST", "0"))
         count = int(os.environ.get("MLP_COUNT", "20"))
         idx = list(range(first, min(first + count, images.shape[0])))
