@@ -19,7 +19,7 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy bench lint clean setup sim-deps
+.PHONY: all sim test gen train synth accuracy regress-full bench lint clean setup sim-deps
 
 all: sim
 
@@ -44,6 +44,11 @@ train: setup
 
 synth: sim-deps
 	$(PY) -m gen.synth --net $(NET) --format $(BITS)
+
+# All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
+# or downloads the test set).
+regress-full: sim-deps
+	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000
 
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)

@@ -22,6 +22,7 @@ from gen.faults import Faults, parse_faults
 from gen.formats import parse_format
 from gen.generate import (
     DEFAULT_SAMPLE,
+    check_net_name,
     check_rtl_limits,
     display_path,
     generate,
@@ -45,6 +46,7 @@ def run_network_sim(
     simulation fails without results.
     """
     fmt_ = parse_format(fmt)
+    check_net_name(net)
     weights = Path(weights) if weights else MODELS / f"{net}.npz"
     images, _ = load_sample(sample)
     if n_images < 1 or first < 0 or first + n_images > images.shape[0]:
@@ -52,10 +54,10 @@ def run_network_sim(
             f"images {first}..{first + n_images - 1} requested, the sample {sample} has "
             f"{images.shape[0]} (indices 0..{images.shape[0] - 1})"
         )
-    if reason := simulator_missing():
-        raise UserError(reason)
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
+    if reason := simulator_missing():  # after the input checks: bad input is named first
+        raise UserError(reason)
     work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults)
 
@@ -135,6 +137,12 @@ def print_report(doc: dict, bits: str) -> int:
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
 
 
+def bits_label(fmt: str) -> str:
+    """``bits=`` of the SUMMARY line: the width for int<B>, else the format name."""
+    f = parse_format(fmt)
+    return str(f.w_bits) if f.w_bits == f.a_bits else f.name
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m tb.netsim", description=__doc__.split("\n")[0])
     ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
@@ -145,12 +153,19 @@ def main() -> int:
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
+    ap.add_argument("--tag", help="build folder name under build/sim/")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
-    doc = run_network_sim(args.net, args.format, args.images, args.first,
+    doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
                           weights=args.weights, sample=args.sample,
                           faults=parse_faults(args.fault))
-    fmt = parse_format(args.format)
-    rc = print_report(doc, str(fmt.w_bits) if fmt.w_bits == fmt.a_bits else fmt.name)
+    if args.json:
+        args.json.write_text(json.dumps(doc))
+    if args.quiet:
+        rc = 0 if all(r["bit_exact"] for r in doc["images"]) else 1
+    else:
+        rc = print_report(doc, bits_label(args.format))
     if doc["failure"] and rc == 0:
         print(f"error: simulation failed: {doc['failure']}", file=sys.stderr)
         rc = 1

@@ -158,12 +158,16 @@ if cocotb is not None:
         # Cycles of an image: from its first accepted pixel to its done strobe, inclusive.
         starts: list[float] = []
 
+        progress = os.environ.get("MLP_PROGRESS")  # images done, for tb/regress.py's bar
+
         async def collect_classes() -> None:
             for j in range(len(idx)):
                 await RisingEdge(dut.done)
                 await ReadOnly()
                 results[j].rtl_class = int(dut.class_out.value.to_unsigned())
                 results[j].cycles = round((get_sim_time(unit="ns") - starts[j]) / CLK_NS) + 1
+                if progress and (j % 25 == 24 or j == len(idx) - 1):
+                    Path(progress).write_text(str(j + 1))
 
         collector = cocotb.start_soon(collect_classes())
         t0 = time.perf_counter()
