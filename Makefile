@@ -1,11 +1,12 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES SIM WAVES=1 MNIST_DIR
+# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR
 
 NET    ?= mlp256
 BITS   ?= int8
 IMAGES ?= 20
+P      ?= 1
 SIM    ?= ghdl
 WAVES  ?= 0
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
@@ -13,7 +14,7 @@ MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export SIM WAVES MNIST_DIR
+export SIM WAVES MNIST_DIR P
 # Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
 ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
@@ -30,7 +31,7 @@ sim-deps: setup
 	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
 sim: sim-deps
-	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES)
+	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
 
 test: sim-deps
 	$(PY) -m pytest -q tests tb
@@ -48,13 +49,14 @@ synth: sim-deps
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set).
 regress-full: sim-deps
-	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000
+	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P)
 
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)
 
 bench: sim-deps
 	$(PY) -m bench.bench_sim
+	$(PY) -m bench.bench_parallel
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,17 +1,31 @@
-"""One error type for bad user input, and the CLI wrapper that reports it."""
+"""One error type for bad user input, the CLI wrapper that reports it, a shared path check."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
 
 class UserError(Exception):
     """Bad input from the user: reported as one line, exit status 2."""
 
 
+def _parser_error(self: argparse.ArgumentParser, message: str) -> NoReturn:
+    """``ArgumentParser.error`` inside :func:`cli_main`: one line instead of a usage block."""
+    raise UserError(message)
+
+
 def cli_main(main: Callable[[], int | None]) -> None:
-    """Run ``main``; turn a :class:`UserError` into one ``error:`` line and exit 2."""
+    """Run ``main``; turn a :class:`UserError` into one ``error:`` line and exit 2.
+
+    argparse's own errors (unknown option or choice, missing option, bad number) are
+    reported the same way.
+    """
+    saved = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _parser_error
     try:
         rc = main()
     except UserError as exc:
@@ -19,4 +33,15 @@ def cli_main(main: Callable[[], int | None]) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        argparse.ArgumentParser.error = saved
     sys.exit(rc or 0)
+
+
+def check_creatable(path: Path, what: str) -> None:
+    """Refuse ``path`` early when a missing folder above it could not be made (a file is there)."""
+    for parent in Path(path).parents:  # nearest first; the first existing one decides
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot create {what} {path}: {parent} is not a folder")
+            return

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from gen.errors import UserError, cli_main
+from gen.errors import UserError, check_creatable, cli_main
 from gen.faults import Faults, faulted_copy, parse_faults
 from gen.formats import parse_format
 from gen.model import QLayer, QNet, check_images, pixels_to_input
@@ -59,9 +59,29 @@ def pack(values: list[int] | np.ndarray, bits: int) -> int:
     return word
 
 
-def rom_words(layer: QLayer) -> list[int]:
-    """One word per input i: all neurons' weights w(n, i), neuron n at bits [(n+1)W-1 : nW]."""
-    return [pack(layer.w[:, i], layer.w_bits) for i in range(layer.n_in)]
+def rom_words(layer: QLayer, p: int = 1) -> list[int]:
+    """One word per beat j of ``p`` inputs: w(n, j*p+q) of neuron n, lane q at field n*p+q.
+
+    With ``p = 1`` neuron n sits at bits [(n+1)W-1 : nW]. Inputs past ``n_in`` (the
+    last beat when ``p`` does not divide it) get weight 0.
+    """
+    beats = -(-layer.n_in // p)
+    w = np.zeros((layer.n_out, beats * p), dtype=np.int64)
+    w[:, : layer.n_in] = layer.w
+    w = w.reshape(layer.n_out, beats, p)  # [n, j, q]
+    return [pack(w[:, j, :].reshape(-1), layer.w_bits) for j in range(beats)]
+
+
+def parallelism(qnet: QNet, p: int | list[int]) -> list[int]:
+    """Inputs per clock of every layer from one value or a per-layer list."""
+    ps = [p] * len(qnet.layers) if isinstance(p, int) else list(p)
+    if len(ps) != len(qnet.layers) or any(not isinstance(v, int) or v < 1 for v in ps):
+        raise UserError(f"parallelism {p!r}: give one integer >= 1 or one per layer "
+                        f"({len(qnet.layers)} layers)")
+    for k, (v, layer) in enumerate(zip(ps, qnet.layers, strict=True)):
+        if v > layer.n_in:
+            raise UserError(f"parallelism {v} of layer {k} exceeds its {layer.n_in} inputs")
+    return ps
 
 
 def write_coe(path: Path, words: list[int], width: int) -> None:
@@ -87,6 +107,8 @@ class LayerView:
 
     k: int
     layer: QLayer
+    p: int  # inputs per clock
+    q: int  # outputs per clock (the next layer's p; 1 for the last layer)
     addr_bits: int
     rom_entity: str
     bias_bits: int
@@ -100,7 +122,9 @@ def _env() -> Environment:
     )
 
 
-def render_network(qnet: QNet, source: str, faults: Faults | None = None) -> dict[str, str]:
+def render_network(
+    qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
+) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
@@ -113,20 +137,22 @@ def render_network(qnet: QNet, source: str, faults: Faults | None = None) -> dic
     if faults.rtl_active:
         header += f"\n-- FAULT INJECTED for a negative test: {faults.describe()}"
         qnet = faulted_copy(qnet, faults)
+    ps = parallelism(qnet, p)
     views = []
     for k, layer in enumerate(qnet.layers):
         bias_bits = layer.n_out * layer.acc_bits
         views.append(LayerView(
-            k=k, layer=layer, addr_bits=clog2(layer.n_in),
+            k=k, layer=layer, p=ps[k], q=ps[k + 1] if k + 1 < len(ps) else 1,
+            addr_bits=clog2(-(-layer.n_in // ps[k])),
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
         ))
     files = {}
     for v in views:
-        width = v.layer.n_out * v.layer.w_bits
-        words = [vhdl_literal(w, width) for w in rom_words(v.layer)]
+        width = v.layer.n_out * v.p * v.layer.w_bits
+        words = [vhdl_literal(w, width) for w in rom_words(v.layer, v.p)]
         files[f"{v.rom_entity}.vhd"] = env.get_template("rom.vhd.j2").render(
-            header=header, k=v.k, layer=v.layer, entity=v.rom_entity,
+            header=header, k=v.k, layer=v.layer, entity=v.rom_entity, p=v.p,
             addr_bits=v.addr_bits, word_bits=width, words=words,
         )
     pkg = f"{qnet.name}_pkg"
@@ -149,8 +175,18 @@ def hdl_sources(out: Path, qnet: QNet) -> list[Path]:
     return [RTL / f"{n}.vhd" for n in HAND_RTL] + gen + [hdl / f"{qnet.name}_top.vhd"]
 
 
+def check_net_name(name: str) -> None:
+    """The network name prefixes every entity: it must be a VHDL basic identifier."""
+    if not _VHDL_NAME.fullmatch(name):
+        raise UserError(
+            f"network name {name!r} is not a valid VHDL identifier "
+            "(ASCII letter first, then letters, digits and single underscores, no trailing _)"
+        )
+
+
 def _check_out_dir(out: Path) -> None:
     """Refuse to replace anything that is not a previous output of ours."""
+    check_creatable(out, "output folder")
     if out.exists():
         if not out.is_dir():
             raise UserError(f"output path {out} exists and is not a folder")
@@ -163,13 +199,15 @@ def _check_out_dir(out: Path) -> None:
 
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
-    faults: Faults | None = None,
+    faults: Faults | None = None, p: int | list[int] = 1,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
     ``qnet.json`` is always the true model, also when ``faults`` change the RTL.
+    ``p`` is the inputs per clock, one for all layers or one per layer.
     """
     out = Path(out)
+    ps = parallelism(qnet, p)
     _check_out_dir(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,10 +218,10 @@ def generate(
         hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
         for d in (hdl, coe, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults).items():
+        for name, text in render_network(qnet, source, faults, ps).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
-            words, width = rom_words(layer), layer.n_out * layer.w_bits
+            words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits
             write_coe(coe / f"{qnet.name}_l{k}_weights.coe", words, width)
             write_mem(mem / f"{qnet.name}_l{k}_weights.mem", words, width)
         if images is not None:
@@ -215,9 +253,15 @@ def load_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if missing:
         raise UserError(f"image sample {path} has no {missing[0]!r} array")
     images, labels = data["images"], data["labels"]
-    check_images(images)
+    try:
+        check_images(images)
+    except UserError as exc:
+        raise UserError(f"image sample {path}: {exc}") from None
     if labels.shape != (images.shape[0],):
-        raise UserError(f"image sample {path}: labels shape {labels.shape} does not match")
+        raise UserError(
+            f"image sample {path}: labels shape {labels.shape} does not match "
+            f"{images.shape[0]} images"
+        )
     return images, labels
 
 
@@ -231,6 +275,8 @@ def main() -> int:
                     help="image sample .npz: calibration fallback and test inputs")
     ap.add_argument("--test-inputs", type=int, default=1,
                     help="how many sample images to export as test-input .coe/.mem")
+    ap.add_argument("--p", type=int, nargs="+", default=[1], metavar="P",
+                    help="inputs per clock: one for all layers or one per layer (default 1)")
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="negative tests only: make the RTL differ from the model (gen/faults.py)")
     args = ap.parse_args()
@@ -238,15 +284,11 @@ def main() -> int:
     faults = parse_faults(args.fault)
     images, _ = load_sample(args.images)
     name = args.name or args.weights.stem
-    if not _VHDL_NAME.fullmatch(name):
-        raise UserError(
-            f"network name {name!r} is not a valid VHDL identifier "
-            "(ASCII letter first, then letters, digits and single underscores, no trailing _)"
-        )
+    check_net_name(name)
     qnet = quantize_file(args.weights, fmt, name, calib_images=images)
     check_rtl_limits(qnet)
     generate(qnet, args.out, display_path(args.weights), images[: max(args.test_inputs, 0)],
-             faults=faults)
+             faults=faults, p=args.p[0] if len(args.p) == 1 else args.p)
     print(f"generated {name} ({fmt.name}) in {args.out}")
     return 0
 

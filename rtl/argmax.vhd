@@ -1,9 +1,10 @@
--- argmax: the network's decision from the last layer's accumulators, streamed in one
+-- argmax: the network's decision from the last layer's accumulators, streamed in LANES
 -- per clock, neuron 0 first (docs/numerics.md, section 6).
 --   N_IN >= 2: the index of the largest value; on a tie the lowest index wins
 --              (a later value replaces the best only when strictly greater).
 --   N_IN  = 1: class 1 when the value is > 0 ("the digit is a 0"), else 0.
--- Always ready; class_out is valid in the clock where done is '1'.
+-- Lanes past N_IN in the last beat are ignored. Always ready; class_out is valid in the
+-- clock where done is '1'.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -12,13 +13,14 @@ entity argmax is
   generic (
     N_IN       : positive := 10;  -- values per decision
     ACC_BITS   : positive := 24;  -- signed value width
+    LANES      : positive := 1;   -- values per beat
     CLASS_BITS : positive := 4    -- width of class_out, 2**CLASS_BITS >= max(N_IN, 2)
   );
   port (
     clk       : in  std_logic;
     rst       : in  std_logic;
     in_valid  : in  std_logic;
-    in_data   : in  std_logic_vector(ACC_BITS - 1 downto 0);
+    in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
     in_last   : in  std_logic;
     done      : out std_logic;
     class_out : out std_logic_vector(CLASS_BITS - 1 downto 0)
@@ -26,43 +28,52 @@ entity argmax is
 end entity argmax;
 
 architecture rtl of argmax is
-  signal idx      : natural range 0 to N_IN - 1 := 0;
-  signal best     : signed(ACC_BITS - 1 downto 0) := (others => '0');
-  signal best_idx : natural range 0 to N_IN - 1 := 0;
+  constant BEATS    : positive := (N_IN + LANES - 1) / LANES;
+  signal   beat     : natural range 0 to BEATS - 1 := 0;
+  signal   best     : signed(ACC_BITS - 1 downto 0) := (others => '0');
+  signal   best_idx : natural range 0 to N_IN - 1 := 0;
 begin
   assert 2**CLASS_BITS >= N_IN and 2**CLASS_BITS >= 2
     report "argmax: CLASS_BITS too small for N_IN" severity failure;
 
   p_main : process (clk)
     variable v      : signed(ACC_BITS - 1 downto 0);
-    variable win    : boolean;
-    variable win_ix : natural range 0 to N_IN - 1;
+    variable b      : signed(ACC_BITS - 1 downto 0);
+    variable b_idx  : natural range 0 to N_IN - 1;
+    variable idx    : natural;
   begin
     if rising_edge(clk) then
       done <= '0';
       if in_valid = '1' then
-        v      := signed(in_data);
-        win    := idx = 0 or v > best;
-        win_ix := idx when win else best_idx;
-        if win then
-          best     <= v;
-          best_idx <= idx;
-        end if;
+        b     := best;
+        b_idx := best_idx;
+        for l in 0 to LANES - 1 loop
+          idx := beat * LANES + l;
+          if idx < N_IN then
+            v := signed(in_data((l + 1) * ACC_BITS - 1 downto l * ACC_BITS));
+            if idx = 0 or v > b then
+              b     := v;
+              b_idx := idx;
+            end if;
+          end if;
+        end loop;
+        best     <= b;
+        best_idx <= b_idx;
         if in_last = '1' then
-          idx  <= 0;
+          beat <= 0;
           done <= '1';
           if N_IN = 1 then
-            class_out <= (others => '0');
-            class_out(0) <= '1' when v > 0 else '0';
+            class_out    <= (others => '0');
+            class_out(0) <= '1' when b > 0 else '0';
           else
-            class_out <= std_logic_vector(to_unsigned(win_ix, CLASS_BITS));
+            class_out <= std_logic_vector(to_unsigned(b_idx, CLASS_BITS));
           end if;
-        elsif idx < N_IN - 1 then
-          idx <= idx + 1;
+        elsif beat < BEATS - 1 then
+          beat <= beat + 1;
         end if;
       end if;
       if rst = '1' then
-        idx  <= 0;
+        beat <= 0;
         done <= '0';
       end if;
     end if;

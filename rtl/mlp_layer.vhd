@@ -1,16 +1,22 @@
--- mlp_layer: one fully connected layer, N_OUT neurons in parallel, one input per clock.
+-- mlp_layer: one fully connected layer, N_OUT neurons in parallel, P inputs per clock.
 --
--- All neurons share one weight-ROM address: while input i is consumed, the ROM word
--- at address i holds w(n, i) for every neuron n at bits [(n+1)*W_BITS-1 : n*W_BITS].
--- The ROM reads synchronously (block RAM), so the input is delayed one clock to meet
--- its weights. After N_IN inputs the accumulators are final: they are published on
--- acc_flat with a one-clock acc_valid strobe and then streamed out on out_* one per
--- clock, neuron 0 first, to the requantizer (hidden layer) or argmax (last layer).
+-- All neurons share one weight-ROM address: beat j carries inputs j*P .. j*P+P-1, and
+-- the ROM word at address j holds w(n, j*P+p) of neuron n, lane p at bits
+-- [(n*P+p+1)*W_BITS-1 : (n*P+p)*W_BITS] (P = 1: neuron n at [(n+1)*W-1 : n*W]). Weights
+-- past N_IN are zero, so a P that does not divide N_IN needs no special case. The ROM
+-- reads synchronously (block RAM), so the input is delayed one clock to meet its weights.
+--
+-- After ceil(N_IN/P) beats the accumulators are final: they are copied into a holding
+-- register (published on acc_flat with a one-clock acc_valid strobe) and the
+-- accumulators restart from the biases at once, so the next image's beats are taken
+-- while this one's results stream out on out_* (Q per clock, neuron 0 first) to the
+-- requantizer (hidden layer) or argmax (last layer). Inputs stall only when an image
+-- is finished before the previous one has left the holding register.
 -- Arithmetic: docs/numerics.md, section 3.
 --
 -- Why integers: the MAC array is written as VHDL integer arithmetic in one clocked
--- process. It synthesizes to the same multipliers and adders as numeric_std, and
--- simulates about five times faster in GHDL (see docs/numerics.md, "Simulation").
+-- process. It synthesizes to the same multipliers and adders as numeric_std and
+-- simulates several times faster in GHDL.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -22,60 +28,75 @@ entity mlp_layer is
     W_BITS    : positive := 8;    -- signed weight width
     A_BITS    : positive := 8;    -- unsigned input activation width
     ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/quant.py)
-    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= N_IN
+    P         : positive := 1;    -- inputs per clock (lanes of in_data and of the ROM word)
+    Q         : positive := 1;    -- accumulators per clock on out_data
+    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= ceil(N_IN/P)
     -- Test only (negative tests prove the benches catch it): skew the ROM address.
     FAULT_ADDR_SKEW : natural := 0
   );
   port (
     clk       : in  std_logic;
     rst       : in  std_logic;
-    -- input activations, unsigned, one per clock
+    -- input activations, unsigned, P per beat, input j*P+p in lane p
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
-    in_data   : in  std_logic_vector(A_BITS - 1 downto 0);
+    in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
     -- weight ROM, shared address, registered read
     rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
-    rom_data  : in  std_logic_vector(N_OUT * W_BITS - 1 downto 0);
+    rom_data  : in  std_logic_vector(N_OUT * P * W_BITS - 1 downto 0);
     -- biases, neuron n at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS] (a constant in practice)
     bias      : in  std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
     -- every accumulator, valid in the clock where acc_valid is '1'
     acc_flat  : out std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
     acc_valid : out std_logic;
-    -- accumulators one per clock, neuron 0 first
+    -- accumulators, Q per beat, neuron i*Q+q in lane q (lanes past N_OUT are 0)
     out_valid : out std_logic;
     out_ready : in  std_logic;
-    out_data  : out std_logic_vector(ACC_BITS - 1 downto 0);
+    out_data  : out std_logic_vector(Q * ACC_BITS - 1 downto 0);
     out_last  : out std_logic
   );
 end entity mlp_layer;
 
 architecture rtl of mlp_layer is
-  type state_t is (S_ACCUM, S_FLUSH, S_EMIT);
-  signal state     : state_t := S_ACCUM;
-  signal count     : natural range 0 to N_IN - 1 := 0;  -- inputs taken so far
-  signal x_d       : natural range 0 to 2**A_BITS - 1 := 0;  -- input, aligned with the ROM
+  constant BEATS     : positive := (N_IN + P - 1) / P;
+  constant OUT_BEATS : positive := (N_OUT + Q - 1) / Q;
+  constant HELD_BITS : positive := OUT_BEATS * Q * ACC_BITS;
+
+  type lanes_t is array (0 to P - 1) of natural range 0 to 2**A_BITS - 1;
+
+  signal count     : natural range 0 to BEATS - 1 := 0;   -- beats taken of this image
+  signal x_d       : lanes_t := (others => 0);             -- beat aligned with its ROM word
   signal x_d_valid : boolean := false;
-  signal emit_idx  : natural range 0 to N_OUT - 1 := 0;
-  signal out_v     : std_logic := '0';
+  signal x_d_last  : boolean := false;
+  signal pending   : boolean := false;  -- accumulators final, holding register still busy
+  signal emitting  : boolean := false;  -- holding register streams out
+  signal emit_idx  : natural range 0 to OUT_BEATS - 1 := 0;
+  signal held      : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
 begin
   assert ACC_BITS <= 31
     report "mlp_layer: ACC_BITS=" & integer'image(ACC_BITS) &
            " exceeds the 31 bits of the integer datapath"
     severity failure;
-  assert 2**ADDR_BITS >= N_IN
-    report "mlp_layer: ADDR_BITS too small for N_IN" severity failure;
+  assert 2**ADDR_BITS >= BEATS
+    report "mlp_layer: ADDR_BITS too small for ceil(N_IN/P)" severity failure;
   assert W_BITS + A_BITS <= 31
     report "mlp_layer: one product of W_BITS x A_BITS bits must fit the integer datapath"
     severity failure;
 
-  in_ready  <= '1' when state = S_ACCUM else '0';
+  -- Stall a beat whose product could reach the accumulators before they are handed over.
+  in_ready  <= '0' when pending or (x_d_valid and x_d_last and emitting) else '1';
   rom_addr  <= std_logic_vector(to_unsigned(count + FAULT_ADDR_SKEW, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
-  out_valid <= out_v;
+  out_valid <= '1' when emitting else '0';
+  out_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
+  out_last  <= '1' when emit_idx = OUT_BEATS - 1 else '0';
+  acc_flat  <= held(N_OUT * ACC_BITS - 1 downto 0);
 
   p_main : process (clk)
-    variable acc   : integer_vector(0 to N_OUT - 1);
-    variable flat  : std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
-    variable w     : integer;
+    variable acc  : integer_vector(0 to N_OUT - 1);
+    variable w    : integer;
+    variable busy : boolean;  -- holding register still in use after this clock
+    variable fin  : boolean;  -- accumulators final after this clock
+    variable h    : std_logic_vector(HELD_BITS - 1 downto 0);
     procedure load_bias is
     begin
       for n in 0 to N_OUT - 1 loop
@@ -85,60 +106,68 @@ begin
   begin
     if rising_edge(clk) then
       acc_valid <= '0';
+
+      -- emitter: one beat of Q accumulators per accepted transfer
+      busy := emitting;
+      if emitting and out_ready = '1' then
+        if emit_idx = OUT_BEATS - 1 then
+          busy := false;
+        else
+          emit_idx <= emit_idx + 1;
+        end if;
+      end if;
+
       -- MAC: the ROM word read last clock belongs to x_d. A zero input adds nothing, so
       -- it does not enable the accumulators: most MNIST pixels and many ReLU outputs
       -- are 0, which makes simulation several times faster (and saves power).
-      if x_d_valid and x_d /= 0 then
-        for n in 0 to N_OUT - 1 loop
-          w := to_integer(signed(rom_data((n + 1) * W_BITS - 1 downto n * W_BITS)));
-          acc(n) := acc(n) + w * x_d;
+      if x_d_valid then
+        for p_i in 0 to P - 1 loop
+          if x_d(p_i) /= 0 then
+            for n in 0 to N_OUT - 1 loop
+              w := to_integer(signed(
+                     rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS)));
+              acc(n) := acc(n) + w * x_d(p_i);
+            end loop;
+          end if;
         end loop;
       end if;
-      x_d_valid <= false;
+      fin := pending or (x_d_valid and x_d_last);
 
-      case state is
-        when S_ACCUM =>
-          if in_valid = '1' then
-            x_d       <= to_integer(unsigned(in_data));
-            x_d_valid <= true;
-            if count = N_IN - 1 then
-              count <= 0;
-              state <= S_FLUSH;
-            else
-              count <= count + 1;
-            end if;
-          end if;
-        when S_FLUSH =>  -- the last product was added above: publish
-          for n in 0 to N_OUT - 1 loop
-            flat((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) :=
-              std_logic_vector(to_signed(acc(n), ACC_BITS));
-          end loop;
-          acc_flat  <= flat;
-          acc_valid <= '1';
-          out_data  <= std_logic_vector(to_signed(acc(0), ACC_BITS));
-          out_last  <= '1' when N_OUT = 1 else '0';
-          out_v     <= '1';
-          emit_idx  <= 0;
-          state     <= S_EMIT;
-        when S_EMIT =>
-          if out_ready = '1' then
-            if emit_idx = N_OUT - 1 then
-              out_v <= '0';
-              load_bias;
-              state <= S_ACCUM;
-            else
-              emit_idx <= emit_idx + 1;
-              out_data <= std_logic_vector(to_signed(acc(emit_idx + 1), ACC_BITS));
-              out_last <= '1' when emit_idx + 1 = N_OUT - 1 else '0';
-            end if;
-          end if;
-      end case;
+      -- hand-over: final accumulators to the holding register, restart from the biases
+      if fin and not busy then
+        h := (others => '0');
+        for n in 0 to N_OUT - 1 loop
+          h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) :=
+            std_logic_vector(to_signed(acc(n), ACC_BITS));
+        end loop;
+        held      <= h;
+        acc_valid <= '1';
+        emit_idx  <= 0;
+        busy      := true;
+        fin       := false;
+        load_bias;
+      end if;
+      emitting <= busy;
+      pending  <= fin;
+
+      -- input: register the beat so that it meets its ROM word next clock
+      x_d_valid <= false;
+      if in_valid = '1' and not pending and not (x_d_valid and x_d_last and emitting) then
+        for p_i in 0 to P - 1 loop
+          x_d(p_i) <= to_integer(unsigned(in_data((p_i + 1) * A_BITS - 1 downto p_i * A_BITS)));
+        end loop;
+        x_d_valid <= true;
+        x_d_last  <= count = BEATS - 1;
+        count     <= 0 when count = BEATS - 1 else count + 1;
+      end if;
 
       if rst = '1' then
-        state     <= S_ACCUM;
         count     <= 0;
         x_d_valid <= false;
-        out_v     <= '0';
+        x_d_last  <= false;
+        pending   <= false;
+        emitting  <= false;
+        emit_idx  <= 0;
         acc_valid <= '0';
         load_bias;
       end if;

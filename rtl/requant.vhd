@@ -1,8 +1,8 @@
--- requant: ReLU, then requantization of one accumulator per clock to the next
+-- requant: ReLU, then requantization of LANES accumulators per clock to the next
 -- layer's unsigned activation width (docs/numerics.md, section 5):
 --   y = min((max(acc, 0) * MULT + 2**(SHIFT-1)) >> SHIFT, 2**OUT_BITS - 1)
--- One registered stage with a valid/ready handshake. Only one multiplier per layer:
--- the layer streams its accumulators through here one by one.
+-- One registered stage with a valid/ready handshake. Only LANES multipliers per layer:
+-- the layer streams its accumulators through here, LANES at a time.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -10,6 +10,7 @@ use ieee.numeric_std.all;
 entity requant is
   generic (
     ACC_BITS  : positive := 24;     -- signed input width
+    LANES     : positive := 1;      -- values per beat
     OUT_BITS  : positive := 8;      -- unsigned output width
     MULT_BITS : positive := 16;     -- width of MULT
     MULT      : natural  := 32768;  -- multiplier, < 2**MULT_BITS
@@ -22,10 +23,10 @@ entity requant is
     rst       : in  std_logic;
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
-    in_data   : in  std_logic_vector(ACC_BITS - 1 downto 0);
+    in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
     out_valid : out std_logic;
     out_ready : in  std_logic;
-    out_data  : out std_logic_vector(OUT_BITS - 1 downto 0)
+    out_data  : out std_logic_vector(LANES * OUT_BITS - 1 downto 0)
   );
 end entity requant;
 
@@ -64,17 +65,20 @@ begin
       if ready = '1' then
         out_v <= in_valid;
         if in_valid = '1' then
-          if in_data(ACC_BITS - 1) = '1' then  -- ReLU
-            r := (others => '0');
-          else
-            r := unsigned(in_data(ACC_BITS - 2 downto 0));
-          end if;
-          p := resize(r * to_unsigned(MULT, MULT_BITS), PW) + HALF;
-          p := shift_right(p, SHIFT);
-          if p > YMAX then
-            p := YMAX;
-          end if;
-          out_data <= std_logic_vector(p(OUT_BITS - 1 downto 0));
+          for l in 0 to LANES - 1 loop
+            if in_data((l + 1) * ACC_BITS - 1) = '1' then  -- ReLU
+              r := (others => '0');
+            else
+              r := unsigned(in_data((l + 1) * ACC_BITS - 2 downto l * ACC_BITS));
+            end if;
+            p := resize(r * to_unsigned(MULT, MULT_BITS), PW) + HALF;
+            p := shift_right(p, SHIFT);
+            if p > YMAX then
+              p := YMAX;
+            end if;
+            out_data((l + 1) * OUT_BITS - 1 downto l * OUT_BITS) <=
+              std_logic_vector(p(OUT_BITS - 1 downto 0));
+          end loop;
         end if;
       end if;
       if rst = '1' then

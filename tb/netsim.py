@@ -28,6 +28,7 @@ from gen.generate import (
     generate,
     hdl_sources,
     load_sample,
+    parallelism,
 )
 from gen.model import QNet, check_images
 from gen.quant import quantize_file
@@ -39,6 +40,7 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
+    p: int = 1,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -59,12 +61,12 @@ def run_network_sim(
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
     work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
-    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults)
+    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None,
+    faults: Faults | None = None, p: int | list[int] = 1,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -73,12 +75,13 @@ def simulate_qnet(
     and a ``coverage`` line.
     """
     faults = faults or Faults()
-    gen_dir = generate(qnet, work / "gen", source, faults=faults)
+    ps = parallelism(qnet, p)
+    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
         "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": Path(sample).resolve(),
-        "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results,
+        "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results, "MLP_P": ps[0],
     }
     if faults.expected is not None:
         env["MLP_FAULT_EXPECTED"] = faults.expected
@@ -99,6 +102,10 @@ def simulate_qnet(
     doc = json.loads(results.read_text())
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
+    doc["p"] = ps
+    done = [r["done_cycle"] for r in doc["images"]]
+    # steady-state initiation interval: clocks between consecutive results
+    doc["interval"] = (done[-1] - done[1]) / (len(done) - 2) if len(done) > 2 else None
     exact = [r["index"] for r in doc["images"] if r["bit_exact"]]
     if exact:
         with np.load(sample) as npz:
@@ -133,6 +140,10 @@ def print_report(doc: dict, bits: str) -> int:
             print(f"      mismatch: {m}")
     if doc.get("coverage"):
         print(doc["coverage"] + "  (bit-exact images only)")
+    lat = max(r["cycles"] for r in doc["images"])
+    ii = f"{doc['interval']:.1f}" if doc.get("interval") else "n/a (needs 3 images)"
+    print(f"TIMING p={','.join(map(str, doc['p']))} latency_cycles={lat} "
+          f"initiation_interval_cycles={ii}")
     print(summary_line(doc, bits))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
 
@@ -153,13 +164,15 @@ def main() -> int:
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
+    ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
+                    help="inputs per clock of every layer (default 1)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
     doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
                           weights=args.weights, sample=args.sample,
-                          faults=parse_faults(args.fault))
+                          faults=parse_faults(args.fault), p=args.p)
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:

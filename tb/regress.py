@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
     ap.add_argument("--images", type=int, default=10000, help="first N test images")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
+                    help="inputs per clock of every layer")
     ap.add_argument("--sample", action="store_true",
                     help="use the committed 100-image sample instead of the MNIST test set")
     args = ap.parse_args()
@@ -89,6 +91,7 @@ def main() -> int:
             f.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "tb.netsim", "--net", args.net, "--format", fmt.name,
                "--sample", str(vectors), "--first", str(first), "--images", str(count),
+               "--p", str(args.p),
                "--tag", f"regress-{args.net}-{fmt.name}-job{j}", "--json", str(out), "--quiet"]
         env = {**os.environ, "MLP_PROGRESS": str(progress)}
         log = (work / f"job{j}.log").open("w")

@@ -37,6 +37,13 @@ def decode_flat(value: int, n: int, bits: int) -> list[int]:
     return out
 
 
+def pack_beats(pixels, p: int) -> list[int]:
+    """Pixels as beats of ``p`` bytes, pixel j*p+q in byte q; the last beat padded with 0."""
+    px = [int(v) for v in pixels]
+    px += [0] * (-len(px) % p)
+    return [sum(px[j + q] << (8 * q) for q in range(p)) for j in range(0, len(px), p)]
+
+
 @dataclass
 class ImageResult:
     """What the bench saw for one image."""
@@ -45,7 +52,8 @@ class ImageResult:
     label: int
     model_class: int
     rtl_class: int = -1
-    cycles: int = -1
+    cycles: int = -1  # latency: first accepted pixel to done, inclusive
+    done_cycle: int = -1  # clock of the done strobe (differences give the interval)
     mismatches: list[str] = field(default_factory=list)
     layers_seen: int = 0
 
@@ -73,13 +81,13 @@ if cocotb is not None:
             self.dut.rst.value = 0
             await RisingEdge(self.dut.clk)
 
-        async def send_image(self, pixels: list[int], on_first) -> None:
-            """Stream one image, a pixel per accepted clock; ``on_first`` at its first handshake."""
+        async def send_image(self, beats: list[int], on_first) -> None:
+            """Stream one image, a beat per accepted clock; ``on_first`` at its first handshake."""
             dut, clk = self.dut, self.dut.clk
             dut.s_valid.value = 1
             first = True
             last = None
-            for p in pixels:
+            for p in beats:
                 if p != last:  # most MNIST pixels repeat (zeros): skip redundant writes
                     dut.s_data.value = p
                     last = p
@@ -165,15 +173,17 @@ if cocotb is not None:
                 await RisingEdge(dut.done)
                 await ReadOnly()
                 results[j].rtl_class = int(dut.class_out.value.to_unsigned())
-                results[j].cycles = round((get_sim_time(unit="ns") - starts[j]) / CLK_NS) + 1
+                now = get_sim_time(unit="ns")
+                results[j].cycles = round((now - starts[j]) / CLK_NS) + 1
+                results[j].done_cycle = round(now / CLK_NS)
                 if progress and (j % 25 == 24 or j == len(idx) - 1):
                     Path(progress).write_text(str(j + 1))
 
         collector = cocotb.start_soon(collect_classes())
         t0 = time.perf_counter()
         for i in idx:
-            pixels = [int(p) for p in images[i].reshape(-1)]
-            await tb.send_image(pixels, lambda: starts.append(get_sim_time(unit="ns")))
+            beats = pack_beats(images[i].reshape(-1), int(os.environ.get("MLP_P", "1")))
+            await tb.send_image(beats, lambda: starts.append(get_sim_time(unit="ns")))
         await collector
         wall = time.perf_counter() - t0
 
@@ -256,3 +266,39 @@ def test_bench_catches_fault(fault: str, layer: int, request) -> None:
     assert not img["bit_exact"]
     assert img["mismatches"], "no accumulator mismatch reported"
     assert img["mismatches"][0].startswith(f"image 0 layer {layer} neuron "), img["mismatches"][0]
+
+
+# Input parallelism P (inputs per clock) and overlapped layers: bit-exact for P that do
+# and do not divide the layers' input counts, and the cycle targets of the throughput
+# design (deterministic clock counts measured by the bench, not wall time).
+PARALLEL_CASES = [
+    pytest.param("mlp256", 1, id="mlp256-int8-p1"),
+    pytest.param("mlp256", 8, id="mlp256-int8-p8"),
+    pytest.param("mlp256", 5, id="mlp256-int8-p5"),   # 784 and 256 not multiples of 5
+    pytest.param("l10", 3, id="l10-int8-p3"),
+    pytest.param("zero", 16, id="zero-int8-p16"),
+]
+LATENCY_MAX_P1 = 784 + 256 + 16  # mlp256 at P=1
+INTERVAL_MAX_P8 = 100  # mlp256 at P=8
+
+
+@pytest.mark.parametrize(("net", "p"), PARALLEL_CASES)
+def test_mlp_top_parallel(net: str, p: int, request) -> None:
+    """Images back to back at P inputs per clock: bit-exact, latency and interval on target."""
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim(net, "int8", n_images=4, tag=tag, p=p)
+    assert res["failure"] is None, res["failure"]
+    assert all(r["bit_exact"] for r in res["images"])
+    latency = max(r["cycles"] for r in res["images"])
+    n_in = 784
+    assert latency >= -(-n_in // p), "faster than the input stream: the count is wrong"
+    assert res["interval"] <= latency
+    if net == "mlp256" and p == 1:
+        assert latency <= LATENCY_MAX_P1, latency
+    if net == "mlp256" and p == 8:
+        assert res["interval"] <= INTERVAL_MAX_P8, res["interval"]

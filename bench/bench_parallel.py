@@ -1,0 +1,124 @@
+"""Throughput sweep of mlp256: inputs per clock P, latency, interval, speed, resources.
+
+Usage::
+
+    python -m bench.bench_parallel [--images 20] [--ps 1 2 4 8 16] [--net mlp256]
+
+For each P: latency and initiation interval in clocks (measured by the cocotb bench,
+images back to back), simulated images/s (wall clock inside the simulation), the
+images/s the RTL would reach at 100 MHz, and a resource estimate from the generator's
+own count: multipliers (MAC lanes and requantizers), ROM bits, and 36 Kb block RAMs
+(the best of the 512x72 .. 32Kx1 shapes per ROM). Then, at the last P, the cost of the
+cocotb harness: the same RTL and images under a plain VHDL testbench that reads the
+pixels from a file, and the ratio cocotb / plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+from gen.errors import UserError, cli_main
+from gen.formats import parse_format
+from gen.generate import DEFAULT_SAMPLE, ROOT, clog2, hdl_sources, load_sample, parallelism
+from gen.model import QNet, classify, forward
+from gen.quant import quantize_file
+from tb.common import BUILD, simulator_missing
+from tb.netsim import run_network_sim
+
+BRAM36_SHAPES = [(512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
+                 (32768, 1)]
+
+
+def resources(qnet: QNet, ps: list[int]) -> dict[str, int]:
+    """Multipliers, ROM bits and 36 Kb block RAMs of the generated network."""
+    mults = rom_bits = brams = 0
+    for k, (layer, p) in enumerate(zip(qnet.layers, ps, strict=True)):
+        mults += layer.n_out * p
+        if layer.hidden:
+            mults += ps[k + 1]  # one requantizer per output lane
+        depth, width = -(-layer.n_in // p), layer.n_out * p * layer.w_bits
+        rom_bits += depth * width
+        brams += min(-(-depth // d) * -(-width // w) for d, w in BRAM36_SHAPES)
+    return {"multipliers": mults, "rom_bits": rom_bits, "bram36": brams}
+
+
+def plain_vhdl_run(qnet: QNet, gen_dir, p: int, images: np.ndarray, work) -> tuple[float, bool]:
+    """Run the plain VHDL testbench; return (wall seconds of the run, classes correct)."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    text = (ROOT / "bench" / "tb_plain.vhd").read_text().replace("dut_top", f"{qnet.name}_top")
+    n_classes = max(qnet.n_classes, 2)
+    text = text.replace("P          : positive := 1;", f"P          : positive := {p};")
+    text = text.replace("CLASS_BITS : positive := 4;",
+                        f"CLASS_BITS : positive := {clog2(n_classes)};")
+    text = text.replace("N_IMAGES   : positive := 1", f"N_IMAGES   : positive := {len(images)}")
+    (work / "tb_plain.vhd").write_text(text)
+    lines = []
+    for img in images.reshape(len(images), -1):
+        px = [int(v) for v in img] + [0] * (-img.size % p)
+        lines += [str(v) for v in px]
+    (work / "pixels.txt").write_text("\n".join(lines) + "\n")
+    srcs = [str(s) for s in hdl_sources(gen_dir, qnet)] + [str(work / "tb_plain.vhd")]
+    subprocess.run(["ghdl", "-a", "--std=08", *srcs], cwd=work, check=True)
+    subprocess.run(["ghdl", "-e", "--std=08", "tb_plain"], cwd=work, check=True)
+    t0 = time.perf_counter()
+    subprocess.run(["ghdl", "-r", "--std=08", "tb_plain"], cwd=work, check=True,
+                   capture_output=True)
+    wall = time.perf_counter() - t0
+    got = [int(v) for v in (work / "classes.txt").read_text().split()]
+    want = classify(qnet, forward(qnet, images)[-1]).tolist()
+    return wall, got == want
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_parallel",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--net", default="mlp256")
+    ap.add_argument("--format", default="int8")
+    ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
+    ap.add_argument("--ps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    args = ap.parse_args()
+    if reason := simulator_missing("ghdl"):
+        raise UserError(reason)
+    images, _ = load_sample(DEFAULT_SAMPLE)
+    qnet = quantize_file(ROOT / "models" / f"{args.net}.npz", parse_format(args.format),
+                         args.net, calib_images=images)
+    print(f"# {args.net} {args.format}, {args.images} images back to back; resources from "
+          "the generator's own count (yosys did not finish on the 2048-bit-wide ROM within "
+          "5 minutes here)")
+    print(f"{'P':>3} {'latency':>8} {'interval':>9} {'img/s@100MHz':>13} {'sim img/s':>10} "
+          f"{'bit_exact':>9} {'mults':>6} {'ROM bits':>9} {'BRAM36':>7}")
+    rc = 0
+    doc = None
+    for p in args.ps:
+        ps = parallelism(qnet, p)
+        doc = run_network_sim(args.net, args.format, args.images,
+                              tag=f"bench-par-{args.net}-p{p}", p=p)
+        imgs = doc["images"]
+        exact = sum(r["bit_exact"] for r in imgs)
+        lat = max(r["cycles"] for r in imgs)
+        ii = doc["interval"] or float("nan")
+        res = resources(qnet, ps)
+        print(f"{p:>3} {lat:>8} {ii:>9.1f} {100e6 / ii:>13,.0f} {len(imgs) / doc['wall_s']:>10.2f} "
+              f"{exact:>6}/{len(imgs):<2} {res['multipliers']:>6} {res['rom_bits']:>9} "
+              f"{res['bram36']:>7}")
+        rc |= exact != len(imgs)
+    p = args.ps[-1]
+    gen_dir = BUILD / "sim" / f"bench-par-{args.net}-p{p}" / "gen"
+    wall, ok = plain_vhdl_run(qnet, gen_dir, p, images[: args.images],
+                              BUILD / "bench" / f"plain-{args.net}-p{p}")
+    ratio = doc["wall_s"] / wall if wall > 0 else float("nan")
+    print(f"harness at P={p}: cocotb {doc['wall_s']:.2f} s, plain VHDL testbench {wall:.2f} s "
+          f"(classes {'match' if ok else 'DIFFER'}), ratio cocotb/plain {ratio:.2f}")
+    return rc | (not ok)
+
+
+if __name__ == "__main__":
+    cli_main(main)
