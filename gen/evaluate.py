@@ -37,14 +37,15 @@ def main() -> int:
     ap.add_argument("--format", default="int8")
     args = ap.parse_args()
     fmt = parse_format(args.format)
+    paths = {net: ROOT / "models" / f"{net}.npz" for net in args.nets}
+    all_weights = {net: load_float_weights(p) for net, p in paths.items()}  # before MNIST
     images, labels = load_mnist("test")
     print(f"{'net':<8} {'test images':>11} {'float %':>8} {fmt.name + ' %':>8} "
           f"{'delta':>7} {'s':>5}")
     for net in args.nets:
         t0 = time.perf_counter()
-        path = ROOT / "models" / f"{net}.npz"
-        weights = load_float_weights(path)
-        qnet = quantize_network(weights, fmt, net, source=path.name)
+        weights = all_weights[net]
+        qnet = quantize_network(weights, fmt, net, source=paths[net].name)
         f_acc = float_accuracy(weights, qnet, images, labels)
         q_acc = accuracy(qnet, images, labels)
         print(f"{net:<8} {len(labels):>11} {100 * f_acc:>8.2f} {100 * q_acc:>8.2f} "

@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from gen.errors import UserError, cli_main
+from gen.errors import UserError, check_creatable, cli_main
 
 DEFAULT_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 DEFAULT_CACHE = Path("~/.cache/mnist-fpga/mnist")
@@ -197,6 +197,10 @@ def load_mnist(split: str, mnist_dir: str | Path | None = None) -> tuple[np.ndar
 
 def write_sample(out: Path, count: int, mnist_dir: str | Path | None = None) -> None:
     """Write the first ``count`` test images and labels to ``out`` (npz, atomic)."""
+    out = Path(out)
+    check_creatable(out, "output file")
+    if out.is_dir():
+        raise UserError(f"output file {out} exists and is a folder")
     images, labels = load_mnist("test", mnist_dir)
     if not 1 <= count <= len(images):
         raise UserError(f"--count must be between 1 and {len(images)}, got {count}")
@@ -204,14 +208,17 @@ def write_sample(out: Path, count: int, mnist_dir: str | Path | None = None) -> 
         f"MNIST test set (t10k), first {count} images and labels, "
         f"{FILES['test-images'].name} md5 {FILES['test-images'].md5}"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(out) as f:
-        np.savez_compressed(
-            f,
-            images=np.ascontiguousarray(images[:count]),
-            labels=np.ascontiguousarray(labels[:count]),
-            source=np.str_(source),
-        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(out) as f:
+            np.savez_compressed(
+                f,
+                images=np.ascontiguousarray(images[:count]),
+                labels=np.ascontiguousarray(labels[:count]),
+                source=np.str_(source),
+            )
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,6 +83,10 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist")
     try:
+        with path.open("rb") as f:  # else np.load takes it for a pickle and suggests unpickling
+            head = f.read(6)
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise UserError(f"{what} {path} is not a readable .npz (not a zip archive)")
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy gives an ndarray
             raise UserError(f"{what} {path} holds a single array, not a .npz archive")

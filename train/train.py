@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gen.errors import UserError, cli_main
+from gen.errors import UserError, check_creatable, cli_main
 from gen.mnist import atomic_writer, load_mnist
 from train.evaluate import accuracy, forward
 
@@ -217,9 +217,12 @@ def train_net(
 
 def save_model(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the arrays as an uncompressed npz via a temp file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(path) as f:
-        np.savez(f, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(path) as f:
+            np.savez(f, **arrays)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    check_creatable(args.out, "output folder")  # now, not after training
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"output path {args.out} exists and is not a folder")
     torch.set_num_threads(args.threads)
     train_images, train_labels = load_mnist("train", args.mnist_dir)
     test_images, test_labels = load_mnist("test", args.mnist_dir)

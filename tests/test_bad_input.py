@@ -1,0 +1,395 @@
+"""Every bad input documented in docs/bad_input.md, run as a real command line.
+
+The table in the doc is the test data: each row's command runs in a subprocess (in
+parallel) in its own temporary folder ``<tmp>``, prepared by the row's builder below.
+A row passes when the command exits non-zero with exactly one stderr line, equal to
+the documented one, prints nothing on stdout, and leaves ``<tmp>`` exactly as it was
+(no output or temporary folder left behind, nothing of the user's changed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import shlex
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "bad_input.md"
+REAL_MNIST = os.environ.get("MNIST_DIR") or None
+REAL_TAG = "(real MNIST)"  # rows marked so in the doc run only when MNIST_DIR is set
+SYNTH_PREFIX = "badinput"  # gen.synth rows use such net names: build/synth must not get one
+# Variables of the caller that would change what a command does.
+CLEARED_ENV = ("MNIST_DIR", "MNIST_URL", "MNIST_CACHE", "SIM", "NET", "BITS", "IMAGES",
+               "BUILD_DIR", "WAVES", "VERBOSE")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: id, what is wrong, the command, the expected stderr line."""
+
+    id: str
+    what: str
+    command: str
+    error: str
+
+
+def _cell(text: str) -> str:
+    """A table cell without its surrounding backticks."""
+    text = text.strip()
+    return text[1:-1] if len(text) > 1 and text[0] == text[-1] == "`" else text
+
+
+def parse_doc(text: str) -> list[Row]:
+    """The rows of the table whose first cell is a backticked id."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = line.strip().strip("|").split(" | ")
+        assert len(cells) == 4, f"docs/bad_input.md: row needs 4 cells: {line}"
+        rows.append(Row(*(_cell(c) for c in cells)))
+    return rows
+
+
+ROWS = parse_doc(DOC.read_text())
+
+# ---------------------------------------------------------------- files the rows need
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """An uncompressed .npz of ``arrays`` (``np.savez`` with explicit keys)."""
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def good_weights() -> dict[str, np.ndarray]:
+    """A small valid float network 784 -> 16 ReLU -> 10 with its calibration."""
+    rng = np.random.default_rng(0)
+    return {
+        "W0": rng.normal(0, 0.05, (16, 784)).astype(np.float32),
+        "b0": rng.normal(0, 0.05, 16).astype(np.float32),
+        "W1": rng.normal(0, 0.3, (10, 16)).astype(np.float32),
+        "b1": rng.normal(0, 0.05, 10).astype(np.float32),
+        "calib0": np.asarray(2.0, dtype=np.float32),
+    }
+
+
+def weights(**changes: np.ndarray | None) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/w.npz`` = the good weights with ``changes`` (None deletes a key)."""
+
+    def build(d: Path) -> None:
+        arrays = good_weights()
+        for key, value in changes.items():
+            if value is None:
+                del arrays[key]
+            else:
+                arrays[key] = value
+        save_npz(d / "w.npz", **arrays)
+
+    return build
+
+
+def sample(**changes: np.ndarray | None) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/sample.npz`` = 3 blank images and labels with ``changes``."""
+
+    def build(d: Path) -> None:
+        arrays = {"images": np.zeros((3, 28, 28), np.uint8), "labels": np.arange(3, dtype=np.uint8)}
+        for key, value in changes.items():
+            if value is None:
+                del arrays[key]
+            else:
+                arrays[key] = value
+        save_npz(d / "sample.npz", **arrays)
+
+    return build
+
+
+def write(name: str, content: bytes | Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/<name>`` = ``content``, or ``content(its current bytes)``."""
+
+    def build(d: Path) -> None:
+        path = d / name
+        data = content(path.read_bytes()) if callable(content) else content
+        path.write_bytes(data)
+
+    return build
+
+
+def npy(d: Path) -> None:
+    """``<tmp>/w.npz`` holding a bare ``np.save`` array, not an archive."""
+    with (d / "w.npz").open("wb") as f:
+        np.save(f, good_weights()["W0"])
+
+
+def user_folder(name: str) -> Callable[[Path], None]:
+    """Builder: a folder of the user's with a file and a subfolder."""
+
+    def build(d: Path) -> None:
+        (d / name / "sub").mkdir(parents=True)
+        (d / name / "notes.txt").write_text("mine\n")
+        (d / name / "sub" / "data.bin").write_bytes(bytes(range(256)))
+
+    return build
+
+
+def mkdir(name: str) -> Callable[[Path], None]:
+    return lambda d: (d / name).mkdir(parents=True)
+
+
+def _idx(magic: int, dims: tuple[int, ...], fill: int = 0) -> bytes:
+    """An uncompressed IDX file: header and ``prod(dims)`` bytes of ``fill``."""
+    return struct.pack(f">{1 + len(dims)}I", magic, *dims) + bytes([fill]) * int(np.prod(dims))
+
+
+_SYNTHETIC = {  # 7 items each: the right layout, the wrong count and checksum
+    "t10k-images-idx3-ubyte.gz": _idx(2051, (7, 28, 28), 1),
+    "t10k-labels-idx1-ubyte.gz": _idx(2049, (7,), 1),
+    "train-images-idx3-ubyte.gz": _idx(2051, (7, 28, 28), 1),
+    "train-labels-idx1-ubyte.gz": _idx(2049, (7,), 1),
+}
+T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
+T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+
+
+def mnist(broken: str = "", content: bytes | None = None, real: bool = False,
+          ) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/mnist`` with the four file names; ``broken`` replaced by ``content``.
+
+    The other files link to the real ones in ``$MNIST_DIR`` when it is set (``real``
+    rows need it), else they are small synthetic IDX files. ``content`` None removes
+    ``broken``.
+    """
+
+    def build(d: Path) -> None:
+        folder = d / "mnist"
+        folder.mkdir()
+        for name, idx in _SYNTHETIC.items():
+            if name == broken:
+                if content is not None:
+                    (folder / name).write_bytes(content)
+            elif REAL_MNIST:
+                (folder / name).symlink_to(Path(REAL_MNIST).resolve() / name)
+            else:
+                assert not real, "a real-MNIST row was built without MNIST_DIR"
+                (folder / name).write_bytes(gzip.compress(idx, mtime=0))
+
+    return build
+
+
+def _truncated_real(name: str) -> bytes:
+    data = (Path(REAL_MNIST or "") / name).read_bytes()
+    return data[: len(data) // 2]
+
+
+def lazy_mnist(broken: str, content: Callable[[], bytes]) -> Callable[[Path], None]:
+    """:func:`mnist` with ``content`` computed at build time (it reads the real files)."""
+    return lambda d: mnist(broken, content(), real=True)(d)
+
+
+def steps(*builders: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Builder: run ``builders`` in order."""
+
+    def build(d: Path) -> None:
+        for b in builders:
+            b(d)
+
+    return build
+
+
+def base(*builders: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Builder: good ``w.npz`` and ``sample.npz``, a regular file ``file``, then ``builders``."""
+    return steps(weights(), sample(), write("file", b"a regular file\n"), *builders)
+
+
+_GOOD = good_weights()
+_CHECKSUM_CONTENT = gzip.compress(_idx(2051, (10000, 28, 28)), mtime=0)  # right layout, all 0
+
+# id -> builder; every documented row has one and every builder a row
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    # gen.generate: the weights file
+    "weights-not-zip": base(write("w.npz", b"W0,b0\n1,2\n")),
+    "weights-truncated": base(write("w.npz", lambda b: b[: len(b) // 2])),
+    "weights-npy": base(npy),
+    "weights-empty": base(lambda d: save_npz(d / "w.npz")),
+    "weights-no-W0": base(weights(W0=None)),
+    "weights-no-b0": base(weights(b0=None)),
+    "weights-no-b1": base(weights(b1=None)),
+    "weights-W0-783-inputs": base(weights(W0=_GOOD["W0"][:, :783])),
+    "weights-W0-no-neurons": base(weights(W0=np.zeros((0, 784), np.float32))),
+    "weights-W1-inputs": base(weights(W1=_GOOD["W1"][:, :15])),
+    "weights-b0-shape": base(weights(b0=_GOOD["b0"][:15])),
+    "weights-W0-string": base(weights(W0=np.full((16, 784), "0.1"))),
+    "weights-W0-object": base(lambda d: np.savez(d / "w.npz", **{
+        **good_weights(), "W0": np.empty((16, 784), dtype=object)})),
+    "weights-b0-bool": base(weights(b0=np.ones(16, dtype=bool))),
+    "weights-W0-nan": base(weights(W0=np.where(np.eye(16, 784) > 0, np.nan, _GOOD["W0"]))),
+    "weights-b1-inf": base(weights(b1=np.full(10, np.inf, np.float32))),
+    "weights-calib0-negative": base(weights(calib0=np.asarray(-1.0))),
+    # gen.generate: the number format
+    "format-int1": base(),
+    "format-int17": base(),
+    "format-w0a8": base(),
+    "format-w8a17": base(),
+    "format-foo": base(),
+    # gen.generate: the image sample
+    "sample-float": base(sample(images=np.zeros((3, 28, 28)))),
+    "sample-27x28": base(sample(images=np.zeros((3, 27, 28), np.uint8))),
+    "sample-no-labels": base(sample(labels=None)),
+    "sample-labels-count": base(sample(labels=np.arange(2, dtype=np.uint8))),
+    # gen.generate: name and output folder
+    "name-invalid": base(),
+    "out-under-file": base(),
+    "out-user-folder": base(user_folder("out")),
+    "out-is-file": base(write("out", b"my notes\n")),
+    "generate-no-weights": base(),
+    # tb.netsim
+    "sim-no-ghdl": base(mkdir("bin")),
+    "sim-unknown-sim": base(),
+    "sim-images-0": base(),
+    "sim-images-101": base(),
+    "sim-first-negative": base(),
+    "sim-images-not-int": base(),
+    "sim-name-invalid": base(),
+    # gen.mnist
+    "mnist-dir-missing": base(),
+    "mnist-file-missing": base(mnist(T10K_IMAGES)),
+    "mnist-not-gzip": base(mnist(T10K_IMAGES, b"not gzip\n")),
+    "mnist-truncated": base(mnist(T10K_IMAGES, _CHECKSUM_CONTENT[: len(_CHECKSUM_CONTENT) // 2])),
+    "mnist-checksum": base(mnist(T10K_IMAGES, _CHECKSUM_CONTENT)),
+    "mnist-wrong-count": base(mnist(T10K_IMAGES, gzip.compress(_SYNTHETIC[T10K_IMAGES], mtime=0))),
+    "mnist-labels-truncated": base(lazy_mnist(T10K_LABELS, lambda: _truncated_real(T10K_LABELS))),
+    "mnist-count-0": base(mnist(real=True)),
+    "mnist-count-10001": base(mnist(real=True)),
+    # --out is checked before MNIST loads: a late check would fail on the synthetic files
+    "mnist-out-under-file": base(mnist()),
+    "mnist-out-is-folder": base(mnist(), user_folder("s.npz")),
+    # train.train (broken MNIST: a run that checked --out late would fail on it instead)
+    "train-out-under-file": base(mnist(TRAIN_IMAGES, b"not gzip\n")),
+    # gen.evaluate
+    "evaluate-mnist-dir-missing": base(),
+    "evaluate-unknown-net": base(),
+    # gen.synth
+    "synth-no-ghdl": base(mkdir("bin")),
+    "synth-unknown-net": base(),
+    "synth-name-invalid": base(),
+}
+
+# ---------------------------------------------------------------- running the rows
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder``: folders, links (target) and files (sha256)."""
+    out = {}
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(top) / name
+            rel = str(path.relative_to(folder))
+            if path.is_symlink():
+                out[rel] = f"link {os.readlink(path)}"
+            elif path.is_dir():
+                out[rel] = "folder"
+            else:
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def command(row: Row, tmp: Path) -> tuple[list[str], dict[str, str]]:
+    """The row's argv (``python`` is this interpreter) and environment, placeholders filled."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
+    env |= {"BUILD_DIR": str(tmp / "build"), "MNIST_CACHE": str(tmp / "cache"),
+            "MNIST_URL": "http://127.0.0.1:9/",  # nothing may be downloaded
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # quicker starts
+    words = [w.replace("<tmp>", str(tmp)).replace("<repo>", str(ROOT))
+             for w in shlex.split(row.command)]
+    while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    assert words[:1] == ["python"], f"{row.id}: command must start with python"
+    return [sys.executable, *words[1:]], env
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    before: dict[str, str]
+    after: dict[str, str]
+    tmp: Path
+
+
+def _run(row: Row, tmp: Path) -> Result:
+    before = snapshot(tmp)
+    argv, env = command(row, tmp)
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    return Result(proc.returncode, proc.stdout, proc.stderr, before, snapshot(tmp), tmp)
+
+
+def runnable(row: Row) -> bool:
+    return REAL_TAG not in row.what or REAL_MNIST is not None
+
+
+@pytest.fixture(scope="module")
+def results(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
+    """Build every selected, runnable row's folder and run all commands in parallel."""
+    selected = {item.callspec.params["row"].id for item in request.session.items
+                if "row" in getattr(getattr(item, "callspec", None), "params", {})}
+    folders = {}
+    for row in ROWS:
+        if runnable(row) and row.id in BUILDERS and row.id in selected:
+            folders[row.id] = tmp_path_factory.mktemp(row.id, numbered=True)
+            BUILDERS[row.id](folders[row.id])
+    # the slow starters (torch) first, so they overlap the many short runs
+    order = sorted((r for r in ROWS if r.id in folders), key=lambda r: "train." not in r.command)
+    with ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2))) as pool:
+        futures = {r.id: pool.submit(_run, r, folders[r.id]) for r in order}
+        return {k: f.result() for k, f in futures.items()}
+
+
+def actual_line(res: Result) -> str:
+    """The stderr line with the row's folder and the repository replaced by placeholders."""
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one stderr line, got:\n{res.stderr}"
+    return lines[0].replace(str(res.tmp), "<tmp>").replace(str(ROOT), "<repo>")
+
+
+# ---------------------------------------------------------------- the tests
+
+
+def test_doc_rows_match_builders() -> None:
+    """Every documented row has a builder and every builder a row; ids are unique."""
+    ids = [r.id for r in ROWS]
+    assert len(ids) == len(set(ids)), "duplicate ids in docs/bad_input.md"
+    assert sorted(ids) == sorted(BUILDERS)
+    for row in ROWS:
+        assert row.error.startswith("error: "), row.id
+        assert row.command.startswith(("python ", "PATH=", "SIM=", "MNIST_DIR=")), row.id
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input(row: Row, results: dict[str, Result]) -> None:
+    """One documented ``error:`` line, non-zero exit, no output, nothing left or changed."""
+    if not runnable(row):
+        pytest.skip("needs MNIST_DIR (the real MNIST files)")
+    res = results[row.id]
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert actual_line(res) == row.error
+    assert res.stdout == ""
+    assert res.after == res.before, "files under <tmp> were created, changed or removed"
+    if "gen.synth" in row.command:
+        assert not list((ROOT / "build" / "synth").glob(f"*{SYNTH_PREFIX}*"))
