@@ -1,0 +1,283 @@
+"""argmax bench: the decision unit alone against :func:`gen.model.classify`.
+
+Vectors of N_IN signed values (random, all-equal, duplicated maxima, the extremes
+of ACC_BITS) are streamed with random valid gaps, junk on the bus while
+``in_valid`` is low, and back to back. Each ``done`` strobe must come one clock
+after the vector's last value with the model's class (lowest index wins a tie;
+N_IN = 1: class 1 iff value > 0). A second test resets in the middle of a vector.
+
+Parameters reach the Python side through ``ARGMAX_*`` environment variables; the
+generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
+top-level generics at run time). ``TB_ARGMAX_VECTORS`` (default 200) sets the count,
+``TB_SEED`` the seed (default: fixed per parameter set).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+    from cocotb.utils import get_sim_time
+except ImportError:  # pragma: no cover - pytest collection without cocotb
+    cocotb = None
+
+CLK_NS = 10
+
+
+def make_vectors(n_in: int, acc_bits: int, count: int, seed: int) -> list[list[int]]:
+    """Directed corner vectors, then random ones up to ``count`` (half of them ties-prone)."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    rng = random.Random(seed)
+    if n_in == 1:
+        vecs = [[v] for v in (0, 1, -1, lo, hi, 0)]
+    else:
+        vecs = [
+            [0] * n_in,                              # all equal: index 0
+            [lo] * n_in,                             # all at the minimum: index 0
+            [hi] * n_in,                             # all at the maximum: index 0
+            [lo] * (n_in - 1) + [hi],                # maximum last
+            [hi] + [lo] * (n_in - 1),                # maximum first
+            [lo] * (n_in - 1) + [lo + 1],            # one step above the minimum, last
+            list(range(lo, lo + n_in)),              # strictly increasing: last wins
+            [hi - i for i in range(n_in)],           # strictly decreasing: first wins
+            [lo] + [hi] * (n_in - 1),                # tie of n_in-1 maxima: index 1
+        ]
+        a, b = sorted(rng.sample(range(n_in), 2))    # duplicated maximum at a and b
+        v = [rng.randint(lo, hi - 1) for _ in range(n_in)]
+        v[a] = v[b] = hi
+        vecs.append(v)
+    vecs = [[min(max(x, lo), hi) for x in v] for v in vecs]  # ACC_BITS=2 clips the ramps
+    while len(vecs) < count:
+        if rng.random() < 0.5:  # a tiny range around a random centre makes ties frequent
+            c = rng.randint(lo, hi)
+            vecs.append([min(max(c + rng.randint(-1, 1), lo), hi) for _ in range(n_in)])
+        else:
+            vecs.append([rng.randint(lo, hi) for _ in range(n_in)])
+    return vecs
+
+
+def expected_classes(vecs: list[list[int]]) -> list[int]:
+    """The model's decision for every vector (gen.model.classify)."""
+    from gen.formats import Format
+    from gen.model import QLayer, QNet, classify
+
+    n = len(vecs[0])
+    layer = QLayer(w=np.zeros((n, 1), dtype=np.int64), b=np.zeros(n, dtype=np.int64),
+                   w_bits=2, a_bits=2, acc_bits=2, hidden=False)
+    qnet = QNet("argmax_tb", Format(2, 2), [layer])
+    return [int(c) for c in classify(qnet, np.array(vecs, dtype=np.int64))]
+
+
+if cocotb is not None:
+
+    class ArgmaxTB:
+        """Clock, reset and the value driver of ``argmax_tb``."""
+
+        def __init__(self, dut, seed: int) -> None:
+            self.dut = dut
+            self.n_in = int(os.environ["ARGMAX_N_IN"])
+            self.acc_bits = int(os.environ["ARGMAX_ACC_BITS"])
+            self.rng = random.Random(seed)
+            self.sent_at: list[int] = []  # sim time (ns) of the edge taking a last value
+            dut.rst.value = 1
+            dut.in_valid.value = 0
+            dut.in_data.value = 0
+            dut.in_last.value = 0
+            Clock(dut.clk, CLK_NS, unit="ns").start()
+
+        async def reset(self, cycles: int = 3) -> None:
+            self.dut.rst.value = 1
+            for _ in range(cycles):
+                await RisingEdge(self.dut.clk)
+            self.dut.rst.value = 0
+            await RisingEdge(self.dut.clk)
+
+        def _junk(self) -> None:
+            """Random data and last while in_valid is low: must be ignored."""
+            self.dut.in_data.value = self.rng.randint(0, (1 << self.acc_bits) - 1)
+            self.dut.in_last.value = self.rng.randint(0, 1)
+
+        async def send(self, vec: list[int], p_gap: float, last: bool = True) -> None:
+            """One vector, a value per clock with random idle clocks before each value."""
+            dut, mask = self.dut, (1 << self.acc_bits) - 1
+            for i, v in enumerate(vec):
+                while self.rng.random() < p_gap:
+                    dut.in_valid.value = 0
+                    self._junk()
+                    await RisingEdge(dut.clk)
+                dut.in_valid.value = 1
+                dut.in_data.value = v & mask
+                is_last = last and i == len(vec) - 1
+                dut.in_last.value = int(is_last)
+                await RisingEdge(dut.clk)  # argmax is always ready: taken at this edge
+                if is_last:
+                    self.sent_at.append(round(get_sim_time(unit="ns")))
+            dut.in_valid.value = 0
+            self._junk()
+
+    class DoneMonitor:
+        """(sim time, class_out) of every clock where done is '1'."""
+
+        def __init__(self, dut) -> None:
+            self.dut = dut
+            self.seen: list[tuple[int, int]] = []
+            cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            while True:
+                await RisingEdge(self.dut.clk)
+                await ReadOnly()
+                if self.dut.done.value == 1:
+                    t = round(get_sim_time(unit="ns"))
+                    self.seen.append((t, int(self.dut.class_out.value.to_unsigned())))
+
+        async def wait_for(self, n: int) -> None:
+            while len(self.seen) < n:
+                await RisingEdge(self.dut.clk)
+
+    def check(vecs: list[list[int]], expected: list[int], sent_at: list[int],
+              seen: list[tuple[int, int]]) -> list[str]:
+        """Compare every decision with the model; a done must follow its last value by one clock."""
+        errors = []
+        if len(seen) != len(vecs):
+            errors.append(f"expected {len(vecs)} done strobes, got {len(seen)}")
+        for j, (vec, e) in enumerate(zip(vecs, expected, strict=True)):
+            if j >= len(seen):
+                break
+            t, got = seen[j]
+            if got != e:
+                errors.append(f"vector {j} {vec}: class expected {e} got {got}")
+            if t != sent_at[j]:
+                errors.append(f"vector {j}: done at {t} ns, expected at {sent_at[j]} ns "
+                              "(the clock after its last value)")
+        return errors
+
+    def _seed() -> int:
+        return int(os.environ.get("ARGMAX_SEED", "1"))
+
+    async def run_vectors(dut, seed: int, count: int, fault: bool) -> None:
+        """Corner and random vectors, back to back and with gaps, checked against the model."""
+        tb, mon = ArgmaxTB(dut, seed), DoneMonitor(dut)
+        vecs = make_vectors(tb.n_in, tb.acc_bits, count, seed)
+        expected = expected_classes(vecs)
+        if fault:  # self-test of the checker: one wrong expectation
+            expected[-1] = (expected[-1] + 1) % max(tb.n_in, 2)
+        await tb.reset()
+        for j, vec in enumerate(vecs):
+            # runs of 8 vectors: no gaps (back to back), some gaps, many gaps
+            await tb.send(vec, p_gap=(0.0, 0.3, 0.7)[(j // 8) % 3])
+        await with_timeout(mon.wait_for(len(vecs)), 20 * CLK_NS, "ns")
+        for _ in range(3):  # a stray late strobe would show up here
+            await RisingEdge(dut.clk)
+        errors = check(vecs, expected, tb.sent_at, mon.seen)
+        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+
+    @cocotb.test()
+    async def argmax_vectors(dut) -> None:
+        """ARGMAX_VECTORS vectors against gen.model.classify."""
+        await run_vectors(dut, _seed(), int(os.environ.get("ARGMAX_VECTORS", "200")), False)
+
+    @cocotb.test(expect_fail=True)
+    async def argmax_checker_catches_wrong_expectation(dut) -> None:
+        """The checker is not vacuous: one corrupted expected class must fail."""
+        await run_vectors(dut, _seed() + 2, 12, True)
+
+    @cocotb.test()
+    async def argmax_reset_mid_vector(dut) -> None:
+        """A reset drops a partly sent vector: the next N_IN values form a fresh decision."""
+        tb, mon = ArgmaxTB(dut, _seed() + 1), DoneMonitor(dut)
+        lo, hi = -(1 << (tb.acc_bits - 1)), (1 << (tb.acc_bits - 1)) - 1
+        # First after the reset: the maximum last. A stale index or best value from the
+        # unfinished vector (all maxima) would make the answer 0 instead of N_IN - 1.
+        vecs = [[lo] * (tb.n_in - 1) + [hi], *make_vectors(tb.n_in, tb.acc_bits, 12, _seed() + 1)]
+        expected = expected_classes(vecs)
+        await tb.reset()
+        await tb.send([hi] * max(tb.n_in - 1, 1), p_gap=0.0, last=False)  # never finished
+        await tb.reset(cycles=1)
+        for vec in vecs:
+            await tb.send(vec, p_gap=0.2)
+        await with_timeout(mon.wait_for(len(vecs)), 20 * CLK_NS, "ns")
+        errors = check(vecs, expected, tb.sent_at, mon.seen)
+        assert not errors, f"{len(errors)} errors after reset: " + "; ".join(errors[:10])
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+WRAPPER = """\
+-- generated by tb/argmax/test_argmax.py: argmax with fixed generics as a flat-port toplevel
+library ieee;
+use ieee.std_logic_1164.all;
+
+entity argmax_tb is
+  port (
+    clk, rst, in_valid, in_last : in std_logic;
+    in_data   : in  std_logic_vector({acc_bits} - 1 downto 0);
+    done      : out std_logic;
+    class_out : out std_logic_vector({class_bits} - 1 downto 0)
+  );
+end entity argmax_tb;
+
+architecture wrap of argmax_tb is
+begin
+  u_dut : entity work.argmax
+    generic map (N_IN => {n_in}, ACC_BITS => {acc_bits}, CLASS_BITS => {class_bits})
+    port map (clk => clk, rst => rst, in_valid => in_valid, in_data => in_data,
+              in_last => in_last, done => done, class_out => class_out);
+end architecture wrap;
+"""
+
+# (n_in, format, acc_bits): ACC_BITS as a last layer of that format could need it.
+CASES = [
+    (10, "int8", 26),   # l10: 784 -> 10
+    (1, "int8", 26),    # zero: one output, class 1 iff value > 0
+    (16, "int2", 2),    # CLASS_BITS full (4), the narrowest accumulator: ties everywhere
+    (2, "int16", 31),   # the widest accumulator the layer RTL supports
+]
+
+
+def _id(case: tuple[int, str, int]) -> str:
+    n_in, fmt, acc = case
+    return f"n{n_in}-{fmt}-acc{acc}"
+
+
+def _run(case: tuple[int, str, int], tag: str) -> None:
+    from gen.generate import clog2
+    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    n_in, _, acc_bits = case
+    build = BUILD / "tb" / tag
+    build.mkdir(parents=True, exist_ok=True)
+    wrapper = build / "argmax_tb.vhd"
+    wrapper.write_text(WRAPPER.format(n_in=n_in, acc_bits=acc_bits,
+                                      class_bits=clog2(max(n_in, 2))))
+    env = {
+        "ARGMAX_N_IN": n_in, "ARGMAX_ACC_BITS": acc_bits,
+        "ARGMAX_SEED": os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF),
+        "ARGMAX_VECTORS": os.environ.get("TB_ARGMAX_VECTORS", "200"),
+    }
+    run_sim(toplevel="argmax_tb", module="test_argmax",
+            vhdl_sources=[*rtl_sources("argmax"), str(wrapper)], build_dir=build / "sim",
+            extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
+
+def _tag(request: pytest.FixtureRequest) -> str:
+    """The build folder name: the pytest id without brackets."""
+    return request.node.name.replace("[", "-").replace("]", "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_argmax(case: tuple[int, str, int], request: pytest.FixtureRequest) -> None:
+    """argmax against gen.model.classify for one parameter set."""
+    _run(case, _tag(request))
+

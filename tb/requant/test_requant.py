@@ -1,0 +1,319 @@
+"""requant bench: ReLU + requantization alone against :func:`gen.model.requantize`.
+
+Accumulators: negative (ReLU), zero, the extremes of ACC_BITS, both sides of the
+saturation boundary, exact rounding ties (``r*MULT + 2**(SHIFT-1)`` a multiple of
+``2**SHIFT``, where "round half up" matters) and their neighbours, then random
+ones. The input side has random valid gaps with junk data; the output side
+random ``out_ready`` back-pressure, during which the output must hold still.
+
+Parameters reach the Python side through ``RQ_*`` environment variables; the
+generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
+top-level generics at run time). ``TB_REQUANT_ITEMS`` (default 400) sets the number of
+random accumulators, ``TB_SEED`` the seed (default: fixed per parameter set).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+except ImportError:  # pragma: no cover - pytest collection without cocotb
+    cocotb = None
+
+CLK_NS = 10
+MULT_BITS = 16  # gen.model.RQ_MULT_BITS; the top level leaves requant's default
+
+
+@dataclass(frozen=True)
+class RqCase:
+    """One parameter set of the requantizer."""
+
+    fmt: str
+    acc_bits: int
+    out_bits: int
+    mult: int
+    shift: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.fmt}-acc{self.acc_bits}-m{self.mult}-s{self.shift}"
+
+    def y(self, r: int) -> int:
+        """Unsaturated output for r >= 0 (reference for choosing stimuli only)."""
+        return (r * self.mult + (1 << (self.shift - 1))) >> self.shift
+
+    def r_sat(self) -> int:
+        """The smallest r that saturates: y(r) > 2**OUT_BITS - 1."""
+        need = ((1 << self.out_bits) << self.shift) - (1 << (self.shift - 1))
+        return -(-need // self.mult)
+
+    def ties(self) -> tuple[int, int] | None:
+        """``(first, period)`` of the r >= 0 whose product lands exactly on a rounding tie."""
+        t = (self.mult & -self.mult).bit_length() - 1  # MULT = m * 2**t, m odd
+        if t > self.shift - 1:
+            return None
+        mod = 1 << (self.shift - t)
+        first = ((1 << (self.shift - 1 - t)) * pow(self.mult >> t, -1, mod)) % mod
+        return first, mod
+
+
+def make_accs(case: RqCase, count: int, seed: int) -> list[int]:
+    """Directed corner accumulators, then ``count`` random ones."""
+    rng = random.Random(seed)
+    lo, hi = -(1 << (case.acc_bits - 1)), (1 << (case.acc_bits - 1)) - 1
+    accs = [0, -1, 1, lo, hi, lo + 1, hi - 1, 0]
+    rs = case.r_sat()
+    accs += [rs - 2, rs - 1, rs, rs + 1]
+    if tie := case.ties():
+        first, period = tie
+        last = min(hi, rs - 1)
+        n = (last - first) // period + 1 if last >= first else 0
+        picks = {0, n - 1} | {rng.randrange(n) for _ in range(12)} if n > 0 else set()
+        for k in sorted(picks):
+            r = first + k * period
+            accs += [r - 1, r, r + 1]
+        accs += [first + (n + k) * period for k in range(2)]  # ties in the saturated region
+    for _ in range(count):
+        u = rng.random()
+        if u < 0.4:    # the interesting part: 0 .. a little past saturation
+            accs.append(rng.randint(0, min(hi, rs + 4)))
+        elif u < 0.6:  # negative
+            accs.append(rng.randint(lo, -1))
+        else:
+            accs.append(rng.randint(lo, hi))
+    return [a for a in accs if lo <= a <= hi]
+
+
+def expected_outputs(case: RqCase, accs: list[int]) -> list[int]:
+    """gen.model.requantize on the accumulators."""
+    from gen.model import QLayer, requantize
+
+    layer = QLayer(w=np.zeros((1, 1), dtype=np.int64), b=np.zeros(1, dtype=np.int64),
+                   w_bits=2, a_bits=2, acc_bits=case.acc_bits, hidden=True,
+                   rq_mult=case.mult, rq_shift=case.shift, out_bits=case.out_bits)
+    return [int(y) for y in requantize(np.array(accs, dtype=np.int64), layer)]
+
+
+if cocotb is not None:
+
+    class RequantTB:
+        """Clock, reset and the accumulator driver of ``requant_tb``."""
+
+        def __init__(self, dut, case: RqCase, seed: int) -> None:
+            self.dut, self.case = dut, case
+            self.rng = random.Random(seed)
+            self.waits = 0  # clocks with in_valid=1, in_ready=0
+            dut.rst.value = 1
+            dut.in_valid.value = 0
+            dut.in_data.value = 0
+            dut.out_ready.value = 0
+            Clock(dut.clk, CLK_NS, unit="ns").start()
+
+        async def reset(self) -> None:
+            for _ in range(3):
+                await RisingEdge(self.dut.clk)
+            self.dut.rst.value = 0
+            await RisingEdge(self.dut.clk)
+
+        async def send(self, accs: list[int]) -> None:
+            """One accumulator per accepted clock; runs of no, some and many idle clocks."""
+            dut, mask = self.dut, (1 << self.case.acc_bits) - 1
+            for j, a in enumerate(accs):
+                p_gap = (0.0, 0.3, 0.7)[(j // 16) % 3]
+                while self.rng.random() < p_gap:
+                    dut.in_valid.value = 0
+                    dut.in_data.value = self.rng.randint(0, mask)  # junk: must be ignored
+                    await RisingEdge(dut.clk)
+                dut.in_valid.value = 1
+                dut.in_data.value = a & mask
+                while True:
+                    await ReadOnly()
+                    taken = dut.in_ready.value == 1
+                    self.waits += not taken
+                    await RisingEdge(dut.clk)
+                    if taken:
+                        break
+            dut.in_valid.value = 0
+
+    class OutSink:
+        """Random out_ready back-pressure; collects out_data transfers.
+
+        While out_valid is '1' and out_ready '0' the output must not change.
+        """
+
+        def __init__(self, dut, seed: int) -> None:
+            self.dut = dut
+            self.rng = random.Random(seed)
+            self.got: list[int] = []
+            self.errors: list[str] = []
+            self.stalls = 0  # clocks with out_valid=1, out_ready=0
+            cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            dut, held, cycle = self.dut, None, 0
+            while True:
+                p_ready = (1.0, 0.5, 0.1)[(cycle // 16) % 3]
+                ready = self.rng.random() < p_ready
+                dut.out_ready.value = int(ready)
+                await ReadOnly()
+                valid = dut.out_valid.value == 1
+                data = int(dut.out_data.value.to_unsigned()) if valid else None
+                if held is not None and data != held:
+                    self.errors.append(f"output {len(self.got)}: changed from {held} to {data} "
+                                       "while stalled (out_valid=1, out_ready=0)")
+                if valid and ready:
+                    self.got.append(data)
+                held = data if valid and not ready else None
+                self.stalls += held is not None
+                await RisingEdge(dut.clk)
+                cycle += 1
+
+        async def wait_for(self, n: int) -> None:
+            while len(self.got) < n:
+                await RisingEdge(self.dut.clk)
+
+    def _case() -> RqCase:
+        e = os.environ
+        return RqCase(e["RQ_FORMAT"], int(e["RQ_ACC_BITS"]), int(e["RQ_OUT_BITS"]),
+                      int(e["RQ_MULT"]), int(e["RQ_SHIFT"]))
+
+    async def run_accs(dut, seed: int, count: int, fault: bool) -> None:
+        """Stream the accumulators through and compare every output, in order."""
+        case = _case()
+        accs = make_accs(case, count, seed)
+        expected = expected_outputs(case, accs)
+        if fault:  # self-test of the checker: one wrong expectation
+            expected[-1] ^= 1
+        tb = RequantTB(dut, case, seed)
+        await tb.reset()
+        sink = OutSink(dut, seed + 1000)
+        await with_timeout(tb.send(accs), 40 * len(accs) * CLK_NS, "ns")
+        await with_timeout(sink.wait_for(len(accs)), 200 * CLK_NS, "ns")
+        for _ in range(5):  # an extra output would show up here
+            await RisingEdge(dut.clk)
+        errors = list(sink.errors)
+        if not fault and not (sink.stalls and tb.waits):
+            errors.append(f"back-pressure not exercised: {sink.stalls} output stalls, "
+                          f"{tb.waits} input waits")
+        if len(sink.got) != len(accs):
+            errors.append(f"expected {len(accs)} outputs, got {len(sink.got)}")
+        errors += [f"item {j}: acc {a}: expected {e} got {g}"
+                   for j, (a, e, g) in enumerate(zip(accs, expected, sink.got, strict=False))
+                   if e != g]
+        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+
+    def _seed() -> int:
+        return int(os.environ.get("RQ_SEED", "1"))
+
+    @cocotb.test()
+    async def requant_stream(dut) -> None:
+        """Corner and random accumulators with gaps and back-pressure against the model."""
+        await run_accs(dut, _seed(), int(os.environ.get("RQ_ITEMS", "400")), False)
+
+    @cocotb.test(expect_fail=True)
+    async def requant_checker_catches_wrong_expectation(dut) -> None:
+        """The checker is not vacuous: one corrupted expected output must fail."""
+        await run_accs(dut, _seed() + 1, 10, True)
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+WRAPPER = """\
+-- generated by tb/requant/test_requant.py: requant with fixed generics as a flat-port toplevel
+library ieee;
+use ieee.std_logic_1164.all;
+
+entity requant_tb is
+  port (
+    clk, rst, in_valid, out_ready : in std_logic;
+    in_ready, out_valid : out std_logic;
+    in_data  : in  std_logic_vector({acc_bits} - 1 downto 0);
+    out_data : out std_logic_vector({out_bits} - 1 downto 0)
+  );
+end entity requant_tb;
+
+architecture wrap of requant_tb is
+begin
+  u_dut : entity work.requant
+    generic map (ACC_BITS => {acc_bits}, OUT_BITS => {out_bits}, MULT_BITS => {mult_bits},
+                 MULT => {mult}, SHIFT => {shift})
+    port map (clk => clk, rst => rst, in_valid => in_valid, in_ready => in_ready,
+              in_data => in_data, out_valid => out_valid, out_ready => out_ready,
+              out_data => out_data);
+end architecture wrap;
+"""
+
+CASES = [
+    RqCase("int8", 20, 8, 49152, 18),   # MULT = 3 * 2**14: a rounding tie every 16 values of r
+    RqCase("int8", 26, 8, 46341, 24),   # an odd MULT as gen.quant.requant_params makes them
+    RqCase("int4", 14, 4, 40960, 15),   # MULT = 5 * 2**13: ties at r = 2, 6, 10
+    RqCase("int2", 2, 2, 32769, 1),     # the narrowest accumulator and the smallest SHIFT
+    RqCase("int16", 31, 16, 65535, 29),  # the widest accumulator, largest MULT: 47-bit product
+]
+
+
+def _tag(request: pytest.FixtureRequest) -> str:
+    """The build folder name: the pytest id without brackets."""
+    return request.node.name.replace("[", "-").replace("]", "")
+
+
+def _case_seed(case: RqCase) -> int:
+    return int(os.environ.get("TB_SEED", zlib.crc32(case.id.encode()) & 0xFFFF))
+
+
+def _items() -> int:
+    return int(os.environ.get("TB_REQUANT_ITEMS", "400"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
+    """requant against gen.model.requantize for one parameter set."""
+    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    build = BUILD / "tb" / _tag(request)
+    build.mkdir(parents=True, exist_ok=True)
+    wrapper = build / "requant_tb.vhd"
+    wrapper.write_text(WRAPPER.format(acc_bits=case.acc_bits, out_bits=case.out_bits,
+                                      mult_bits=MULT_BITS, mult=case.mult, shift=case.shift))
+    env = {
+        "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
+        "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_SEED": _case_seed(case),
+        "RQ_ITEMS": _items(),
+    }
+    run_sim(toplevel="requant_tb", module="test_requant",
+            vhdl_sources=[*rtl_sources("requant"), str(wrapper)], build_dir=build / "sim",
+            extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_requant_stimulus_covers_corners(case: RqCase) -> None:
+    """The stimulus holds negatives, zero, both sides of saturation and every reachable tie kind."""
+    accs = make_accs(case, _items(), _case_seed(case))
+    hi = (1 << (case.acc_bits - 1)) - 1
+    top = (1 << case.out_bits) - 1
+    rs = case.r_sat()
+    assert min(accs) < 0 and 0 in accs and hi in accs
+    if rs <= hi:
+        assert rs in accs and rs - 1 in accs and case.y(rs - 1) <= top < case.y(rs)
+    tie = case.ties()
+    if tie and tie[0] < min(rs, hi + 1):  # a tie exists below saturation: it must be driven
+        ties = [a for a in accs if 0 <= a < rs and (a * case.mult) % (1 << case.shift)
+                == 1 << (case.shift - 1)]
+        assert ties, f"{case.id}: no unsaturated rounding tie in the stimulus"
+
+
+def test_some_cases_have_unsaturated_ties() -> None:
+    """At least two parameter sets exercise round-half-up on values that are not clipped."""
+    assert sum(1 for c in CASES if (t := c.ties()) and t[0] < c.r_sat()) >= 2

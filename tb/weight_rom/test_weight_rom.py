@@ -1,0 +1,196 @@
+"""Weight-ROM bench: the entity gen.generate renders from gen/templates/rom.vhd.j2, alone.
+
+A sequential sweep over every address (past the last word too, where the ROM
+must read zero), runs of a held address, then random addresses. The read is
+registered: in the clock after the address changes, dout must still hold the
+previous address's word, all clock long (a combinational ROM fails here), and
+then the new one.
+The expected word is rebuilt from the weight matrix by the documented layout
+(neuron n at bits [(n+1)W-1 : nW]), independently of ``gen.generate.pack``.
+``TB_ROM_READS`` (default 300) sets the number of random reads, ``TB_SEED`` the seed
+(default: fixed per parameter set).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+except ImportError:  # pragma: no cover - pytest collection without cocotb
+    cocotb = None
+
+CLK_NS = 10
+NET = "weight_rom_tb"
+ENTITY = f"{NET}_l0_rom"  # the generator's ROM entity name for layer 0
+
+
+def make_weights(n_in: int, n_out: int, w_bits: int, seed: int) -> np.ndarray:
+    """Random signed weights over the full range, with all-max, all-min and zero words."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    w = rng.integers(lo, hi, size=(n_out, n_in), endpoint=True, dtype=np.int64)
+    w[:, 0] = lo if n_in == 1 else hi   # one input: the single word holds the minimum
+    special = [np.full(n_out, lo), np.zeros(n_out, dtype=np.int64),
+               np.where(np.arange(n_out) % 2 == 0, lo, hi)]  # alternating signs
+    for i, col in enumerate(special, start=1):
+        if i < n_in:
+            w[:, i] = col
+    return w
+
+
+def render_rom(w: np.ndarray, w_bits: int) -> str:
+    """The ROM entity ``ENTITY`` for weights ``w`` (n_out, n_in), rendered by gen.generate.
+
+    Through render_network, the generator's own path, so the bench follows whatever
+    arguments the template needs (a one-layer network; its package and top are unused).
+    """
+    from gen.formats import Format
+    from gen.generate import render_network
+    from gen.model import QLayer, QNet
+    from gen.quant import acc_bits_for
+
+    b = np.zeros(w.shape[0], dtype=np.int64)
+    layer = QLayer(w=w, b=b, w_bits=w_bits, a_bits=w_bits,
+                   acc_bits=acc_bits_for(w, b, (1 << w_bits) - 1), hidden=False)
+    qnet = QNet(NET, Format(w_bits, w_bits), [layer])
+    return render_network(qnet, "random weights of tb/weight_rom")[f"{ENTITY}.vhd"]
+
+
+def expected_word(w: np.ndarray, w_bits: int, addr: int) -> int:
+    """The word at ``addr``: neuron n's two's-complement weight at bits [(n+1)W-1 : nW]."""
+    n_out, n_in = w.shape
+    if addr >= n_in:
+        return 0
+    return sum((int(w[n, addr]) % (1 << w_bits)) << (n * w_bits) for n in range(n_out))
+
+
+def make_addresses(n_in: int, addr_bits: int, count: int, seed: int) -> list[int]:
+    """Sweep all addresses, hold a few, then ``count`` random ones (a quarter past the end)."""
+    rng = random.Random(seed)
+    size = 1 << addr_bits
+    addrs = list(range(size))
+    for a in (0, n_in - 1, size - 1):
+        addrs += [a] * 3
+    for _ in range(count):
+        if size > n_in and rng.random() < 0.25:
+            addrs.append(rng.randrange(n_in, size))
+        else:
+            addrs.append(rng.randrange(n_in))
+    return addrs
+
+
+if cocotb is not None:
+
+    def decode(word: int, n: int, bits: int) -> list[int]:
+        """Split a word into ``n`` signed fields, field 0 in the low bits."""
+        mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+        return [((word >> (i * bits)) & mask) - ((word >> (i * bits)) & sign) * 2
+                for i in range(n)]
+
+    async def run_reads(dut, seed: int, count: int, fault: bool) -> None:
+        """Drive the address list; after each change check that dout is still the old word."""
+        w = np.load(os.environ["ROM_WEIGHTS"])
+        w_bits, addr_bits = int(os.environ["ROM_W_BITS"]), int(os.environ["ROM_ADDR_BITS"])
+        n_out, n_in = w.shape
+        if fault:  # self-test of the checker: one wrong expected weight
+            w = w.copy()
+            w[0, n_in - 1] = w[0, n_in - 1] + 1 if w[0, n_in - 1] < 0 else w[0, n_in - 1] - 1
+        addrs = make_addresses(n_in, addr_bits, count, seed)
+        Clock(dut.clk, CLK_NS, unit="ns").start()
+        await RisingEdge(dut.clk)
+        dut.addr.value = addrs[0]
+        await RisingEdge(dut.clk)  # the first address is sampled here
+        errors: list[str] = []
+        telling = 0  # clocks where a combinational (unregistered) read would differ
+        for prev, addr in itertools.pairwise(addrs):
+            dut.addr.value = addr
+            exp = expected_word(w, w_bits, prev)
+            telling += exp != expected_word(w, w_bits, addr)
+            # Right after the edge that took `prev` (addr already shows the next address),
+            # and again half a clock later: dout must be prev's word all clock long.
+            for when in ("after the edge", "mid-clock"):
+                if when == "mid-clock":
+                    await FallingEdge(dut.clk)
+                await ReadOnly()
+                got = int(dut.dout.value.to_unsigned())
+                if got != exp:
+                    bad = [(n, e, g) for n, (e, g) in enumerate(zip(
+                        decode(exp, n_out, w_bits), decode(got, n_out, w_bits), strict=True))
+                        if e != g]
+                    errors.append(f"address {prev} ({when}, addr={addr}): word expected "
+                                  f"{exp:#x} got {got:#x}; neuron, expected, got: {bad[:4]}")
+            await RisingEdge(dut.clk)
+        assert telling > 0, "these addresses cannot tell a registered from a combinational read"
+        checks = 2 * (len(addrs) - 1)
+        assert not errors, f"{len(errors)} of {checks} checks wrong: " + "; ".join(errors[:8])
+
+    def _seed() -> int:
+        return int(os.environ.get("ROM_SEED", "1"))
+
+    @cocotb.test()
+    async def rom_reads(dut) -> None:
+        """Every address, held addresses and random ones, against the weight matrix."""
+        await run_reads(dut, _seed(), int(os.environ.get("ROM_READS", "300")), False)
+
+    @cocotb.test(expect_fail=True)
+    async def rom_checker_catches_wrong_expectation(dut) -> None:
+        """The checker is not vacuous: one corrupted expected weight must fail."""
+        await run_reads(dut, _seed() + 1, 20, True)
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+# (n_in, n_out, w_bits): 2**ADDR_BITS > n_in except n16x4, whose ROM is exactly full.
+CASES = [
+    (1, 1, 8),      # one word, ADDR_BITS=1: address 1 is past the end
+    (784, 10, 8),   # the l10 input layer: 240 addresses past the end
+    (37, 16, 4),
+    (9, 5, 3),      # 15-bit words: sized literals 15x"..."
+    (16, 4, 16),    # 64-bit words, every address used
+]
+
+
+def _id(case: tuple[int, int, int]) -> str:
+    n_in, n_out, w_bits = case
+    return f"n{n_in}x{n_out}-int{w_bits}"
+
+
+def _tag(request: pytest.FixtureRequest) -> str:
+    """The build folder name: the pytest id without brackets."""
+    return request.node.name.replace("[", "-").replace("]", "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_weight_rom(case: tuple[int, int, int], request: pytest.FixtureRequest) -> None:
+    """The generated ROM returns the packed word one clock after the address, zero past the end."""
+    from gen.generate import clog2
+    from tb.common import BUILD, run_sim, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    n_in, n_out, w_bits = case
+    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
+    build = BUILD / "tb" / _tag(request)
+    build.mkdir(parents=True, exist_ok=True)
+    w = make_weights(n_in, n_out, w_bits, seed)
+    np.save(build / "weights.npy", w)
+    rom = build / f"{ENTITY}.vhd"
+    rom.write_text(render_rom(w, w_bits))
+    env = {
+        "ROM_WEIGHTS": build / "weights.npy", "ROM_W_BITS": w_bits,
+        "ROM_ADDR_BITS": clog2(n_in), "ROM_SEED": seed,
+        "ROM_READS": os.environ.get("TB_ROM_READS", "300"),
+    }
+    run_sim(toplevel=ENTITY, module="test_weight_rom", vhdl_sources=[str(rom)],
+            build_dir=build / "sim", extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
