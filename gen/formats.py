@@ -1,4 +1,10 @@
-"""Number formats named on the command line and in test ids (``int8``, ``w4a8``)."""
+"""Number formats named on the command line and in test ids.
+
+``int8`` (= ``w8a8``), ``w4a8``: integer widths, scales chosen from the weights;
+``q1_7``: fixed point Qm.n (m integer bits including the weights' sign, n fraction
+bits) for weights and activations; suffixes ``-pn`` (per-neuron weight scales) and
+``-shift`` (power-of-two requantization, no multiplier), e.g. ``int4-pn-shift``.
+"""
 
 from __future__ import annotations
 
@@ -21,34 +27,58 @@ class Format:
 
     w_bits: int
     a_bits: int
+    frac: int | None = None  # Qm.n: n fraction bits of weights and activations
+    per_neuron: bool = False  # one weight scale per neuron (hidden layers)
+    shift_only: bool = False  # requantization by a power of two only
 
     @property
     def name(self) -> str:
-        """Canonical name: ``int8`` when both widths agree, else ``w4a8``."""
-        if self.w_bits == self.a_bits:
-            return f"int{self.w_bits}"
-        return f"w{self.w_bits}a{self.a_bits}"
+        """Canonical name: ``int8``, ``w4a8`` or ``q1_7``, then ``-pn`` and ``-shift``."""
+        if self.frac is not None:
+            base = f"q{self.w_bits - self.frac}_{self.frac}"
+        elif self.w_bits == self.a_bits:
+            base = f"int{self.w_bits}"
+        else:
+            base = f"w{self.w_bits}a{self.a_bits}"
+        return base + ("-pn" if self.per_neuron else "") + ("-shift" if self.shift_only else "")
 
 
 _INT = re.compile(r"int(\d+)")
 _WA = re.compile(r"w(\d+)a(\d+)")
+_Q = re.compile(r"q(\d+)[_.](\d+)")
 
 
 def parse_format(text: str) -> Format:
-    """Parse ``int<B>`` or ``w<W>a<A>``; widths must lie in 2..16."""
+    """Parse a format name (module docstring); widths must lie in 2..16."""
     spec = str(text).strip().lower()
-    if m := _INT.fullmatch(spec):
+    flags = {"pn": False, "shift": False}
+    while "-" in spec:
+        spec, _, suffix = spec.rpartition("-")
+        if suffix not in flags or flags[suffix]:
+            raise UserError(f"unknown format suffix {suffix!r} in {text!r}: use -pn and/or -shift")
+        flags[suffix] = True
+    frac = None
+    if m := _Q.fullmatch(spec):
+        ib, frac = int(m.group(1)), int(m.group(2))
+        if ib < 1:
+            raise UserError(f"fixed point {text!r} needs at least 1 integer bit (the sign)")
+        if not MIN_BITS <= ib + frac <= MAX_BITS:
+            raise UserError(f"fixed point {text!r} does not fit: {ib}+{frac} = {ib + frac} "
+                            f"bits, widths must be {MIN_BITS}..{MAX_BITS}")
+        w = a = ib + frac
+    elif m := _INT.fullmatch(spec):
         w = a = int(m.group(1))
     elif m := _WA.fullmatch(spec):
         w, a = int(m.group(1)), int(m.group(2))
     elif spec.isdigit():
         w = a = int(spec)
     else:
-        raise UserError(f"unknown number format {text!r}: expected int<B> or w<W>a<A>, e.g. int8")
+        raise UserError(f"unknown number format {text!r}: expected int<B>, w<W>a<A> or "
+                        "q<m>_<n>, optionally -pn and -shift, e.g. int8")
     for what, bits in (("weight", w), ("activation", a)):
         if not MIN_BITS <= bits <= MAX_BITS:
             raise UserError(
                 f"unsupported {what} width {bits} in {text!r}: "
                 f"widths must be {MIN_BITS}..{MAX_BITS}"
             )
-    return Format(w, a)
+    return Format(w, a, frac, flags["pn"], flags["shift"])

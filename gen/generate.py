@@ -113,6 +113,24 @@ class LayerView:
     rom_entity: str
     bias_bits: int
     bias: str
+    per_neuron: bool = False  # requantization constants per neuron (flat vectors below)
+    mult_bits: int = 16
+    mults: str = ""
+    shifts: str = ""
+
+
+def requant_view(layer: QLayer) -> dict:
+    """Requantizer constants of a hidden layer for the templates."""
+    mults = np.atleast_1d(layer.rq_mult).tolist()
+    shifts = np.atleast_1d(layer.rq_shift).tolist()
+    mult_bits = max(1, max(mults).bit_length())
+    if not isinstance(layer.rq_mult, list):
+        return {"mult_bits": mult_bits}
+    return {
+        "per_neuron": True, "mult_bits": mult_bits,
+        "mults": vhdl_literal(pack(mults, mult_bits), len(mults) * mult_bits),
+        "shifts": vhdl_literal(pack(shifts, 8), len(shifts) * 8),
+    }
 
 
 def _env() -> Environment:
@@ -146,6 +164,7 @@ def render_network(
             addr_bits=clog2(-(-layer.n_in // ps[k])),
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
+            **(requant_view(layer) if layer.hidden else {}),
         ))
     files = {}
     for v in views:
@@ -293,13 +312,16 @@ def main() -> int:
     return 0
 
 
+MAX_ACC_BITS = 48  # requant's product (ACC + 16 bits) stays well inside 64-bit tools
+
+
 def check_rtl_limits(qnet: QNet) -> None:
-    """The generic RTL's integer datapath holds 31-bit accumulators (rtl/mlp_layer.vhd)."""
+    """Accumulators up to 48 bits (31 use the fast integer datapath of rtl/mlp_layer.vhd)."""
     for k, layer in enumerate(qnet.layers):
-        if layer.acc_bits > 31 or layer.w_bits + layer.a_bits > 31:
+        if layer.acc_bits > MAX_ACC_BITS:
             raise UserError(
                 f"layer {k} of {qnet.name} ({qnet.fmt.name}) needs a {layer.acc_bits}-bit "
-                "accumulator; the RTL supports at most 31 bits"
+                f"accumulator; the RTL supports at most {MAX_ACC_BITS} bits"
             )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import UserError
-from gen.formats import Format
+from gen.formats import Format, parse_format
 
 N_PIXELS = 28 * 28
 PIXEL_BITS = 8
@@ -31,8 +31,10 @@ class QLayer:
     a_bits: int  # width of this layer's (unsigned) input activations
     acc_bits: int
     hidden: bool  # ReLU + requantization follow; else the accumulators are the logits
-    rq_mult: int = 0  # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift)
-    rq_shift: int = 0
+    # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift); one value
+    # for the layer, or a list with one per neuron (per-neuron weight scales)
+    rq_mult: int | list[int] = 0
+    rq_shift: int | list[int] = 0
     out_bits: int = 0  # hidden only: width of the unsigned output activations
     info: dict = field(default_factory=dict)  # float scales etc., for reports only
 
@@ -62,8 +64,7 @@ class QNet:
         """Serialise losslessly (integers as Python ints)."""
         doc = {
             "name": self.name,
-            "w_bits": self.fmt.w_bits,
-            "a_bits": self.fmt.a_bits,
+            "format": self.fmt.name,
             "source": self.source,
             "layers": [
                 {
@@ -85,7 +86,7 @@ class QNet:
             w = np.array(d.pop("w"), dtype=np.int64)
             b = np.array(d.pop("b"), dtype=np.int64)
             layers.append(QLayer(w=w, b=b, **d))
-        fmt = Format(doc["w_bits"], doc["a_bits"])
+        fmt = parse_format(doc["format"])
         return cls(doc["name"], fmt, layers, doc.get("source", ""))
 
     def save(self, path: Path) -> None:
@@ -134,9 +135,11 @@ def requantize(acc: np.ndarray, layer: QLayer) -> np.ndarray:
     """ReLU, multiply, round half up by a right shift, saturate (numerics.md, 5)."""
     r = np.maximum(acc, 0)
     top = (1 << layer.out_bits) - 1
-    if layer.acc_bits + RQ_MULT_BITS > 62 or layer.rq_shift > 61:  # could leave int64
-        r = r.astype(object)
-    y = (r * layer.rq_mult + (1 << (layer.rq_shift - 1))) >> layer.rq_shift
+    mult = np.asarray(layer.rq_mult, dtype=np.int64)
+    shift = np.asarray(layer.rq_shift, dtype=np.int64)
+    if layer.acc_bits + RQ_MULT_BITS > 62 or np.max(shift) > 61:  # could leave int64
+        r, mult, shift = r.astype(object), mult.astype(object), shift.astype(object)
+    y = (r * mult + (1 << (shift - 1))) >> shift
     return np.minimum(y, top).astype(np.int64)
 
 

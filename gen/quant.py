@@ -184,6 +184,28 @@ def requant_params(ratio: float) -> tuple[int, int]:
     return mult, shift
 
 
+def shift_params(ratio: float) -> tuple[int, int]:
+    """Power-of-two requantization: ``(1, shift)`` with ``2**-shift`` nearest to ``ratio``."""
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise UserError(f"requantization ratio {ratio} is not a finite positive number")
+    shift = round(-math.log2(ratio))
+    if shift < 1:
+        raise UserError(
+            f"requantization ratio {ratio:.3g} is too large for a shift-only requantizer "
+            f"(shift {shift} < 1)"
+        )
+    return 1, shift
+
+
+def weight_scales(wf: np.ndarray, fmt: Format, per_neuron: bool) -> np.ndarray:
+    """Scale per neuron (numerics.md, 2): fixed 2**n for Qm.n, else from the largest weight."""
+    qmax = (1 << (fmt.w_bits - 1)) - 1
+    if fmt.frac is not None:
+        return np.full(wf.shape[0], 2.0**fmt.frac)
+    peak = np.max(np.abs(wf), axis=1) if per_neuron else np.full(wf.shape[0], np.max(np.abs(wf)))
+    return np.where(peak > 0, qmax / np.where(peak > 0, peak, 1.0), 1.0)
+
+
 def acc_bits_for(w: np.ndarray, b: np.ndarray, x_max: int) -> int:
     """Smallest signed width that holds every partial sum ``b + sum(w*x)``, 0 <= x <= x_max.
 
@@ -206,26 +228,37 @@ def quantize_network(
     """Quantize validated float weights to ``fmt`` following docs/numerics.md."""
     n_layers = sum(1 for k in weights if k.startswith("W"))
     a_max = (1 << fmt.a_bits) - 1
+    qmax = (1 << (fmt.w_bits - 1)) - 1
     # Real value of one unit of the input activation: pixel/255 with the shift of numerics 1.
     s_in = 2.0 ** (PIXEL_BITS - fmt.a_bits) / 255.0
     layers = []
     for k in range(n_layers):
         wf, bf = weights[f"W{k}"], weights[f"b{k}"]
-        w, w_scale = quantize_symmetric(wf, fmt.w_bits)
-        s_w = 1.0 / w_scale
-        s_acc = s_in * s_w
+        hidden = k < n_layers - 1
+        # per-neuron scales only where a requantizer follows: the logits must share a scale
+        per_neuron = fmt.per_neuron and hidden
+        scale = weight_scales(wf, fmt, per_neuron)  # one per neuron
+        w = np.clip(round_half_away(wf * scale[:, None]), -qmax, qmax).astype(np.int64)
+        s_acc = s_in / scale
         b = round_half_away(bf / s_acc).astype(np.int64)
         acc_bits = acc_bits_for(w, b, a_max)
-        hidden = k < n_layers - 1
-        info = {"s_in": s_in, "s_w": s_w, "s_acc": s_acc}
+        info = {"s_in": s_in, "s_w": (1.0 / scale).tolist(), "s_acc": s_acc.tolist()}
         layer = QLayer(w=w, b=b, w_bits=fmt.w_bits, a_bits=fmt.a_bits, acc_bits=acc_bits,
                        hidden=hidden, info=info)
         if hidden:
-            calib = float(weights[f"calib{k}"])
-            s_out = calib / a_max
-            mult, shift = requant_params(s_acc / s_out)
-            layer.rq_mult, layer.rq_shift, layer.out_bits = mult, shift, fmt.a_bits
-            s_in = s_acc * 2.0**shift / mult  # the scale the integers really carry
+            if fmt.frac is not None:
+                s_out = 2.0**-fmt.frac
+            else:
+                s_out = float(weights[f"calib{k}"]) / a_max
+            params = shift_params if fmt.shift_only else requant_params
+            mults, shifts = zip(*(params(r / s_out) for r in s_acc), strict=True)
+            if per_neuron:
+                layer.rq_mult, layer.rq_shift = list(mults), list(shifts)
+                s_in = s_out  # nominal: each neuron's scale is within rounding of it
+            else:
+                layer.rq_mult, layer.rq_shift = mults[0], shifts[0]
+                s_in = s_acc[0] * 2.0 ** shifts[0] / mults[0]  # the scale the integers carry
+            layer.out_bits = fmt.a_bits
             info["s_out"] = s_in
         layers.append(layer)
     return QNet(name=name, fmt=fmt, layers=layers, source=source)

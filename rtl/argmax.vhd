@@ -29,7 +29,7 @@ end entity argmax;
 
 architecture rtl of argmax is
   constant BEATS    : positive := (N_IN + LANES - 1) / LANES;
-  signal   beat     : natural range 0 to BEATS - 1 := 0;
+  signal   beat     : natural range 0 to BEATS := 0;  -- one spare value, as in mlp_layer
   signal   best     : signed(ACC_BITS - 1 downto 0) := (others => '0');
   signal   best_idx : natural range 0 to N_IN - 1 := 0;
 begin

@@ -16,7 +16,8 @@
 --
 -- Why integers: the MAC array is written as VHDL integer arithmetic in one clocked
 -- process. It synthesizes to the same multipliers and adders as numeric_std and
--- simulates several times faster in GHDL.
+-- simulates several times faster in GHDL. Accumulators wider than 31 bits (e.g. int16)
+-- do not fit VHDL integers: then the same process uses numeric_std signed arithmetic.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -61,26 +62,25 @@ architecture rtl of mlp_layer is
   constant BEATS     : positive := (N_IN + P - 1) / P;
   constant OUT_BEATS : positive := (N_OUT + Q - 1) / Q;
   constant HELD_BITS : positive := OUT_BEATS * Q * ACC_BITS;
+  -- integer datapath when every value fits 31 bits, else numeric_std (wide formats)
+  constant USE_INT   : boolean  := ACC_BITS <= 31 and W_BITS + A_BITS <= 30;
 
   type lanes_t is array (0 to P - 1) of natural range 0 to 2**A_BITS - 1;
 
-  signal count     : natural range 0 to BEATS - 1 := 0;   -- beats taken of this image
+  -- counters have one spare value: synthesis checks count + 1 statically, also for 1 beat
+  signal count     : natural range 0 to BEATS := 0;       -- beats taken of this image
   signal x_d       : lanes_t := (others => 0);             -- beat aligned with its ROM word
   signal x_d_valid : boolean := false;
   signal x_d_last  : boolean := false;
   signal pending   : boolean := false;  -- accumulators final, holding register still busy
   signal emitting  : boolean := false;  -- holding register streams out
-  signal emit_idx  : natural range 0 to OUT_BEATS - 1 := 0;
+  signal emit_idx  : natural range 0 to OUT_BEATS := 0;
   signal held      : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
 begin
-  assert ACC_BITS <= 31
-    report "mlp_layer: ACC_BITS=" & integer'image(ACC_BITS) &
-           " exceeds the 31 bits of the integer datapath"
-    severity failure;
   assert 2**ADDR_BITS >= BEATS
     report "mlp_layer: ADDR_BITS too small for ceil(N_IN/P)" severity failure;
-  assert W_BITS + A_BITS <= 31
-    report "mlp_layer: one product of W_BITS x A_BITS bits must fit the integer datapath"
+  assert ACC_BITS >= W_BITS + 1 and A_BITS <= 30
+    report "mlp_layer: ACC_BITS must hold one product; A_BITS must be <= 30"
     severity failure;
 
   -- Stall a beat whose product could reach the accumulators before they are handed over.
@@ -88,19 +88,27 @@ begin
   rom_addr  <= std_logic_vector(to_unsigned(count + FAULT_ADDR_SKEW, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
   out_valid <= '1' when emitting else '0';
   out_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
-  out_last  <= '1' when emit_idx = OUT_BEATS - 1 else '0';
+  out_last  <= '1' when emit_idx >= OUT_BEATS - 1 else '0';
   acc_flat  <= held(N_OUT * ACC_BITS - 1 downto 0);
 
   p_main : process (clk)
-    variable acc  : integer_vector(0 to N_OUT - 1);
+    type acc_sgn_t is array (0 to N_OUT - 1) of signed(ACC_BITS - 1 downto 0);
+    variable acc  : integer_vector(0 to N_OUT - 1);  -- USE_INT
+    variable accs : acc_sgn_t;                       -- not USE_INT
     variable w    : integer;
+    variable ws   : signed(W_BITS - 1 downto 0);
+    variable xs   : signed(A_BITS downto 0);
     variable busy : boolean;  -- holding register still in use after this clock
     variable fin  : boolean;  -- accumulators final after this clock
     variable h    : std_logic_vector(HELD_BITS - 1 downto 0);
     procedure load_bias is
     begin
       for n in 0 to N_OUT - 1 loop
-        acc(n) := to_integer(signed(bias((n + 1) * ACC_BITS - 1 downto n * ACC_BITS)));
+        if USE_INT then
+          acc(n) := to_integer(signed(bias((n + 1) * ACC_BITS - 1 downto n * ACC_BITS)));
+        else
+          accs(n) := signed(bias((n + 1) * ACC_BITS - 1 downto n * ACC_BITS));
+        end if;
       end loop;
     end procedure;
   begin
@@ -110,7 +118,7 @@ begin
       -- emitter: one beat of Q accumulators per accepted transfer
       busy := emitting;
       if emitting and out_ready = '1' then
-        if emit_idx = OUT_BEATS - 1 then
+        if emit_idx >= OUT_BEATS - 1 then
           busy := false;
         else
           emit_idx <= emit_idx + 1;
@@ -122,11 +130,18 @@ begin
       -- are 0, which makes simulation several times faster (and saves power).
       if x_d_valid then
         for p_i in 0 to P - 1 loop
-          if x_d(p_i) /= 0 then
+          if x_d(p_i) /= 0 and USE_INT then
             for n in 0 to N_OUT - 1 loop
               w := to_integer(signed(
                      rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS)));
               acc(n) := acc(n) + w * x_d(p_i);
+            end loop;
+          elsif x_d(p_i) /= 0 then
+            xs := signed('0' & to_unsigned(x_d(p_i), A_BITS));
+            for n in 0 to N_OUT - 1 loop
+              ws := signed(
+                      rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS));
+              accs(n) := accs(n) + resize(ws * xs, ACC_BITS);
             end loop;
           end if;
         end loop;
@@ -137,8 +152,12 @@ begin
       if fin and not busy then
         h := (others => '0');
         for n in 0 to N_OUT - 1 loop
-          h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) :=
-            std_logic_vector(to_signed(acc(n), ACC_BITS));
+          if USE_INT then
+            h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) :=
+              std_logic_vector(to_signed(acc(n), ACC_BITS));
+          else
+            h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) := std_logic_vector(accs(n));
+          end if;
         end loop;
         held      <= h;
         acc_valid <= '1';
@@ -157,8 +176,8 @@ begin
           x_d(p_i) <= to_integer(unsigned(in_data((p_i + 1) * A_BITS - 1 downto p_i * A_BITS)));
         end loop;
         x_d_valid <= true;
-        x_d_last  <= count = BEATS - 1;
-        count     <= 0 when count = BEATS - 1 else count + 1;
+        x_d_last  <= count >= BEATS - 1;
+        count     <= 0 when count >= BEATS - 1 else count + 1;
       end if;
 
       if rst = '1' then

@@ -151,7 +151,7 @@ def print_report(doc: dict, bits: str) -> int:
 def bits_label(fmt: str) -> str:
     """``bits=`` of the SUMMARY line: the width for int<B>, else the format name."""
     f = parse_format(fmt)
-    return str(f.w_bits) if f.w_bits == f.a_bits else f.name
+    return str(f.w_bits) if f.name == f"int{f.w_bits}" else f.name
 
 
 def main() -> int:

@@ -98,13 +98,14 @@ def main() -> int:
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log),
                       progress, out, log))
     tty = sys.stderr.isatty()
-    last = -1
+    shown = -1  # without a terminal: one line per 5 % step
     while any(p.poll() is None for p, *_ in procs):
         done = sum(int(f.read_text() or 0) for _, f, *_ in procs if f.exists())
-        if tty or (done != last and done % 500 == 0):
+        step = 20 * done // len(images)
+        if tty or step != shown:
             print(bar(done, len(images), t0), end="" if tty else "\n", file=sys.stderr,
                   flush=True)
-        last = done
+            shown = step
         time.sleep(1.0)
     print(bar(len(images), len(images), t0), file=sys.stderr)
     wall = time.perf_counter() - t0

@@ -410,7 +410,8 @@ def test_quantize_network_structure(tmp_path: Path, fmt: Format) -> None:
         assert (layer.w_bits, layer.a_bits) == (fmt.w_bits, fmt.a_bits)
         assert int(np.max(np.abs(layer.w))) == qmax
         assert layer.acc_bits == acc_bits_for(layer.w, layer.b, a_max)
-        s_acc = layer.info["s_acc"]
+        assert len(set(layer.info["s_acc"])) == 1  # one scale per layer (no -pn)
+        s_acc = layer.info["s_acc"][0]
         assert layer.b.tolist() == [exact_round_half_away(v / s_acc)
                                     for v in weights[f"b{k}"].tolist()]
         if layer.hidden:

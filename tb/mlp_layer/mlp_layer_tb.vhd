@@ -17,19 +17,19 @@ entity mlp_layer_tb is
     rst       : in  std_logic;
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
-    in_data   : in  std_logic_vector(A_BITS - 1 downto 0);
+    in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
     acc_flat  : out std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
     acc_valid : out std_logic;
     out_valid : out std_logic;
     out_ready : in  std_logic;
-    out_data  : out std_logic_vector(ACC_BITS - 1 downto 0);
+    out_data  : out std_logic_vector(Q * ACC_BITS - 1 downto 0);
     out_last  : out std_logic
   );
 end entity mlp_layer_tb;
 
 architecture wrap of mlp_layer_tb is
   signal rom_addr : std_logic_vector(ADDR_BITS - 1 downto 0);
-  signal rom_data : std_logic_vector(N_OUT * W_BITS - 1 downto 0);
+  signal rom_data : std_logic_vector(N_OUT * P * W_BITS - 1 downto 0);
 begin
   u_rom : entity work.tb_layer_l0_rom
     port map (clk => clk, addr => rom_addr, dout => rom_data);
@@ -37,7 +37,7 @@ begin
   u_dut : entity work.mlp_layer
     generic map (
       N_IN => N_IN, N_OUT => N_OUT, W_BITS => W_BITS, A_BITS => A_BITS,
-      ACC_BITS => ACC_BITS, ADDR_BITS => ADDR_BITS)
+      ACC_BITS => ACC_BITS, P => P, Q => Q, ADDR_BITS => ADDR_BITS)
     port map (
       clk => clk, rst => rst,
       in_valid => in_valid, in_ready => in_ready, in_data => in_data,

@@ -126,13 +126,23 @@ if cocotb is not None:
             await RisingEdge(self.dut.clk)
 
         async def send(self, values: list[int]) -> None:
-            """One input per accepted clock; runs of 32 inputs with no, some and many gaps."""
+            """One beat of P inputs per accepted clock; runs of 32 beats with no, some and
+            many gaps. ``values`` are whole images; each image's last beat is padded with
+            junk, which the layer's zero weights must cancel."""
             dut, x_max = self.dut, (1 << self.layer.a_bits) - 1
-            for v in values:
+            p, a = _p(), self.layer.a_bits
+            n_in = self.layer.n_in
+            beats = []
+            for i in range(0, len(values), n_in):
+                img = list(values[i:i + n_in])
+                img += [self.rng.randint(0, x_max) for _ in range(-len(img) % p)]
+                beats += [sum(img[j + q] << (a * q) for q in range(p))
+                          for j in range(0, len(img), p)]
+            for v in beats:
                 p_gap = (0.0, 0.3, 0.7)[(self.sent // 32) % 3]
                 while self.rng.random() < p_gap:
                     dut.in_valid.value = 0
-                    dut.in_data.value = self.rng.randint(0, x_max)  # junk: must be ignored
+                    dut.in_data.value = self.rng.randint(0, (1 << (a * p)) - 1)  # junk: ignored
                     await RisingEdge(dut.clk)
                 dut.in_valid.value = 1
                 dut.in_data.value = int(v)
@@ -185,7 +195,9 @@ if cocotb is not None:
                 await ReadOnly()
                 now = None
                 if dut.out_valid.value == 1:
-                    now = (dut.out_data.value.to_signed(), int(dut.out_last.value == 1))
+                    lanes = decode_flat(dut.out_data.value.to_unsigned(), _q(),
+                                        len(dut.out_data.value) // _q())
+                    now = (tuple(lanes), int(dut.out_last.value == 1))
                 if held is not None and now != held:
                     self.errors.append(f"output {len(self.got)}: changed from {held} to {now} "
                                        "while stalled (out_valid=1, out_ready=0)")
@@ -201,29 +213,45 @@ if cocotb is not None:
                 await RisingEdge(self.dut.clk)
 
     def check(
-        expected: np.ndarray, accs: list[list[int]], outs: list[tuple[int, int]]
+        expected: np.ndarray, accs: list[list[int]], outs: list[tuple[tuple[int, ...], int]]
     ) -> list[str]:
-        """Every strobe and every streamed accumulator against the model, image by image."""
+        """Every strobe and every streamed accumulator against the model, image by image.
+
+        Outputs come Q per beat, neuron b*Q+q in lane q; lanes past N_OUT must be 0.
+        """
         n_img, n_out = expected.shape
+        q = _q()
+        n_beats = -(-n_out // q)
         errors = []
         if len(accs) != n_img:
             errors.append(f"expected {n_img} acc_valid strobes, got {len(accs)}")
-        if len(outs) != n_img * n_out:
-            errors.append(f"expected {n_img * n_out} output transfers, got {len(outs)}")
+        if len(outs) != n_img * n_beats:
+            errors.append(f"expected {n_img * n_beats} output transfers, got {len(outs)}")
         for j in range(n_img):
             for n in range(n_out):
                 e = int(expected[j, n])
                 if j < len(accs) and accs[j][n] != e:
                     errors.append(f"image {j} neuron {n}: acc_flat expected {e} got {accs[j][n]}")
-                k = j * n_out + n
-                if k < len(outs):
-                    got, last = outs[k]
+            for b in range(n_beats):
+                k = j * n_beats + b
+                if k >= len(outs):
+                    continue
+                lanes, last = outs[k]
+                for lane, got in enumerate(lanes):
+                    n = b * q + lane
+                    e = int(expected[j, n]) if n < n_out else 0
                     if got != e:
                         errors.append(f"image {j} neuron {n}: out_data expected {e} got {got}")
-                    if last != (n == n_out - 1):
-                        errors.append(f"image {j} neuron {n}: out_last expected "
-                                      f"{int(n == n_out - 1)} got {last}")
+                if last != (b == n_beats - 1):
+                    errors.append(f"image {j} beat {b}: out_last expected "
+                                  f"{int(b == n_beats - 1)} got {last}")
         return errors
+
+    def _p() -> int:
+        return int(os.environ.get("LAYER_P", "1"))
+
+    def _q() -> int:
+        return int(os.environ.get("LAYER_Q", "1"))
 
     def _layer() -> QLayer:
         from gen.model import QNet
@@ -249,7 +277,8 @@ if cocotb is not None:
         accs, sink = AccMonitor(dut, layer), OutSink(dut, seed + 1)
         await with_timeout(tb.send([int(v) for v in images.reshape(-1)]),
                            _timeout_ns(layer, len(images)), "ns")
-        await with_timeout(sink.wait_for(expected.size), _timeout_ns(layer, 1), "ns")
+        n_beats = expected.shape[0] * -(-layer.n_out // _q())
+        await with_timeout(sink.wait_for(n_beats), _timeout_ns(layer, 1), "ns")
         for _ in range(5):  # a stray strobe or output would show up here
             await RisingEdge(dut.clk)
         errors = sink.errors + check(expected, accs.seen, sink.got)
@@ -299,7 +328,8 @@ if cocotb is not None:
         checked = images[[4, 0]]
         await with_timeout(tb.send([int(v) for v in checked.reshape(-1)]),
                            _timeout_ns(layer, len(checked)), "ns")
-        await with_timeout(sink.wait_for(checked.shape[0] * layer.n_out), limit, "ns")
+        await with_timeout(sink.wait_for(checked.shape[0] * -(-layer.n_out // _q())), limit,
+                           "ns")
         errors = sink.errors + check(layer_acc(layer, checked), accs.seen, sink.got)
         assert not errors, f"{len(errors)} errors after reset: " + "; ".join(errors[:10])
 
@@ -317,6 +347,8 @@ package mlp_layer_tb_pkg is
   constant W_BITS    : positive := {w_bits};
   constant A_BITS    : positive := {a_bits};
   constant ACC_BITS  : positive := {acc_bits};
+  constant P         : positive := {p};
+  constant Q         : positive := {q};
   constant ADDR_BITS : positive := {addr_bits};
   -- neuron n's bias at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS]
   constant BIAS : std_logic_vector(N_OUT * ACC_BITS - 1 downto 0) :=
@@ -324,22 +356,26 @@ package mlp_layer_tb_pkg is
 end package mlp_layer_tb_pkg;
 """
 
-# (n_in, n_out, w_bits, a_bits)
+# (n_in, n_out, w_bits, a_bits, p, q): p inputs and q outputs per clock
 CASES = [
-    (1, 1, 8, 8),
-    (5, 3, 8, 8),
-    (784, 10, 8, 8),    # the l10 network's only layer
-    (37, 16, 4, 8),
-    (20, 7, 2, 2),
-    (1, 2, 16, 15),     # a 31-bit accumulator: the limit of the integer datapath
+    (1, 1, 8, 8, 1, 1),
+    (5, 3, 8, 8, 1, 1),
+    (784, 10, 8, 8, 1, 1),    # the l10 network's only layer
+    (784, 10, 8, 8, 8, 2),    # P and Q that divide the counts
+    (37, 16, 4, 8, 1, 1),
+    (37, 16, 4, 8, 4, 3),     # P and Q that do not divide 37 and 16
+    (20, 7, 2, 2, 3, 7),      # P not dividing, all outputs in one beat
+    (1, 2, 16, 15, 1, 1),     # a 31-bit accumulator: the limit of the integer datapath
+    (9, 3, 16, 16, 2, 2),     # wider than 31 bits: the numeric_std datapath
 ]
 
 
-def _id(case: tuple[int, int, int, int]) -> str:
+def _id(case: tuple[int, ...]) -> str:
     from gen.formats import Format
 
-    n_in, n_out, w_bits, a_bits = case
-    return f"n{n_in}x{n_out}-{Format(w_bits, a_bits).name}"
+    n_in, n_out, w_bits, a_bits, p, q = case
+    par = "" if p == q == 1 else f"-p{p}q{q}"
+    return f"n{n_in}x{n_out}-{Format(w_bits, a_bits).name}{par}"
 
 
 def _tag(request: pytest.FixtureRequest) -> str:
@@ -347,7 +383,7 @@ def _tag(request: pytest.FixtureRequest) -> str:
     return request.node.name.replace("[", "-").replace("]", "")
 
 
-def render_rom(layer: QLayer) -> str:
+def render_rom(layer: QLayer, p: int = 1) -> str:
     """The layer's weight ROM (entity ``ROM_ENTITY``), rendered by gen.generate.
 
     Through render_network, the generator's own path, so the bench follows whatever
@@ -358,17 +394,17 @@ def render_rom(layer: QLayer) -> str:
     from gen.model import QNet
 
     qnet = QNet(NET, Format(layer.w_bits, layer.a_bits), [layer])
-    return render_network(qnet, "a random layer of tb/mlp_layer")[f"{ROM_ENTITY}.vhd"]
+    return render_network(qnet, "a random layer of tb/mlp_layer", p=p)[f"{ROM_ENTITY}.vhd"]
 
 
-def render_pkg(layer: QLayer, case_id: str) -> str:
+def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1) -> str:
     """The wrapper's package: sizes and the bias constant."""
     from gen.generate import clog2, pack, vhdl_literal
 
     bits = layer.n_out * layer.acc_bits
     return PKG.format(case=case_id, n_in=layer.n_in, n_out=layer.n_out, w_bits=layer.w_bits,
-                      a_bits=layer.a_bits, acc_bits=layer.acc_bits,
-                      addr_bits=clog2(layer.n_in),
+                      a_bits=layer.a_bits, acc_bits=layer.acc_bits, p=p, q=q,
+                      addr_bits=clog2(-(-layer.n_in // p)),
                       bias=vhdl_literal(pack(layer.b, layer.acc_bits), bits))
 
 
@@ -378,7 +414,7 @@ def _images(n_in: int) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
-def test_mlp_layer(case: tuple[int, int, int, int], request: pytest.FixtureRequest) -> None:
+def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> None:
     """mlp_layer + generated ROM against b + W @ x for one parameter set."""
     from gen.formats import Format
     from gen.model import QNet
@@ -386,11 +422,9 @@ def test_mlp_layer(case: tuple[int, int, int, int], request: pytest.FixtureReque
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    n_in, n_out, w_bits, a_bits = case
+    n_in, n_out, w_bits, a_bits, p, q = case
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     layer = make_layer(n_in, n_out, w_bits, a_bits, seed)
-    if layer.acc_bits > 31:
-        pytest.fail(f"{_id(case)} needs {layer.acc_bits} accumulator bits; the RTL holds 31")
     extremes = layer_acc(layer, make_images(n_in, a_bits, 1, seed))[0]
     assert extremes.min() == -(1 << (layer.acc_bits - 1))
     assert n_out == 1 or extremes.max() == (1 << (layer.acc_bits - 1)) - 1
@@ -398,11 +432,11 @@ def test_mlp_layer(case: tuple[int, int, int, int], request: pytest.FixtureReque
     build = BUILD / "tb" / _tag(request)
     build.mkdir(parents=True, exist_ok=True)
     QNet(NET, Format(w_bits, a_bits), [layer]).save(build / "qnet.json")
-    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case)))
-    (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer))
+    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q))
+    (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer, p))
     sources = [*rtl_sources("mlp_layer"), str(build / "mlp_layer_tb_pkg.vhd"),
                str(build / f"{ROM_ENTITY}.vhd"), str(HERE / "mlp_layer_tb.vhd")]
     env = {"LAYER_QNET": build / "qnet.json", "LAYER_SEED": seed,
-           "LAYER_IMAGES": _images(n_in)}
+           "LAYER_IMAGES": _images(n_in), "LAYER_P": p, "LAYER_Q": q}
     run_sim(toplevel="mlp_layer_tb", module="test_mlp_layer", vhdl_sources=sources,
             build_dir=build / "sim", extra_env=env, bench_dir=HERE)

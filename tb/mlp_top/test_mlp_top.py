@@ -215,15 +215,22 @@ if cocotb is not None:
 # ----------------------------------------------------------------------------- pytest runner
 
 NETS = ("zero", "l10", "mlp256")
-FORMATS = ("int8",)
+# Formats (docs/numerics.md): int8 on every network; a representative slice of the
+# others by default, the full network x format matrix with TB_FULL=1.
+FORMATS = ("int8", "int4", "int16", "w4a8", "w2a2", "q1_7", "int8-pn", "int8-shift",
+           "int4-pn-shift")
+SLICE = {("mlp256", f) for f in FORMATS} | {(n, f) for n in NETS for f in ("int8", "int4", "q1_7")}
+FULL = os.environ.get("TB_FULL", "0") == "1"
+NET_FORMATS = [
+    pytest.param(n, f, id=f"{n}-{f}") for n in NETS for f in FORMATS if FULL or (n, f) in SLICE
+]
 # Image sets (first index, count) of the committed sample; TB_IMAGES sets the count.
 _N = int(os.environ.get("TB_IMAGES", "5"))
 IMAGE_SETS = [pytest.param((0, _N), id=f"img{_N}")]
 
 
 @pytest.mark.parametrize("images", IMAGE_SETS)
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize(("net", "fmt"), NET_FORMATS)
 def test_mlp_top(net: str, fmt: str, images: tuple[int, int], request) -> None:
     """Generate ``net`` in ``fmt`` and run real MNIST images through the RTL, bit-exact."""
     from tb.common import simulator, simulator_missing

@@ -1,0 +1,175 @@
+"""Quick tests of train.qat (the fake-quant forward follows the integer model) and gen.report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gen.errors import UserError
+from gen.formats import parse_format
+from gen.model import classify, forward, pixels_to_input, requantize
+from gen.quant import quantize_file
+from gen.report import AccRow, acc_row, headroom_rows, signed_bits, write_accuracy_csv
+
+torch = pytest.importorskip("torch")
+
+from train import qat  # noqa: E402 (after the torch check)
+from train.train import save_model  # noqa: E402
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fake digits: class c lights up row band c, plus noise (uint8 images, labels)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = rng.integers(0, 80, size=(n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 4 : 2 * c + 6, 4:24] = rng.integers(120, 256)
+    return images, labels
+
+
+def _tiny(fmt_name: str, seed: int = 0) -> qat.QatNet:
+    """A random 784-16-10 QAT net with clips and calibs set from synthetic images."""
+    torch.manual_seed(seed)
+    model = qat.QatNet([784, 16, 10], parse_format(fmt_name))
+    qat.init_scratch(model, _synthetic(200, seed=seed + 1)[0])
+    with torch.no_grad():  # varied biases, so bias rounding is exercised too
+        for lin in model.linears:
+            lin.bias.uniform_(-0.3, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("fmt_name", ["int8", "int4", "w2a2", "w4a8", "w3a5"])
+def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path) -> None:
+    """Saved QAT weights -> gen.quant -> gen.model gives the QAT net's integers and decisions."""
+    fmt = parse_format(fmt_name)
+    model = _tiny(fmt_name)
+    path = tmp_path / "tiny.npz"
+    save_model(model.export({"net": "tiny"}), path)
+    qnet = quantize_file(path, fmt)
+    images, _ = _synthetic(40, seed=7)
+    accs = forward(qnet, images)
+
+    x = qat.input_activations(images, fmt.a_bits).double()
+    assert np.array_equal(np.rint(x.numpy() / model.s_in0), pixels_to_input(images, fmt.a_bits))
+    with torch.no_grad():
+        layers = model.quantized_layers()
+        for k, layer in enumerate(layers):
+            # the integers gen.quant chose are the QAT net's
+            assert np.array_equal(np.rint(layer["w"].double().numpy() * layer["s_in"]
+                                          / layer["s_acc"]), qnet.layers[k].w)
+            assert np.array_equal(np.rint(layer["b"].double().numpy() / layer["s_acc"]),
+                                  qnet.layers[k].b)
+            acc = x @ layer["w"].double().T + layer["b"].double()
+            assert np.array_equal(np.rint(acc.numpy() / layer["s_acc"]), accs[k])
+            if k < len(layers) - 1:
+                step = layer["step"].double()
+                # the step gen.quant's mult/shift really carries, not calib / (2**A - 1)
+                assert float(step) == pytest.approx(qnet.layers[k].info["s_out"], rel=1e-6)
+                x = qat.fake_quant_act(acc, step, fmt.a_bits)
+                assert np.array_equal(np.rint(x.numpy() / float(step)),
+                                      requantize(accs[k], qnet.layers[k]))
+    pred = qat.predict(model, qat.input_activations(images, fmt.a_bits))
+    assert np.array_equal(pred, classify(qnet, accs[-1]))
+
+
+def test_decisions_break_logit_ties_like_the_integer_model() -> None:
+    """Equal integer logits: the lowest index wins, whatever float noise says."""
+    u = 0.1
+    logits = np.array([[3 * u, 3 * u * (1 + 1e-7), 1 * u], [-u, 2 * u, 2.4 * u]])
+    assert qat.decide(logits, u).tolist() == [0, 2]
+    assert qat.decide(np.array([[0.4 * u], [0.6 * u], [-3 * u]]), u).tolist() == [0, 1, 0]
+
+
+def test_rounding_modes() -> None:
+    """Weights and biases round half away from zero, the requantizer rounds half up."""
+    ties = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    assert qat.round_half_away(ties).tolist() == [-3, -2, -1, 1, 2, 3]
+    assert qat.round_half_up(ties).tolist() == [-2, -1, 0, 1, 2, 3]
+    step = torch.tensor(0.25)
+    acc = torch.tensor([0.125, 0.375, 0.625, 10.0])  # 0.5, 1.5, 2.5 steps; saturates at 3
+    assert (qat.fake_quant_act(acc, step, 2) / step).tolist() == [1, 2, 3, 3]
+
+
+def test_ste_gradients_flow() -> None:
+    """Rounding passes gradients straight through; clips and calib get gradients too."""
+    v = torch.tensor([-1.5, -0.4, 0.5, 2.49], requires_grad=True)
+    r = qat.round_half_away(v)
+    assert r.tolist() == [-2.0, -0.0, 1.0, 2.0]
+    r.sum().backward()
+    assert v.grad is not None and v.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+
+    acc = torch.tensor([-1.0, 0.3, 0.9, 5.0], requires_grad=True)
+    step = torch.tensor(1.0 / 3, requires_grad=True)  # calib 1.0 at 2 bits
+    y = qat.fake_quant_act(acc, step, 2)
+    assert torch.allclose(y, torch.tensor([0.0, 1 / 3, 1.0, 1.0]))
+    y.sum().backward()
+    assert acc.grad is not None and acc.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert step.grad is not None and float(step.grad) != 0.0
+
+    model = _tiny("w2a2")
+    images, labels = _synthetic(64, seed=5)
+    out = model(qat.input_activations(images, 2))
+    torch.nn.functional.cross_entropy(out, torch.from_numpy(labels.astype(np.int64))).backward()
+    for lin in model.linears:
+        assert lin.weight.grad is not None and float(lin.weight.grad.abs().sum()) > 0
+    assert model.calib.grad is not None and float(model.calib.grad.abs().sum()) > 0
+    assert model.wclip.grad is not None and float(model.wclip.grad.abs().sum()) > 0
+
+
+def test_train_qat_learns_and_reports_integer_accuracy(tmp_path: Path) -> None:
+    """Two quick epochs on fake digits: the saved file's integer accuracy is QAT's own."""
+    torch.set_num_threads(1)
+    images, labels = _synthetic(1500, seed=11)
+    fmt = parse_format("w2a2")
+    recipe = qat.QatRecipe(epochs=2, batch_size=64, shift=0)
+    model, meta = qat.train_qat("mlp256", fmt, images[:1000], labels[:1000], images[1000:],
+                                labels[1000:], init=None, recipe=recipe, seed=0,
+                                log=lambda _msg: None)
+    assert meta["fake_quant_test_accuracy"] > 0.9
+    path = tmp_path / "m.npz"
+    save_model(model.export(meta), path)
+    check = qat.integer_check(path, fmt, model, images[1000:], labels[1000:])
+    assert check["agreement"] == 1.0
+    assert check["integer_accuracy"] == pytest.approx(meta["fake_quant_test_accuracy"], abs=1e-4)
+
+
+def test_cli_bad_format_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"widths must be 2\.\.16"):
+        qat.main(["--net", "mlp256", "--format", "int1", "--out", str(tmp_path / "x.npz")])
+
+
+def test_accuracy_csv_writer(tmp_path: Path) -> None:
+    rows = [
+        acc_row("mlp256", "float", None, 9886, 10000, "mlp256.npz"),
+        acc_row("mlp256", "ptq", parse_format("w4a8"), 9850, 10000, "mlp256.npz"),
+        acc_row("mlp256", "qat", parse_format("w2a2"), 2, 3, "mlp256_qat_w2a2.npz"),
+    ]
+    path = tmp_path / "sub" / "accuracy.csv"
+    write_accuracy_csv(rows, path)
+    with path.open(newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == list(AccRow.__dataclass_fields__)
+    assert [r["format"] for r in got] == ["float", "w4a8", "int2"]
+    assert [r["accuracy_pct"] for r in got] == ["98.86", "98.50", "66.67"]
+    assert got[0]["w_bits"] == "" and got[1]["w_bits"] == "4" and got[1]["a_bits"] == "8"
+    assert got[2]["correct"] == "2" and got[2]["n_images"] == "3"
+    assert path.read_text().endswith("mlp256_qat_w2a2.npz\n")
+    assert not list(path.parent.glob(".*.part"))  # written atomically, nothing left behind
+
+
+def test_headroom(tmp_path: Path) -> None:
+    assert signed_bits(0, 0) == 2 and signed_bits(-2, 1) == 2 and signed_bits(-3, 1) == 3
+    assert signed_bits(0, 128) == 9 and signed_bits(-128, 127) == 8
+    model = _tiny("int4")
+    path = tmp_path / "t.npz"
+    save_model(model.export({"net": "tiny"}), path)
+    qnet = quantize_file(path, parse_format("int4"))
+    accs = forward(qnet, _synthetic(30, seed=2)[0])
+    rows = headroom_rows(qnet, accs)
+    assert [r.layer for r in rows] == [0, 1]
+    for r, a, layer in zip(rows, accs, qnet.layers, strict=True):
+        assert (r.acc_min, r.acc_max) == (a.min(), a.max())
+        assert r.acc_bits == layer.acc_bits and 0 <= r.headroom < r.acc_bits
