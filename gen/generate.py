@@ -26,7 +26,7 @@ from gen.errors import UserError, check_creatable, cli_main
 from gen.faults import Faults, faulted_copy, parse_faults
 from gen.formats import parse_format
 from gen.model import QLayer, QNet, check_images, pixels_to_input
-from gen.quant import int_to_vhdl_hex, quantize_file, read_npz
+from gen.quant import acc_bits_for, int_to_vhdl_hex, quantize_file, read_npz
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
@@ -113,6 +113,7 @@ class LayerView:
     rom_entity: str
     bias_bits: int
     bias: str
+    acc_bits_min: int = 2  # from the integer weights (numerics.md 3)
     per_neuron: bool = False  # requantization constants per neuron (flat vectors below)
     mult_bits: int = 16
     mults: str = ""
@@ -164,6 +165,7 @@ def render_network(
             addr_bits=clog2(-(-layer.n_in // ps[k])),
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
+            acc_bits_min=acc_bits_for(layer.w, layer.b, (1 << layer.a_bits) - 1),
             **(requant_view(layer) if layer.hidden else {}),
         ))
     files = {}

@@ -29,6 +29,7 @@ entity mlp_layer is
     W_BITS    : positive := 8;    -- signed weight width
     A_BITS    : positive := 8;    -- unsigned input activation width
     ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/quant.py)
+    ACC_BITS_MIN : natural := 0;  -- what this layer's weights and biases need (generator)
     P         : positive := 1;    -- inputs per clock (lanes of in_data and of the ROM word)
     Q         : positive := 1;    -- accumulators per clock on out_data
     ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= ceil(N_IN/P)
@@ -77,6 +78,10 @@ architecture rtl of mlp_layer is
   signal emit_idx  : natural range 0 to OUT_BEATS := 0;
   signal held      : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
 begin
+  assert ACC_BITS >= ACC_BITS_MIN
+    report "mlp_layer: ACC_BITS=" & integer'image(ACC_BITS) & " is too narrow: the weights " &
+           "need " & integer'image(ACC_BITS_MIN) & " bits (docs/numerics.md, section 3)"
+    severity failure;
   assert 2**ADDR_BITS >= BEATS
     report "mlp_layer: ADDR_BITS too small for ceil(N_IN/P)" severity failure;
   assert ACC_BITS >= W_BITS + 1 and A_BITS <= 30
