@@ -81,3 +81,13 @@ def run_sim(
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved
+
+
+def decode_flat(value: int, n: int, bits: int) -> list[int]:
+    """Split a flat vector into ``n`` signed fields, field 0 in the low bits."""
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    out = []
+    for i in range(n):
+        f = (value >> (i * bits)) & mask
+        out.append(f - (1 << bits) if f & sign else f)
+    return out

@@ -37,6 +37,8 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
 if TYPE_CHECKING:
     from gen.model import QLayer
 
+from tb.common import decode_flat
+
 CLK_NS = 10
 HERE = Path(__file__).resolve().parent
 NET = "tb_layer"  # not "mlp_layer_tb": its generated package would share our package name
@@ -94,15 +96,6 @@ def layer_acc(layer: QLayer, x: np.ndarray) -> np.ndarray:
 
 
 if cocotb is not None:
-
-    def decode_flat(value: int, n: int, bits: int) -> list[int]:
-        """Split a flat vector into ``n`` signed fields, field 0 in the low bits."""
-        mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-        out = []
-        for i in range(n):
-            f = (value >> (i * bits)) & mask
-            out.append(f - (1 << bits) if f & sign else f)
-        return out
 
     class LayerTB:
         """Clock, reset and the input driver of ``mlp_layer_tb``."""

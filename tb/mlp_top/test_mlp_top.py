@@ -24,17 +24,9 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.common import decode_flat
+
 CLK_NS = 10
-
-
-def decode_flat(value: int, n: int, bits: int) -> list[int]:
-    """Split a flat vector into ``n`` signed fields, field 0 in the low bits."""
-    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-    out = []
-    for i in range(n):
-        f = (value >> (i * bits)) & mask
-        out.append(f - (1 << bits) if f & sign else f)
-    return out
 
 
 def pack_beats(pixels, p: int) -> list[int]:
