@@ -20,7 +20,7 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy regress-full bench lint clean setup sim-deps
+.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps
 
 all: sim
 
@@ -50,6 +50,15 @@ synth: sim-deps
 # or downloads the test set).
 regress-full: sim-deps
 	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P)
+
+# docs/report.md, docs/report/*.png, docs/report/accuracy.csv (needs MNIST_DIR or downloads)
+report: setup
+	$(PY) -m gen.report
+
+# The committed QAT models (about 2.5 + 3.5 min on 1 thread)
+qat: setup
+	$(PY) -m train.qat --net mlp256 --format int4 --epochs 20 --out models/mlp256_qat_int4.npz
+	$(PY) -m train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
 
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)

@@ -238,7 +238,8 @@ def plot_headroom(rows: list[Headroom]) -> bytes:
     ax.bar(x - 0.2, [r.acc_bits for r in rows], 0.4, label="acc_bits (chosen, worst case)")
     ax.bar(x + 0.2, [r.used_bits for r in rows], 0.4, label="used on the test set")
     for i, r in enumerate(rows):
-        ax.text(i, r.acc_bits + 0.3, f"+{r.headroom} bits", ha="center", fontsize=9)
+        unit = "bit" if r.headroom == 1 else "bits"
+        ax.text(i, r.acc_bits + 0.3, f"+{r.headroom} {unit}", ha="center", fontsize=9)
     ax.set_xticks(x, names)
     ax.set_ylabel("signed accumulator width, bits")
     ax.set_ylim(0, max(r.acc_bits for r in rows) + 3)
@@ -309,7 +310,7 @@ def build_report(models: Path, out: Path, images: np.ndarray, labels: np.ndarray
     qnet, accs = cache[DEFAULT]
     matrix = confusion(qnet, accs[-1], labels)
     default_acc = 100 * np.trace(matrix) / n
-    title = f"{DEFAULT[0]} {DEFAULT[1]} integer model: {default_acc:.2f} % of {n}"
+    title = f"{DEFAULT[0]} {DEFAULT[1]} integer model: {default_acc:.2f} % of {n:,}"
     _write_bytes(fig_dir / f"confusion_{DEFAULT[0]}_{DEFAULT[1]}.png",
                  plot_confusion(matrix, title))
     head = [r for key in HEADROOM for r in headroom_rows(*cache[key])]

@@ -33,15 +33,23 @@ def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _tiny(fmt_name: str, seed: int = 0) -> qat.QatNet:
     """A random 784-16-10 QAT net with clips and calibs set from synthetic images."""
     torch.manual_seed(seed)
-    model = qat.QatNet([784, 16, 10], parse_format(fmt_name))
-    qat.init_scratch(model, _synthetic(200, seed=seed + 1)[0])
-    with torch.no_grad():  # varied biases, so bias rounding is exercised too
+    fmt = parse_format(fmt_name)
+    model = qat.QatNet([784, 16, 10], fmt)
+    with torch.no_grad():
         for lin in model.linears:
-            lin.bias.uniform_(-0.3, 0.3)
+            lin.bias.uniform_(-0.3, 0.3)  # varied biases, so bias rounding is exercised too
+            if fmt.frac is not None:  # fixed point: weights of a size its step can see
+                lin.weight.normal_(0.0, 0.1)
+                lin.weight[:2, 0] = torch.tensor([3.0, -3.0])  # past the range: clamped
+    qat.init_clips(model, _synthetic(200, seed=seed + 1)[0])
     return model
 
 
-@pytest.mark.parametrize("fmt_name", ["int8", "int4", "w2a2", "w4a8", "w3a5"])
+FORMATS = ["int8", "int4", "w2a2", "w4a8", "w3a5", "int4-pn", "w3a5-shift", "int4-pn-shift",
+           "q2_6", "q1_3-shift", "q2_2-pn"]
+
+
+@pytest.mark.parametrize("fmt_name", FORMATS)
 def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path) -> None:
     """Saved QAT weights -> gen.quant -> gen.model gives the QAT net's integers and decisions."""
     fmt = parse_format(fmt_name)
@@ -58,19 +66,25 @@ def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path)
         layers = model.quantized_layers()
         for k, layer in enumerate(layers):
             # the integers gen.quant chose are the QAT net's
-            assert np.array_equal(np.rint(layer["w"].double().numpy() * layer["s_in"]
-                                          / layer["s_acc"]), qnet.layers[k].w)
+            scale = layer["s_in"] / layer["s_acc"]
+            assert np.array_equal(np.rint(layer["w"].double().numpy() * scale[:, None]),
+                                  qnet.layers[k].w)
             assert np.array_equal(np.rint(layer["b"].double().numpy() / layer["s_acc"]),
                                   qnet.layers[k].b)
             acc = x @ layer["w"].double().T + layer["b"].double()
             assert np.array_equal(np.rint(acc.numpy() / layer["s_acc"]), accs[k])
             if k < len(layers) - 1:
+                q = qnet.layers[k]
+                # the steps gen.quant's mult/shift really apply, not calib / (2**A - 1)
+                real = layer["s_acc"] * 2.0 ** np.asarray(q.rq_shift) / np.asarray(q.rq_mult)
                 step = layer["step"].double()
-                # the step gen.quant's mult/shift really carries, not calib / (2**A - 1)
-                assert float(step) == pytest.approx(qnet.layers[k].info["s_out"], rel=1e-6)
-                x = qat.fake_quant_act(acc, step, fmt.a_bits)
-                assert np.array_equal(np.rint(x.numpy() / float(step)),
-                                      requantize(accs[k], qnet.layers[k]))
+                assert np.allclose(step.numpy(), real, rtol=1e-6, atol=0)
+                out_step = float(layer["out_step"])
+                assert out_step == pytest.approx(q.info["s_out"], rel=1e-6)
+                x = qat.fake_quant_act(acc, layer, fmt.a_bits)
+                y = requantize(accs[k], q)
+                assert np.array_equal(np.rint(x.numpy() / out_step), y)
+                assert 0 < y.mean() < (1 << fmt.a_bits) - 1  # neither all zero nor saturated
     pred = qat.predict(model, qat.input_activations(images, fmt.a_bits))
     assert np.array_equal(pred, classify(qnet, accs[-1]))
 
@@ -79,8 +93,14 @@ def test_decisions_break_logit_ties_like_the_integer_model() -> None:
     """Equal integer logits: the lowest index wins, whatever float noise says."""
     u = 0.1
     logits = np.array([[3 * u, 3 * u * (1 + 1e-7), 1 * u], [-u, 2 * u, 2.4 * u]])
-    assert qat.decide(logits, u).tolist() == [0, 2]
+    assert qat.decide(logits, u).tolist() == [0, 1]  # 2.4 units round to 2: a tie
     assert qat.decide(np.array([[0.4 * u], [0.6 * u], [-3 * u]]), u).tolist() == [0, 1, 0]
+
+
+def _act_layer(s_acc: float, ratio: float, step: torch.Tensor) -> dict:
+    """The requantizer entries of a layer from QatNet.quantized_layers (one neuron scale)."""
+    return {"s_acc_t": torch.tensor([s_acc], dtype=torch.float64),
+            "ratio": torch.tensor([ratio], dtype=torch.float64), "step": step, "out_step": step}
 
 
 def test_rounding_modes() -> None:
@@ -89,8 +109,10 @@ def test_rounding_modes() -> None:
     assert qat.round_half_away(ties).tolist() == [-3, -2, -1, 1, 2, 3]
     assert qat.round_half_up(ties).tolist() == [-2, -1, 0, 1, 2, 3]
     step = torch.tensor(0.25)
-    acc = torch.tensor([0.125, 0.375, 0.625, 10.0])  # 0.5, 1.5, 2.5 steps; saturates at 3
-    assert (qat.fake_quant_act(acc, step, 2) / step).tolist() == [1, 2, 3, 3]
+    # 2, 6, 10 accumulator units (1/16) times 1/4: 0.5, 1.5, 2.5; the last saturates at 3
+    acc = torch.tensor([0.125, 0.375, 0.625, 10.0]) + 1e-4  # float noise below half a unit
+    got = qat.fake_quant_act(acc, _act_layer(1 / 16, 0.25, step), 2) / step
+    assert got.tolist() == [1, 2, 3, 3]
 
 
 def test_ste_gradients_flow() -> None:
@@ -103,7 +125,7 @@ def test_ste_gradients_flow() -> None:
 
     acc = torch.tensor([-1.0, 0.3, 0.9, 5.0], requires_grad=True)
     step = torch.tensor(1.0 / 3, requires_grad=True)  # calib 1.0 at 2 bits
-    y = qat.fake_quant_act(acc, step, 2)
+    y = qat.fake_quant_act(acc, _act_layer(1 / 30, 0.1, step), 2)  # ratio = s_acc / step
     assert torch.allclose(y, torch.tensor([0.0, 1 / 3, 1.0, 1.0]))
     y.sum().backward()
     assert acc.grad is not None and acc.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
@@ -116,7 +138,8 @@ def test_ste_gradients_flow() -> None:
     for lin in model.linears:
         assert lin.weight.grad is not None and float(lin.weight.grad.abs().sum()) > 0
     assert model.calib.grad is not None and float(model.calib.grad.abs().sum()) > 0
-    assert model.wclip.grad is not None and float(model.wclip.grad.abs().sum()) > 0
+    for clip in model.wclip:
+        assert clip.grad is not None and float(clip.grad.abs().sum()) > 0
 
 
 def test_train_qat_learns_and_reports_integer_accuracy(tmp_path: Path) -> None:
