@@ -60,7 +60,11 @@ def run_network_sim(
     check_rtl_limits(qnet)
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
-    work = BUILD / "sim" / (tag or f"{net}-{fmt_.name}-{simulator()}")
+    default = f"{net}-{fmt_.name}-p{p}-{simulator()}"  # one build folder per parameter set
+    if faults and faults.describe():
+        spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
+        default += f"-fault-{spec}"
+    work = BUILD / "sim" / (tag or default)
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p)
 
 
