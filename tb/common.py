@@ -53,7 +53,10 @@ def run_sim(
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     build_dir.mkdir(parents=True, exist_ok=True)
-    compile_args = ["--std=08"] if sim == "ghdl" else ["--std=2008"]
+    # GHDL takes --std per command; NVC's --std is a global option (before -a/-e/-r),
+    # which cocotb-test places from extra_args. NVC support is untested here (not packaged).
+    compile_args = ["--std=08"] if sim == "ghdl" else []
+    extra_args = [] if sim == "ghdl" else ["--std=2008"]
     log = logging.getLogger("cocotb")
     handler = logging.FileHandler(build_dir / "sim.log", mode="w")
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -69,6 +72,7 @@ def run_sim(
             toplevel_lang="vhdl",
             vhdl_sources=vhdl_sources,
             compile_args=compile_args,
+            extra_args=extra_args,
             sim_build=str(build_dir),
             extra_env=env,
             python_search=[str(bench_dir), str(ROOT)],
