@@ -244,6 +244,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "format-w0a8": base(),
     "format-w8a17": base(),
     "format-foo": base(),
+    "format-q0_8": base(),
+    "format-q9_8": base(),
+    "format-suffix": base(),
     # gen.generate: the image sample
     "sample-float": base(sample(images=np.zeros((3, 28, 28)))),
     "sample-27x28": base(sample(images=np.zeros((3, 27, 28), np.uint8))),
