@@ -44,7 +44,7 @@ train: setup
 	$(PY) -m train.train --net all --out models
 
 synth: sim-deps
-	$(PY) -m gen.synth --net $(NET) --format $(BITS)
+	$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P)
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set).

@@ -81,7 +81,7 @@ def main() -> int:
     qnet = quantize_file(weights, fmt, args.net, calib_images=images)
     check_rtl_limits(qnet)
     require_ghdl()  # before anything is written
-    work = ROOT / "build" / "synth" / f"{args.net}_{fmt.name}"
+    work = ROOT / "build" / "synth" / f"{args.net}_{fmt.name}_p{args.p}"
     gen_dir = generate(qnet, work / "gen", display_path(weights), p=args.p)
     res = synth(qnet, gen_dir, work / "out")
     for w, d in res["roms"]:
