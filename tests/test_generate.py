@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from gen.formats import Format
 from gen.generate import MARKER, generate, pack, rom_words, vhdl_literal
 from gen.model import QLayer, QNet, pixels_to_input
 from gen.quant import quantize_file
+from tests.nets import float_arrays
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,13 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 def write_float_npz(path: Path, seed: int = 0, sizes: tuple[int, ...] = (784, 16, 10),
                     **override: np.ndarray) -> Path:
     """A small random float network in the weights-file layout (calib for hidden layers)."""
-    rng = np.random.default_rng(seed)
-    arrays: dict[str, np.ndarray] = {}
-    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        arrays[f"W{k}"] = rng.normal(0.0, 0.1, (n_out, n_in)).astype(np.float32)
-        arrays[f"b{k}"] = rng.normal(0.0, 0.1, n_out).astype(np.float32)
-        if k < len(sizes) - 2:
-            arrays[f"calib{k}"] = np.float32(2.5)
+    arrays = float_arrays(np.random.default_rng(seed), sizes)
     arrays.update(override)
     np.savez(path, **arrays)
     return path

@@ -24,6 +24,7 @@ from gen.quant import (
     requant_params,
     round_half_away,
 )
+from tests.nets import float_arrays
 
 
 def exact_round_half_away(v: float) -> int:
@@ -31,17 +32,6 @@ def exact_round_half_away(v: float) -> int:
     f = Fraction(v)
     n = math.floor(abs(f) + Fraction(1, 2))
     return n if f >= 0 else -n
-
-
-def float_arrays(rng: np.random.Generator, sizes: tuple[int, ...] = (784, 16, 10)) -> dict:
-    """A small random float network in the weights-file layout (with calib for hidden layers)."""
-    arrays: dict[str, np.ndarray] = {}
-    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        arrays[f"W{k}"] = rng.normal(0.0, 0.1, (n_out, n_in)).astype(np.float32)
-        arrays[f"b{k}"] = rng.normal(0.0, 0.1, n_out).astype(np.float32)
-        if k < len(sizes) - 2:
-            arrays[f"calib{k}"] = np.float32(2.5)
-    return arrays
 
 
 # ---------------------------------------------------------------- quantize_to_int8
