@@ -15,10 +15,10 @@ import numpy as np
 
 from gen.errors import UserError
 from gen.formats import Format, parse_format
+from gen.legal import RQ_MULT_BITS, check_qnet
 
 N_PIXELS = 28 * 28
 PIXEL_BITS = 8
-RQ_MULT_BITS = 16  # requantization multiplier: unsigned, normalised to [2**15, 2**16)
 
 
 @dataclass
@@ -31,8 +31,9 @@ class QLayer:
     a_bits: int  # width of this layer's (unsigned) input activations
     acc_bits: int
     hidden: bool  # ReLU + requantization follow; else the accumulators are the logits
-    # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift); one value
-    # for the layer, or a list with one per neuron (per-neuron weight scales)
+    # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift), a left
+    # shift by -rq_shift when rq_shift <= 0 (numerics.md, 5); one value for the layer, or
+    # a list with one per neuron (per-neuron weight scales)
     rq_mult: int | list[int] = 0
     rq_shift: int | list[int] = 0
     out_bits: int = 0  # hidden only: width of the unsigned output activations
@@ -132,19 +133,28 @@ def check_images(images: np.ndarray, n_pixels: int = N_PIXELS) -> np.ndarray:
 
 
 def requantize(acc: np.ndarray, layer: QLayer) -> np.ndarray:
-    """ReLU, multiply, round half up by a right shift, saturate (numerics.md, 5)."""
+    """ReLU, multiply, round half up by a right shift (or shift left), saturate (numerics.md, 5).
+
+    ``shift >= 1``: ``(r * mult + 2**(shift-1)) >> shift``; ``shift <= 0``:
+    ``(r * mult) << -shift``; then the minimum with ``2**out_bits - 1``.
+    """
     r = np.maximum(acc, 0)
     top = (1 << layer.out_bits) - 1
     mult = np.asarray(layer.rq_mult, dtype=np.int64)
     shift = np.asarray(layer.rq_shift, dtype=np.int64)
-    if layer.acc_bits + RQ_MULT_BITS > 62 or np.max(shift) > 61:  # could leave int64
-        r, mult, shift = r.astype(object), mult.astype(object), shift.astype(object)
-    y = (r * mult + (1 << (shift - 1))) >> shift
+    left = np.maximum(-shift, 0)
+    right = np.maximum(shift, 1)  # shifts <= 0 take the left branch below
+    if layer.acc_bits + RQ_MULT_BITS + int(np.max(left)) > 62 or np.max(right) > 61:
+        r, mult = r.astype(object), mult.astype(object)  # exact beyond int64
+        left, right = left.astype(object), right.astype(object)
+    p = r * mult
+    y = np.where(shift >= 1, (p + (1 << (right - 1))) >> right, p << left)
     return np.minimum(y, top).astype(np.int64)
 
 
 def forward(qnet: QNet, images: np.ndarray) -> list[np.ndarray]:
     """Run the integer model; return every layer's accumulators, (N, n_out) int64 each."""
+    check_qnet(qnet)
     x = pixels_to_input(check_images(images, qnet.layers[0].n_in), qnet.fmt.a_bits)
     accs = []
     for layer in qnet.layers:

@@ -15,7 +15,10 @@ import numpy as np
 
 from gen.errors import UserError
 from gen.formats import Format
+from gen.legal import MAX_SHIFT, MIN_SHIFT, acc_bits_for, check_qnet
 from gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
+
+__all__ = ["acc_bits_for", "quantize_file", "quantize_network", "requant_params", "shift_params"]
 
 # ---------------------------------------------------------------- the original API
 
@@ -168,33 +171,34 @@ def calibrate(weights: dict[str, np.ndarray], images: np.ndarray) -> dict[str, f
 # ---------------------------------------------------------------- the network
 
 
+def _clamp_shift(shift: int) -> int:
+    """Shifts past the legal range give the same integers (numerics.md, 5): clamp them."""
+    return min(max(shift, MIN_SHIFT), MAX_SHIFT)
+
+
 def requant_params(ratio: float) -> tuple[int, int]:
-    """Integer ``(mult, shift)`` with ``mult / 2**shift ~= ratio`` and mult in [2**15, 2**16)."""
+    """Integer ``(mult, shift)`` with ``mult / 2**shift ~= ratio`` and mult in [2**15, 2**16).
+
+    A shift <= 0 is a left shift (ratios >= 2**15). Shifts are clamped to the legal
+    range, which changes no result (numerics.md, 5).
+    """
     if not (ratio > 0 and math.isfinite(ratio)):
         raise UserError(f"requantization ratio {ratio} is not a finite positive number")
     shift = (RQ_MULT_BITS - 1) - math.floor(math.log2(ratio))
-    mult = int(round_half_away(ratio * 2.0**shift))
+    mult = int(round_half_away(math.ldexp(ratio, shift)))
     if mult >= 1 << RQ_MULT_BITS:
         mult, shift = mult >> 1, shift - 1
-    if shift < 1:
-        raise UserError(
-            f"requantization ratio {ratio:.3g} is too large (shift {shift} < 1); "
-            "the hidden activations' calibration range is too small"
-        )
-    return mult, shift
+    return mult, _clamp_shift(shift)
 
 
 def shift_params(ratio: float) -> tuple[int, int]:
-    """Power-of-two requantization: ``(1, shift)`` with ``2**-shift`` nearest to ``ratio``."""
+    """Power-of-two requantization: ``(1, shift)`` with ``2**-shift`` nearest to ``ratio``.
+
+    A shift <= 0 is a left shift (ratios of about 0.7 and more).
+    """
     if not (ratio > 0 and math.isfinite(ratio)):
         raise UserError(f"requantization ratio {ratio} is not a finite positive number")
-    shift = round(-math.log2(ratio))
-    if shift < 1:
-        raise UserError(
-            f"requantization ratio {ratio:.3g} is too large for a shift-only requantizer "
-            f"(shift {shift} < 1)"
-        )
-    return 1, shift
+    return 1, _clamp_shift(round(-math.log2(ratio)))
 
 
 def weight_scales(wf: np.ndarray, fmt: Format, per_neuron: bool) -> np.ndarray:
@@ -204,22 +208,6 @@ def weight_scales(wf: np.ndarray, fmt: Format, per_neuron: bool) -> np.ndarray:
         return np.full(wf.shape[0], 2.0**fmt.frac)
     peak = np.max(np.abs(wf), axis=1) if per_neuron else np.full(wf.shape[0], np.max(np.abs(wf)))
     return np.where(peak > 0, qmax / np.where(peak > 0, peak, 1.0), 1.0)
-
-
-def acc_bits_for(w: np.ndarray, b: np.ndarray, x_max: int) -> int:
-    """Smallest signed width that holds every partial sum ``b + sum(w*x)``, 0 <= x <= x_max.
-
-    Every partial sum lies between ``b + x_max*sum(neg w)`` and ``b + x_max*sum(pos w)``.
-    """
-    pos = [int(v) for v in np.where(w > 0, w, 0).sum(axis=1)]
-    neg = [int(v) for v in np.where(w < 0, w, 0).sum(axis=1)]
-    hi = max(int(bb) + x_max * p for bb, p in zip(b.tolist(), pos, strict=True))
-    lo = min(int(bb) + x_max * n for bb, n in zip(b.tolist(), neg, strict=True))
-    hi, lo = max(hi, 0), min(lo, 0)
-    bits = 2  # the RTL needs a sign bit and one value bit at least
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
 
 
 def quantize_network(
@@ -241,7 +229,7 @@ def quantize_network(
         w = np.clip(round_half_away(wf * scale[:, None]), -qmax, qmax).astype(np.int64)
         s_acc = s_in / scale
         b = round_half_away(bf / s_acc).astype(np.int64)
-        acc_bits = acc_bits_for(w, b, a_max)
+        acc_bits = acc_bits_for(w, b, a_max, fmt.w_bits)
         info = {"s_in": s_in, "s_w": (1.0 / scale).tolist(), "s_acc": s_acc.tolist()}
         layer = QLayer(w=w, b=b, w_bits=fmt.w_bits, a_bits=fmt.a_bits, acc_bits=acc_bits,
                        hidden=hidden, info=info)
@@ -261,7 +249,9 @@ def quantize_network(
             layer.out_bits = fmt.a_bits
             info["s_out"] = s_in
         layers.append(layer)
-    return QNet(name=name, fmt=fmt, layers=layers, source=source)
+    qnet = QNet(name=name, fmt=fmt, layers=layers, source=source)
+    check_qnet(qnet)
+    return qnet
 
 
 def quantize_file(

@@ -32,9 +32,7 @@ entity mlp_layer is
     ACC_BITS_MIN : natural := 0;  -- what this layer's weights and biases need (generator)
     P         : positive := 1;    -- inputs per clock (lanes of in_data and of the ROM word)
     Q         : positive := 1;    -- accumulators per clock on out_data
-    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= ceil(N_IN/P)
-    -- Test only (negative tests prove the benches catch it): skew the ROM address.
-    FAULT_ADDR_SKEW : natural := 0
+    ADDR_BITS : positive := 10    -- ROM address width, 2**ADDR_BITS >= ceil(N_IN/P)
   );
   port (
     clk       : in  std_logic;
@@ -65,6 +63,11 @@ architecture rtl of mlp_layer is
   constant HELD_BITS : positive := OUT_BEATS * Q * ACC_BITS;
   -- integer datapath when every value fits 31 bits, else numeric_std (wide formats)
   constant USE_INT   : boolean  := ACC_BITS <= 31 and W_BITS + A_BITS <= 30;
+  -- numeric_std path: a product has W_BITS + A_BITS + 1 bits and may be wider than the
+  -- accumulator (a large product offset by a bias of the other sign), so the sum is
+  -- formed at SUM_BITS and only the result, a partial sum that fits ACC_BITS
+  -- (docs/numerics.md, section 3), is narrowed.
+  constant SUM_BITS  : positive := maximum(ACC_BITS, W_BITS + A_BITS + 1) + 1;
 
   type lanes_t is array (0 to P - 1) of natural range 0 to 2**A_BITS - 1;
 
@@ -90,7 +93,7 @@ begin
 
   -- Stall a beat whose product could reach the accumulators before they are handed over.
   in_ready  <= '0' when pending or (x_d_valid and x_d_last and emitting) else '1';
-  rom_addr  <= std_logic_vector(to_unsigned(count + FAULT_ADDR_SKEW, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
+  rom_addr  <= std_logic_vector(to_unsigned(count, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
   out_valid <= '1' when emitting else '0';
   out_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
   out_last  <= '1' when emit_idx >= OUT_BEATS - 1 else '0';
@@ -146,7 +149,7 @@ begin
             for n in 0 to N_OUT - 1 loop
               ws := signed(
                       rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS));
-              accs(n) := accs(n) + resize(ws * xs, ACC_BITS);
+              accs(n) := resize(resize(accs(n), SUM_BITS) + ws * xs, ACC_BITS);
             end loop;
           end if;
         end loop;

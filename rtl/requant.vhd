@@ -1,9 +1,12 @@
 -- requant: ReLU, then requantization of LANES accumulators per clock to the next
 -- layer's unsigned activation width (docs/numerics.md, section 5):
---   y = min((max(acc, 0) * mult + 2**(shift-1)) >> shift, 2**OUT_BITS - 1)
+--   y = min((max(acc, 0) * mult + 2**(shift-1)) >> shift, 2**OUT_BITS - 1)   shift >= 1
+--   y = min((max(acc, 0) * mult) << -shift, 2**OUT_BITS - 1)                  shift <= 0
 -- with one (MULT, SHIFT) for the layer, or with PER_NEURON one pair per neuron from the
 -- mults/shifts ports (per-neuron weight scales; lane l of beat i is neuron i*LANES+l).
 -- A shift-only requantizer is MULT = 1 with MULT_BITS = 1: no multiplier remains.
+-- Any shift is exact: a right shift past the product width gives 0 and a left shift of
+-- OUT_BITS or more saturates every r > 0, so both are clamped to those bounds inside.
 -- One registered stage with a valid/ready handshake; LANES multipliers per layer.
 library ieee;
 use ieee.std_logic_1164.all;
@@ -16,18 +19,17 @@ entity requant is
     OUT_BITS   : positive := 8;      -- unsigned output width
     MULT_BITS  : positive := 16;     -- width of the multipliers
     MULT       : natural  := 32768;  -- multiplier, < 2**MULT_BITS (not PER_NEURON)
-    SHIFT      : positive := 16;     -- rounding right shift, >= 1 (not PER_NEURON)
+    SHIFT      : integer  := 16;     -- right shift when >= 1, left shift by -SHIFT when <= 0
     PER_NEURON : boolean  := false;  -- take mults/shifts per neuron from the ports
     N_NEURONS  : positive := 1;      -- neurons per image (PER_NEURON)
-    -- Test only (negative tests prove the benches catch it): truncate instead of round.
-    FAULT_NO_ROUND : boolean := false
+    SHIFT_BITS : positive := 8       -- signed width of each per-neuron shift (PER_NEURON)
   );
   port (
     clk       : in  std_logic;
     rst       : in  std_logic;
     -- per-neuron constants, neuron n at [(n+1)*W-1 : n*W] (PER_NEURON only)
     mults     : in  std_logic_vector(N_NEURONS * MULT_BITS - 1 downto 0) := (others => '0');
-    shifts    : in  std_logic_vector(N_NEURONS * 8 - 1 downto 0) := (others => '0');
+    shifts    : in  std_logic_vector(N_NEURONS * SHIFT_BITS - 1 downto 0) := (others => '0');
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
     in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
@@ -38,30 +40,41 @@ entity requant is
 end entity requant;
 
 architecture rtl of requant is
-  -- relu(acc) < 2**(ACC_BITS-1); the product and the rounding constant fit in PW bits.
-  constant PW    : positive := ACC_BITS - 1 + MULT_BITS + 1;
-  constant YMAX  : unsigned(PW - 1 downto 0) := to_unsigned(2**OUT_BITS - 1, PW);
+  -- relu(acc) < 2**(ACC_BITS-1), so the product r * m is below 2**PW. WIDE holds the
+  -- product plus the rounding constant of a right shift by up to PW + 1, and the product
+  -- shifted left by up to OUT_BITS.
+  constant PW    : positive := ACC_BITS - 1 + MULT_BITS;
+  constant WIDE  : positive := PW + OUT_BITS + 1;
+  constant YMAX  : unsigned(WIDE - 1 downto 0) := to_unsigned(2**OUT_BITS - 1, WIDE);
   constant BEATS : positive := (N_NEURONS + LANES - 1) / LANES;
   signal   out_v : std_logic := '0';
   signal   ready : std_logic;
   -- PER_NEURON: which neurons (one spare value: synthesis checks beat + 1 statically)
   signal   beat  : natural range 0 to BEATS := 0;
 
-  -- 2**(s-1): adding it before the right shift by s rounds half up.
-  function rounding_constant(s : natural) return unsigned is
+  -- The numerics of section 5 for one value, any shift.
+  function requantize(r : unsigned; m : unsigned; s : integer) return unsigned is
+    variable p : unsigned(WIDE - 1 downto 0) := resize(r * m, WIDE);
+    variable n : natural;
   begin
-    if FAULT_NO_ROUND or s = 0 then
-      return to_unsigned(0, PW);
+    if s >= 1 then
+      n := minimum(s, PW + 1);        -- p < 2**PW: any larger shift also gives 0
+      p := shift_right(p + shift_left(to_unsigned(1, WIDE), n - 1), n);  -- round half up
+    else
+      n := minimum(-s, OUT_BITS);     -- p > 0 shifted by OUT_BITS already saturates
+      p := shift_left(p, n);
     end if;
-    return shift_left(to_unsigned(1, PW), s - 1);
+    if p > YMAX then
+      p := YMAX;
+    end if;
+    return p(OUT_BITS - 1 downto 0);
   end function;
 begin
   assert ACC_BITS >= 2 report "requant: ACC_BITS must be >= 2" severity failure;
   assert PER_NEURON or MULT < 2**MULT_BITS
     report "requant: MULT does not fit MULT_BITS" severity failure;
-  assert PER_NEURON or SHIFT < PW
-    report "requant: SHIFT exceeds the product width" severity failure;
   assert OUT_BITS <= 30 report "requant: OUT_BITS must be <= 30" severity failure;
+  assert SHIFT_BITS <= 31 report "requant: SHIFT_BITS must be <= 31" severity failure;
 
   ready     <= '1' when out_v = '0' or out_ready = '1' else '0';
   in_ready  <= ready;
@@ -69,9 +82,8 @@ begin
 
   p_main : process (clk)
     variable r : unsigned(ACC_BITS - 2 downto 0);
-    variable p : unsigned(PW - 1 downto 0);
     variable m : unsigned(MULT_BITS - 1 downto 0);
-    variable s : natural;
+    variable s : integer;
     variable n : natural;
   begin
     if rising_edge(clk) then
@@ -84,20 +96,19 @@ begin
             else
               r := unsigned(in_data((l + 1) * ACC_BITS - 2 downto l * ACC_BITS));
             end if;
-            m := to_unsigned(MULT, MULT_BITS);
-            s := SHIFT;
             n := beat * LANES + l;
-            if PER_NEURON and n < N_NEURONS then
+            if not PER_NEURON then
+              m := to_unsigned(MULT, MULT_BITS);
+              s := SHIFT;
+            elsif n < N_NEURONS then
               m := unsigned(mults((n + 1) * MULT_BITS - 1 downto n * MULT_BITS));
-              s := to_integer(unsigned(shifts((n + 1) * 8 - 1 downto n * 8)));
-            end if;
-            p := resize(r * m, PW) + rounding_constant(s);
-            p := shift_right(p, s);
-            if p > YMAX then
-              p := YMAX;
+              s := to_integer(signed(shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS)));
+            else  -- a lane past the last neuron: its output is ignored
+              m := (others => '0');
+              s := 1;
             end if;
             out_data((l + 1) * OUT_BITS - 1 downto l * OUT_BITS) <=
-              std_logic_vector(p(OUT_BITS - 1 downto 0));
+              std_logic_vector(requantize(r, m, s));
           end loop;
           beat <= 0 when beat >= BEATS - 1 else beat + 1;
         end if;

@@ -218,7 +218,7 @@ def test_vhdl_files(tmp_path: Path, qnet: QNet) -> None:
         assert f"L{k}_ACC_BITS  : positive := {layer.acc_bits};" in pkg
         if layer.hidden:
             assert f"L{k}_RQ_MULT   : natural  := {layer.rq_mult};" in pkg
-            assert f"L{k}_RQ_SHIFT  : positive := {layer.rq_shift};" in pkg
+            assert f"L{k}_RQ_SHIFT  : integer  := {layer.rq_shift};" in pkg
     assert "entity net_top is" in (hdl / "net_top.vhd").read_text()
     saved = QNet.load(out / "qnet.json")
     assert saved.to_json() == qnet.to_json()

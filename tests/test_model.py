@@ -45,10 +45,19 @@ def reference_forward(qnet: QNet, image: list[int]) -> list[list[int]]:
             acc.append(s)
         accs.append(acc)
         if layer.hidden:
-            top = 2**layer.out_bits - 1
-            half = 2 ** (layer.rq_shift - 1)
-            x = [min((max(s, 0) * layer.rq_mult + half) // 2**layer.rq_shift, top) for s in acc]
+            n = layer.n_out
+            mults = layer.rq_mult if isinstance(layer.rq_mult, list) else [layer.rq_mult] * n
+            shifts = layer.rq_shift if isinstance(layer.rq_shift, list) else [layer.rq_shift] * n
+            x = [reference_requant(s, m, sh, layer.out_bits)
+                 for s, m, sh in zip(acc, mults, shifts, strict=True)]
     return accs
+
+
+def reference_requant(acc: int, mult: int, shift: int, out_bits: int) -> int:
+    """numerics.md section 5 with Python ints: floor division, never a shift operator."""
+    r = max(acc, 0) * mult
+    y = (r + 2 ** (shift - 1)) // 2**shift if shift >= 1 else r * 2 ** (-shift)
+    return min(y, 2**out_bits - 1)
 
 
 def reference_class(logits: list[int]) -> int:
@@ -61,7 +70,7 @@ def reference_class(logits: list[int]) -> int:
     return best
 
 
-def acc_width(w: np.ndarray, b: np.ndarray, x_max: int) -> int:
+def acc_width(w: np.ndarray, b: np.ndarray, x_max: int, w_bits: int) -> int:
     """Signed width holding every partial sum (numerics.md, 3), computed independently."""
     bound = 0
     for n in range(w.shape[0]):
@@ -69,14 +78,18 @@ def acc_width(w: np.ndarray, b: np.ndarray, x_max: int) -> int:
         hi = int(b[n]) + x_max * sum(v for v in row if v > 0)
         lo = int(b[n]) + x_max * sum(v for v in row if v < 0)
         bound = max(bound, hi, -lo - 1)
-    return max(2, bound.bit_length() + 1)
+    return max(2, w_bits + 1, bound.bit_length() + 1)
 
 
 def random_net(
     rng: np.random.Generator, w_bits: int, a_bits: int, sizes: tuple[int, ...],
-    extreme: bool = False,
+    extreme: bool = False, per_neuron: bool = False,
 ) -> QNet:
-    """A random integer network (not from quant.py): any weights, biases and rq parameters."""
+    """A random integer network (not from quant.py): any weights, biases and rq parameters.
+
+    ``per_neuron``: one (mult, shift) per hidden neuron, shifts from left shifts (<= 0)
+    to far past the product width.
+    """
     qmax = 2 ** (w_bits - 1) - 1
     a_max = 2**a_bits - 1
     layers = []
@@ -92,7 +105,7 @@ def random_net(
         w = w.astype(np.int64)
         typical = max(1, int(np.sqrt(n_in)) * qmax * a_max)  # size of a random sum
         b = rng.integers(-typical, typical + 1, n_out).astype(np.int64)
-        acc_bits = acc_width(w, b, a_max)
+        acc_bits = acc_width(w, b, a_max, w_bits)
         layer = QLayer(w=w, b=b, w_bits=w_bits, a_bits=a_bits, acc_bits=acc_bits,
                        hidden=k < len(sizes) - 2)
         if layer.hidden:
@@ -101,6 +114,10 @@ def random_net(
             layer.rq_shift = max(1, base + int(rng.integers(-3, 3)))
             layer.rq_mult = int(rng.integers(2**15, 2**16))
             layer.out_bits = a_bits
+            if per_neuron:
+                layer.rq_mult = [int(v) for v in rng.integers(1, 2**16, n_out)]
+                layer.rq_shift = [int(v) for v in rng.integers(-20, acc_bits + 20, n_out)]
+                layer.rq_shift[0], layer.rq_shift[-1] = 0, base  # both sides of 1
         layers.append(layer)
     return QNet(name="t", fmt=Format(w_bits, a_bits), layers=layers)
 
@@ -137,6 +154,14 @@ def test_forward_matches_reference(w_bits: int, a_bits: int, extreme: bool) -> N
     rng = np.random.default_rng(w_bits * 100 + a_bits + extreme)
     qnet = random_net(rng, w_bits, a_bits, (784, 6, 5, 4), extreme=extreme)
     check_against_reference(qnet, random_images(rng, 3))
+
+
+@pytest.mark.parametrize(("w_bits", "a_bits"), [(8, 8), (4, 4), (16, 16), (2, 12)])
+def test_forward_per_neuron_and_left_shifts_match_reference(w_bits: int, a_bits: int) -> None:
+    """Per-neuron (mult, shift), left shifts and shifts past the product: the reference agrees."""
+    rng = np.random.default_rng(7000 + w_bits * 100 + a_bits)
+    qnet = random_net(rng, w_bits, a_bits, (784, 9, 7, 3), per_neuron=True)
+    check_against_reference(qnet, random_images(rng, 4))
 
 
 def test_forward_one_output_and_single_layer() -> None:
@@ -342,6 +367,8 @@ def test_qnet_json_round_trip(tmp_path: Path) -> None:
     qnet = random_net(rng, 16, 12, (784, 7, 1), extreme=True)
     qnet.name, qnet.source = "zero", "models/zero.npz"
     qnet.layers[0].b[0] = 2**45 + 1  # beyond float precision
+    layer = qnet.layers[0]
+    layer.acc_bits = acc_width(layer.w, layer.b, (1 << layer.a_bits) - 1, layer.w_bits)
     qnet.layers[0].info = {"s_in": 1 / 255, "s_w": 0.1 + 0.2, "s_acc": 1e-300}
     text = qnet.to_json()
     back = QNet.from_json(text)

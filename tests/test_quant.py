@@ -12,6 +12,7 @@ import pytest
 
 from gen.errors import UserError
 from gen.formats import Format
+from gen.legal import MAX_SHIFT, MIN_SHIFT
 from gen.model import RQ_MULT_BITS
 from gen.quant import (
     acc_bits_for,
@@ -23,6 +24,7 @@ from gen.quant import (
     quantize_to_int8,
     requant_params,
     round_half_away,
+    shift_params,
 )
 from tests.nets import float_arrays
 
@@ -166,7 +168,6 @@ def test_requant_params_random_ratios() -> None:
         mult, shift = requant_params(ratio)
         assert isinstance(mult, int) and isinstance(shift, int)
         assert 2 ** (RQ_MULT_BITS - 1) <= mult < 2**RQ_MULT_BITS
-        assert shift >= 1
         # mult is ratio * 2**shift rounded to nearest: error at most half a unit
         assert abs(Fraction(mult) - Fraction(ratio) * 2**shift) <= Fraction(1, 2)
         assert mult / 2**shift == pytest.approx(ratio, rel=2.0**-15)
@@ -182,10 +183,49 @@ def test_requant_params_exact_values_and_renormalisation() -> None:
     assert requant_params(0.5 - 2.0**-22) == (32768, 16)
 
 
-@pytest.mark.parametrize("ratio", [2.0**15, 2.0**15 - 0.01, 1e6, 2.0**40])
-def test_requant_params_too_large(ratio: float) -> None:
-    with pytest.raises(UserError, match="too large"):
-        requant_params(ratio)
+def reference_requant_params(ratio: float) -> tuple[int, int]:
+    """Independent reference: exact rationals, search the shift whose rounded mult is in range."""
+    f = Fraction(ratio)
+    for shift in range(MAX_SHIFT, MIN_SHIFT - 1, -1):  # the largest shift first
+        mult = exact_round_half_away(f * Fraction(2) ** shift)
+        if mult < 2**RQ_MULT_BITS:
+            return mult, shift
+    raise AssertionError(ratio)
+
+
+@pytest.mark.parametrize("ratio", [2.0**15, 2.0**15 - 0.01, 1e6, 2.0**40, 1.0, 0.3, 2.0**-40,
+                                   1 - 2.0**-20, 0.5 - 2.0**-22, 2.0**14])
+def test_requant_params_against_reference(ratio: float) -> None:
+    """Ratios >= 2**15 give left shifts (shift <= 0) instead of a refusal."""
+    assert requant_params(ratio) == reference_requant_params(ratio)
+
+
+def test_requant_params_random_against_reference() -> None:
+    rng = np.random.default_rng(31)
+    for ratio in (2.0 ** rng.uniform(-60.0, 60.0, 500)).tolist():
+        assert requant_params(ratio) == reference_requant_params(ratio), ratio
+
+
+def reference_shift_params(ratio: float) -> tuple[int, int]:
+    """Independent reference: the power of two nearest to ``ratio`` on a log scale.
+
+    ``2**-s`` is nearer than ``2**-(s+1)`` exactly when ``ratio**2 > 2**-(2s+1)``
+    (exact rational comparison, no logarithm).
+    """
+    f = Fraction(ratio)
+    s = MAX_SHIFT
+    while s > MIN_SHIFT and f * f > Fraction(2) ** (-(2 * s - 1)):
+        s -= 1  # 2**-(s-1) is nearer
+    return 1, s
+
+
+def test_shift_params_against_reference() -> None:
+    rng = np.random.default_rng(32)
+    ratios = [*(2.0 ** rng.uniform(-50.0, 50.0, 500)).tolist(), 0.5, 0.75, 1.0, 1.5, 2.0**-9]
+    for ratio in ratios:
+        assert shift_params(ratio) == reference_shift_params(ratio), ratio
+    assert shift_params(1.0) == (1, 0)  # a ratio >= 0.5: left shift by 0, no refusal
+    assert shift_params(4.0) == (1, -2)
 
 
 @pytest.mark.parametrize("ratio", [0.0, -1.0, float("nan"), float("inf")])

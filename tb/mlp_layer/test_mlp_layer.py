@@ -67,11 +67,11 @@ def make_layer(n_in: int, n_out: int, w_bits: int, a_bits: int, seed: int) -> QL
     for n, v in enumerate(extremes):
         w[n, :] = v
         b[n] = 0
-    acc_bits = acc_bits_for(w, b, x_max)
+    acc_bits = acc_bits_for(w, b, x_max, w_bits)
     for n, v in enumerate(extremes):
         bound = (1 << (acc_bits - 1)) - 1 if v > 0 else -(1 << (acc_bits - 1))
         b[n] = bound - n_in * x_max * v
-    assert acc_bits_for(w, b, x_max) == acc_bits  # the bounds are reached, not passed
+    assert acc_bits_for(w, b, x_max, w_bits) == acc_bits  # the bounds are reached, not passed
     return QLayer(w=w, b=b, w_bits=w_bits, a_bits=a_bits, acc_bits=acc_bits, hidden=False)
 
 

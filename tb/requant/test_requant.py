@@ -1,4 +1,11 @@
-"""requant bench: ReLU + requantization alone against :func:`gen.model.requantize`.
+"""requant bench: ReLU + requantization alone against an independent reference.
+
+The expected outputs come from :func:`reference`, numerics.md section 5 written with
+Python ints and floor division (not :func:`gen.model.requantize`, which a unit test
+compares with the same reference). Parameter sets: one (MULT, SHIFT) per layer with
+right shifts, left shifts (SHIFT <= 0) and shifts past the product width; per-neuron
+constants with several lanes per beat (lane l of beat i is neuron i*LANES+l), so a
+requantizer that ignores the lane index fails; and shift-only (MULT = 1).
 
 Accumulators: negative (ReLU), zero, the extremes of ACC_BITS, both sides of the
 saturation boundary, exact rounding ties (``r*MULT + 2**(SHIFT-1)`` a multiple of
@@ -31,36 +38,70 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
 CLK_NS = 10
-MULT_BITS = 16  # gen.model.RQ_MULT_BITS; the top level leaves requant's default
+
+
+def reference(acc: int, mult: int, shift: int, out_bits: int) -> int:
+    """numerics.md section 5 with Python ints: floor division, never a shift operator."""
+    r = max(acc, 0) * mult
+    y = (r + 2 ** (shift - 1)) // 2**shift if shift >= 1 else r * 2 ** (-shift)
+    return min(y, 2**out_bits - 1)
 
 
 @dataclass(frozen=True)
 class RqCase:
-    """One parameter set of the requantizer."""
+    """One parameter set of the requantizer.
+
+    ``neurons`` > 0 selects per-neuron constants (PER_NEURON), drawn from the case id.
+    """
 
     fmt: str
     acc_bits: int
     out_bits: int
     mult: int
     shift: int
+    lanes: int = 1
+    neurons: int = 0
+    mult_bits: int = 16
 
     @property
     def id(self) -> str:
-        return f"{self.fmt}-acc{self.acc_bits}-m{self.mult}-s{self.shift}"
+        if self.neurons:
+            return f"{self.fmt}-acc{self.acc_bits}-pn{self.neurons}-lanes{self.lanes}"
+        return f"{self.fmt}-acc{self.acc_bits}-m{self.mult}-s{self.shift}-lanes{self.lanes}"
+
+    def constants(self) -> tuple[list[int], list[int]]:
+        """Per neuron (mult, shift): shifts from a saturating left shift to past the product."""
+        if not self.neurons:
+            return [self.mult], [self.shift]
+        rng = random.Random(zlib.crc32(self.id.encode()))
+        pw = self.acc_bits - 1 + self.mult_bits
+        top = (1 << self.mult_bits) - 1
+        mults = [rng.randint(1, top) for _ in range(self.neurons)]
+        shifts = [rng.randint(-self.out_bits - 2, pw + 3) for _ in range(self.neurons)]
+        # every neuron differs from its lane neighbours, so a lane mix-up shows
+        shifts[:4] = [0, 1, -1, pw + 1][: self.neurons]
+        return mults, shifts
+
+    def shift_bits(self) -> int:
+        return 1 + max(max(abs(v).bit_length() for v in self.constants()[1]), 1)
 
     def y(self, r: int) -> int:
-        """Unsaturated output for r >= 0 (reference for choosing stimuli only)."""
+        """Unsaturated output for r >= 0 (choosing stimuli only; per-layer constants)."""
+        if self.shift <= 0:
+            return r * self.mult << -self.shift
         return (r * self.mult + (1 << (self.shift - 1))) >> self.shift
 
     def r_sat(self) -> int:
         """The smallest r that saturates: y(r) > 2**OUT_BITS - 1."""
+        if self.shift <= 0:
+            return -(-(1 << self.out_bits) // (self.mult << -self.shift))
         need = ((1 << self.out_bits) << self.shift) - (1 << (self.shift - 1))
         return -(-need // self.mult)
 
     def ties(self) -> tuple[int, int] | None:
         """``(first, period)`` of the r >= 0 whose product lands exactly on a rounding tie."""
         t = (self.mult & -self.mult).bit_length() - 1  # MULT = m * 2**t, m odd
-        if t > self.shift - 1:
+        if self.shift < 1 or t > self.shift - 1:
             return None
         mod = 1 << (self.shift - t)
         first = ((1 << (self.shift - 1 - t)) * pow(self.mult >> t, -1, mod)) % mod
@@ -95,13 +136,11 @@ def make_accs(case: RqCase, count: int, seed: int) -> list[int]:
 
 
 def expected_outputs(case: RqCase, accs: list[int]) -> list[int]:
-    """gen.model.requantize on the accumulators."""
-    from gen.model import QLayer, requantize
-
-    layer = QLayer(w=np.zeros((1, 1), dtype=np.int64), b=np.zeros(1, dtype=np.int64),
-                   w_bits=2, a_bits=2, acc_bits=case.acc_bits, hidden=True,
-                   rq_mult=case.mult, rq_shift=case.shift, out_bits=case.out_bits)
-    return [int(y) for y in requantize(np.array(accs, dtype=np.int64), layer)]
+    """The independent reference on the stream: value j is neuron j mod N of its image."""
+    mults, shifts = case.constants()
+    n = len(mults)
+    return [reference(a, mults[j % n], shifts[j % n], case.out_bits)
+            for j, a in enumerate(accs)]
 
 
 if cocotb is not None:
@@ -125,17 +164,17 @@ if cocotb is not None:
             self.dut.rst.value = 0
             await RisingEdge(self.dut.clk)
 
-        async def send(self, accs: list[int]) -> None:
-            """One accumulator per accepted clock; runs of no, some and many idle clocks."""
-            dut, mask = self.dut, (1 << self.case.acc_bits) - 1
-            for j, a in enumerate(accs):
+        async def send(self, beats: list[int]) -> None:
+            """One beat per accepted clock; runs of no, some and many idle clocks."""
+            dut, mask = self.dut, (1 << (self.case.acc_bits * self.case.lanes)) - 1
+            for j, beat in enumerate(beats):
                 p_gap = (0.0, 0.3, 0.7)[(j // 16) % 3]
                 while self.rng.random() < p_gap:
                     dut.in_valid.value = 0
                     dut.in_data.value = self.rng.randint(0, mask)  # junk: must be ignored
                     await RisingEdge(dut.clk)
                 dut.in_valid.value = 1
-                dut.in_data.value = a & mask
+                dut.in_data.value = beat
                 while True:
                     await ReadOnly()
                     taken = dut.in_ready.value == 1
@@ -184,31 +223,60 @@ if cocotb is not None:
 
     def _case() -> RqCase:
         e = os.environ
-        return RqCase(e["RQ_FORMAT"], int(e["RQ_ACC_BITS"]), int(e["RQ_OUT_BITS"]),
-                      int(e["RQ_MULT"]), int(e["RQ_SHIFT"]))
+        mult = int(e["RQ_MULT"])
+        return RqCase(e["RQ_FORMAT"], int(e["RQ_ACC_BITS"]), int(e["RQ_OUT_BITS"]), mult,
+                      int(e["RQ_SHIFT"]), int(e["RQ_LANES"]), int(e["RQ_NEURONS"]),
+                      mult_bits=1 if mult == 1 else 16)
+
+    def to_beats(case: RqCase, accs: list[int], rng: random.Random) -> list[int]:
+        """Images of N values (N neurons, or LANES), LANES per beat; padding lanes get junk."""
+        n, lanes, bits = case.neurons or case.lanes, case.lanes, case.acc_bits
+        beats = []
+        for img in range(len(accs) // n):
+            vals = accs[img * n:(img + 1) * n]
+            vals += [rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+                     for _ in range(-len(vals) % lanes)]
+            for b in range(0, len(vals), lanes):
+                beats.append(sum((v & ((1 << bits) - 1)) << (lane * bits)
+                                 for lane, v in enumerate(vals[b:b + lanes])))
+        return beats
+
+    def from_beats(case: RqCase, beats: list[int]) -> list[int]:
+        """Output beats back to values, padding lanes of an image's last beat dropped."""
+        n, lanes, bits = case.neurons or case.lanes, case.lanes, case.out_bits
+        per_image = -(-n // lanes)
+        out = []
+        for k, beat in enumerate(beats):
+            used = min(lanes, n - (k % per_image) * lanes)
+            out += [(beat >> (lane * bits)) & ((1 << bits) - 1) for lane in range(used)]
+        return out
 
     async def run_accs(dut, seed: int, count: int, fault: bool) -> None:
         """Stream the accumulators through and compare every output, in order."""
         case = _case()
         accs = make_accs(case, count, seed)
+        n = case.neurons or case.lanes
+        accs += accs[: -len(accs) % n]  # whole images
         expected = expected_outputs(case, accs)
         if fault:  # self-test of the checker: one wrong expectation
             expected[-1] ^= 1
         tb = RequantTB(dut, case, seed)
+        beats = to_beats(case, accs, random.Random(seed + 7))
         await tb.reset()
         sink = OutSink(dut, seed + 1000)
-        await with_timeout(tb.send(accs), 40 * len(accs) * CLK_NS, "ns")
-        await with_timeout(sink.wait_for(len(accs)), 200 * CLK_NS, "ns")
+        await with_timeout(tb.send(beats), 40 * len(beats) * CLK_NS, "ns")
+        await with_timeout(sink.wait_for(len(beats)), 200 * CLK_NS, "ns")
         for _ in range(5):  # an extra output would show up here
             await RisingEdge(dut.clk)
+        got = from_beats(case, sink.got)
         errors = list(sink.errors)
         if not fault and not (sink.stalls and tb.waits):
             errors.append(f"back-pressure not exercised: {sink.stalls} output stalls, "
                           f"{tb.waits} input waits")
-        if len(sink.got) != len(accs):
-            errors.append(f"expected {len(accs)} outputs, got {len(sink.got)}")
+        if len(got) != len(accs):
+            errors.append(f"expected {len(accs)} outputs, got {len(got)}")
         errors += [f"item {j}: acc {a}: expected {e} got {g}"
-                   for j, (a, e, g) in enumerate(zip(accs, expected, sink.got, strict=False))
+                   for j, (a, e, g) in enumerate(zip(accs, expected, got, strict=False))
                    if e != g]
         assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
 
@@ -237,8 +305,8 @@ entity requant_tb is
   port (
     clk, rst, in_valid, out_ready : in std_logic;
     in_ready, out_valid : out std_logic;
-    in_data  : in  std_logic_vector({acc_bits} - 1 downto 0);
-    out_data : out std_logic_vector({out_bits} - 1 downto 0)
+    in_data  : in  std_logic_vector({lanes} * {acc_bits} - 1 downto 0);
+    out_data : out std_logic_vector({lanes} * {out_bits} - 1 downto 0)
   );
 end entity requant_tb;
 
@@ -246,12 +314,33 @@ architecture wrap of requant_tb is
 begin
   u_dut : entity work.requant
     generic map (ACC_BITS => {acc_bits}, OUT_BITS => {out_bits}, MULT_BITS => {mult_bits},
-                 MULT => {mult}, SHIFT => {shift})
-    port map (clk => clk, rst => rst, in_valid => in_valid, in_ready => in_ready,
+                 LANES => {lanes}, {constants})
+    port map (clk => clk, rst => rst, {ports}in_valid => in_valid, in_ready => in_ready,
               in_data => in_data, out_valid => out_valid, out_ready => out_ready,
               out_data => out_data);
 end architecture wrap;
 """
+
+
+def bits_literal(values: list[int], bits: int) -> str:
+    """A VHDL binary string, value 0 in the low bits (written here, not by gen/generate.py)."""
+    return '"' + "".join(format(v & ((1 << bits) - 1), f"0{bits}b") for v in reversed(values)) + '"'
+
+
+def wrapper(case: RqCase) -> str:
+    """The toplevel wrapper with the case's generics (and per-neuron constants)."""
+    if case.neurons:
+        mults, shifts = case.constants()
+        sb = case.shift_bits()
+        constants = f"PER_NEURON => true, N_NEURONS => {case.neurons}, SHIFT_BITS => {sb}"
+        ports = (f"mults => {bits_literal(mults, case.mult_bits)},\n              "
+                 f"shifts => {bits_literal(shifts, sb)},\n              ")
+    else:
+        constants, ports = f"MULT => {case.mult}, SHIFT => {case.shift}", ""
+    return WRAPPER.format(acc_bits=case.acc_bits, out_bits=case.out_bits,
+                          mult_bits=case.mult_bits, lanes=case.lanes, constants=constants,
+                          ports=ports)
+
 
 CASES = [
     RqCase("int8", 20, 8, 49152, 18),   # MULT = 3 * 2**14: a rounding tie every 16 values of r
@@ -259,6 +348,14 @@ CASES = [
     RqCase("int4", 14, 4, 40960, 15),   # MULT = 5 * 2**13: ties at r = 2, 6, 10
     RqCase("int2", 2, 2, 32769, 1),     # the narrowest accumulator and the smallest SHIFT
     RqCase("int16", 31, 16, 65535, 29),  # the widest accumulator, largest MULT: 47-bit product
+    RqCase("int4", 14, 4, 40000, -1),   # a left shift with a multiplier
+    RqCase("int8", 20, 8, 50000, 36),   # SHIFT = PW + 1: every output 0
+    RqCase("int8", 20, 8, 50000, 200),  # far past the product width
+    RqCase("int8-shift", 20, 8, 1, 5, mult_bits=1),   # shift-only, right shift
+    RqCase("int8-shift", 12, 8, 1, -2, mult_bits=1),  # shift-only, left shift (ratio 4)
+    RqCase("int8-pn", 20, 8, 40000, 18, lanes=3, neurons=10),  # lanes do not divide neurons
+    RqCase("int8-pn", 24, 8, 40000, 20, lanes=1, neurons=5),
+    RqCase("int4-pn-shift", 12, 4, 1, 3, lanes=2, neurons=7, mult_bits=1),
 ]
 
 
@@ -277,23 +374,22 @@ def _items() -> int:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
-    """requant against gen.model.requantize for one parameter set."""
+    """requant against the independent reference for one parameter set."""
     from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
     build = BUILD / "tb" / _tag(request)
     build.mkdir(parents=True, exist_ok=True)
-    wrapper = build / "requant_tb.vhd"
-    wrapper.write_text(WRAPPER.format(acc_bits=case.acc_bits, out_bits=case.out_bits,
-                                      mult_bits=MULT_BITS, mult=case.mult, shift=case.shift))
+    top = build / "requant_tb.vhd"
+    top.write_text(wrapper(case))
     env = {
         "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
-        "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_SEED": _case_seed(case),
-        "RQ_ITEMS": _items(),
+        "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_LANES": case.lanes,
+        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(),
     }
     run_sim(toplevel="requant_tb", module="test_requant",
-            vhdl_sources=[*rtl_sources("requant"), str(wrapper)], build_dir=build / "sim",
+            vhdl_sources=[*rtl_sources("requant"), str(top)], build_dir=build / "sim",
             extra_env=env, bench_dir=Path(__file__).resolve().parent)
 
 
@@ -312,6 +408,24 @@ def test_requant_stimulus_covers_corners(case: RqCase) -> None:
         ties = [a for a in accs if 0 <= a < rs and (a * case.mult) % (1 << case.shift)
                 == 1 << (case.shift - 1)]
         assert ties, f"{case.id}: no unsaturated rounding tie in the stimulus"
+
+
+def test_model_requantize_matches_reference() -> None:
+    """gen.model.requantize agrees with the bench's reference on every case's stimulus."""
+    from gen.model import QLayer, requantize
+
+    for case in CASES:
+        mults, shifts = case.constants()
+        n = len(mults)
+        accs = make_accs(case, 100, _case_seed(case))
+        accs += accs[: -len(accs) % n]
+        per = case.neurons > 0
+        layer = QLayer(w=np.zeros((n, 1), dtype=np.int64), b=np.zeros(n, dtype=np.int64),
+                       w_bits=2, a_bits=2, acc_bits=case.acc_bits, hidden=True,
+                       rq_mult=mults if per else mults[0], rq_shift=shifts if per else shifts[0],
+                       out_bits=case.out_bits)
+        got = requantize(np.array(accs, dtype=np.int64).reshape(-1, n), layer).reshape(-1)
+        assert got.tolist() == expected_outputs(case, accs), case.id
 
 
 def test_some_cases_have_unsaturated_ties() -> None:

@@ -61,7 +61,7 @@ def render_rom(w: np.ndarray, w_bits: int) -> str:
 
     b = np.zeros(w.shape[0], dtype=np.int64)
     layer = QLayer(w=w, b=b, w_bits=w_bits, a_bits=w_bits,
-                   acc_bits=acc_bits_for(w, b, (1 << w_bits) - 1), hidden=False)
+                   acc_bits=acc_bits_for(w, b, (1 << w_bits) - 1, w_bits), hidden=False)
     qnet = QNet(NET, Format(w_bits, w_bits), [layer])
     return render_network(qnet, "random weights of tb/weight_rom")[f"{ENTITY}.vhd"]
 
