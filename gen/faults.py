@@ -1,13 +1,20 @@
-"""Fault injection for negative tests: make the generated RTL differ from the model.
+"""Fault injection for negative tests: make the simulated RTL differ from the model.
 
 All faults are off by default. A faulted network's ``qnet.json`` stays the true
 model, so a working bench must report mismatches. Spec strings (``--fault``):
 
 - ``weight:L,N,I``  flip the least significant bit of w(N, I) of layer L in its ROM
 - ``bias:L,N``      add 1 to the bias of neuron N of layer L (subtract at the maximum)
-- ``round``         requantizers truncate instead of rounding half up
-- ``addr``          layers read their weight ROM one address ahead (an off-by-one counter)
+- ``round``         requantizers truncate instead of rounding half up (mutant
+                    ``requant-no-round``)
+- ``addr``          layers read their weight ROM one address ahead (mutant
+                    ``layer-addr-off-by-one``)
+- ``mutant:ID``     any RTL mutant of ``tb/mutants/mutants.toml``
 - ``expected:L``    (bench side) corrupt the model's first expected accumulator of layer L
+
+Weight and bias faults change the generated ROM and package; RTL faults are mutants
+applied to a scratch copy of ``rtl/`` by the bench (no test hooks in the production
+RTL), so they act in simulation (``tb.netsim``) only.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from dataclasses import dataclass
 from gen.errors import UserError
 from gen.model import QNet
 
+# RTL faults by their short names: mutants of tb/mutants/mutants.toml
+NAMED_MUTANTS = {"round": "requant-no-round", "addr": "layer-addr-off-by-one"}
+
 
 @dataclass(frozen=True)
 class Faults:
@@ -25,13 +35,13 @@ class Faults:
 
     weight: tuple[int, int, int] | None = None
     bias: tuple[int, int] | None = None
-    no_round: bool = False
-    addr_skew: int = 0
+    mutants: tuple[str, ...] = ()  # RTL mutants, applied to a copy of rtl/ by the bench
     expected: int | None = None
 
     @property
     def rtl_active(self) -> bool:
-        return bool(self.weight or self.bias or self.no_round or self.addr_skew)
+        """Faults in the generated files (ROM contents, biases)."""
+        return bool(self.weight or self.bias)
 
     def describe(self) -> str:
         parts = []
@@ -39,10 +49,7 @@ class Faults:
             parts.append("weight:{},{},{}".format(*self.weight))
         if self.bias:
             parts.append("bias:{},{}".format(*self.bias))
-        if self.no_round:
-            parts.append("round")
-        if self.addr_skew:
-            parts.append("addr")
+        parts += [f"mutant:{m}" for m in self.mutants]
         if self.expected is not None:
             parts.append(f"expected:{self.expected}")
         return " ".join(parts)
@@ -51,28 +58,38 @@ class Faults:
 def parse_faults(specs: list[str] | None) -> Faults:
     """Parse ``--fault`` spec strings (module docstring)."""
     kw: dict = {}
+    mutants: list[str] = []
     for spec in specs or []:
         kind, _, args = spec.partition(":")
+        if kind == "mutant" and args:
+            mutants.append(args)
+            continue
+        if kind in NAMED_MUTANTS and not args:
+            mutants.append(NAMED_MUTANTS[kind])
+            continue
         try:
             nums = [int(a) for a in args.split(",")] if args else []
         except ValueError:
             raise UserError(f"fault {spec!r}: arguments must be integers") from None
-        want = {"weight": 3, "bias": 2, "round": 0, "addr": 0, "expected": 1}.get(kind)
+        want = {"weight": 3, "bias": 2, "expected": 1}.get(kind)
         if want is None or len(nums) != want:
             raise UserError(
-                f"unknown fault {spec!r}: use weight:L,N,I bias:L,N round addr expected:L"
+                f"unknown fault {spec!r}: use weight:L,N,I bias:L,N round addr mutant:ID "
+                "expected:L"
             )
         if kind == "weight":
             kw["weight"] = tuple(nums)
         elif kind == "bias":
             kw["bias"] = tuple(nums)
-        elif kind == "round":
-            kw["no_round"] = True
-        elif kind == "addr":
-            kw["addr_skew"] = 1
         else:
             kw["expected"] = nums[0]
-    return Faults(**kw)
+    if mutants:
+        from tb.mutants import load_mutants
+
+        known = load_mutants()
+        if unknown := [m for m in mutants if m not in known]:
+            raise UserError(f"unknown mutant {unknown[0]!r}: see tb/mutants/mutants.toml")
+    return Faults(**kw, mutants=tuple(mutants))
 
 
 def faulted_copy(qnet: QNet, faults: Faults) -> QNet:

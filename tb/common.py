@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 BUILD = Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 SIMULATORS = ("ghdl", "nvc")
+# A warning or error from an assertion or report in the simulator's output: IEEE library
+# warnings (numeric_std metavalues, truncated vectors) included. Any of them fails the run.
+SIM_WARNING = re.compile(r"\((?:assertion|report) (?:warning|error|failure)\)|"
+                         r"\*\* (?:Warning|Error|Failure|Fatal):")
 
 
 def simulator() -> str:
@@ -33,8 +38,13 @@ def simulator_missing(sim: str | None = None) -> str | None:
 
 
 def rtl_sources(*names: str) -> list[str]:
-    """Hand-written RTL files by entity name (file name = entity name)."""
-    return [str(RTL / f"{n}.vhd") for n in names]
+    """Hand-written RTL files by entity name (file name = entity name).
+
+    From ``rtl/``, or from the mutated copy that ``MNIST_FPGA_RTL`` names (tb/mutants).
+    """
+    from gen.generate import rtl_dir
+
+    return [str(rtl_dir() / f"{n}.vhd") for n in names]
 
 
 def run_sim(
@@ -51,6 +61,9 @@ def run_sim(
 
     sim = simulator()
     env = {k: str(v) for k, v in (extra_env or {}).items()}
+    # IEEE asserts stay on (numeric_std warnings are scanned below), except at time 0,
+    # before reset has given every register a value.
+    sim_args = ["--ieee-asserts=disable-at-0"] if sim == "ghdl" else []
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     build_dir.mkdir(parents=True, exist_ok=True)
     # GHDL takes --std per command; NVC's --std is a global option (before -a/-e/-r),
@@ -78,13 +91,31 @@ def run_sim(
             python_search=[str(bench_dir), str(ROOT)],
             waves=os.environ.get("WAVES", "0") == "1",
             force_compile=True,
+            sim_args=sim_args,
         )
     except SystemExit as exc:
-        raise SystemExit(f"{exc} (simulator log: {build_dir / 'sim.log'})") from None
+        failure = f"{exc} (simulator log: {build_dir / 'sim.log'})"
+    else:
+        failure = None
     finally:
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved
+    if warning := first_sim_warning(build_dir / "sim.log"):
+        failure = f"simulator warning: {warning}" + (f"; {failure}" if failure else "")
+    if failure:
+        raise SystemExit(failure)
+
+
+def first_sim_warning(log: Path) -> str | None:
+    """The first assertion/report warning or error the simulator printed, or None."""
+    if not log.exists():
+        return None
+    with log.open(errors="replace") as f:
+        for line in f:
+            if SIM_WARNING.search(line):
+                return line.strip()
+    return None
 
 
 def decode_flat(value: int, n: int, bits: int) -> list[int]:

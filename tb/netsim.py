@@ -81,6 +81,11 @@ def simulate_qnet(
     faults = faults or Faults()
     ps = parallelism(qnet, p)
     gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps)
+    rtl = None
+    if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
+        from tb.mutants import mutated_rtl
+
+        rtl = mutated_rtl(faults.mutants, work)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -94,7 +99,7 @@ def simulate_qnet(
     try:
         run_sim(
             toplevel=f"{qnet.name}_top", module="test_mlp_top",
-            vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet)],
+            vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet, rtl)],
             build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
         )
     except SystemExit as exc:  # cocotb-test reports failed tests this way
@@ -104,6 +109,8 @@ def simulate_qnet(
             f"simulation of {qnet.name} ({qnet.fmt.name}) produced no results: {failure}"
         )
     doc = json.loads(results.read_text())
+    if doc.get("stuck") and failure:
+        failure = f"deadlock: {doc['stuck']}; {failure}"
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
     doc["p"] = ps

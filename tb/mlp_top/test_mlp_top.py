@@ -19,7 +19,7 @@ import pytest
 try:
     import cocotb
     from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
     from cocotb.utils import get_sim_time
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
@@ -55,6 +55,17 @@ class ImageResult:
         )
 
 
+def clock_budget(qnet) -> int:
+    """Clocks a healthy top may take without visible progress: a deadlock is declared past it.
+
+    The slowest legal schedule computes one product per clock (one input and one neuron
+    at a time) in every layer, so ``sum(n_in * n_out)`` plus the serializers bounds the
+    latency of one image for any P (and neuron folding), with a margin for pipelining.
+    """
+    work = sum(layer.n_in * layer.n_out + layer.n_in + 2 * layer.n_out for layer in qnet.layers)
+    return 2 * work + 1000
+
+
 if cocotb is not None:
 
     class NetTB:
@@ -73,8 +84,11 @@ if cocotb is not None:
             self.dut.rst.value = 0
             await RisingEdge(self.dut.clk)
 
-        async def send_image(self, beats: list[int], on_first) -> None:
-            """Stream one image, a beat per accepted clock; ``on_first`` at its first handshake."""
+        async def send_image(self, beats: list[int], on_first, budget: int) -> None:
+            """Stream one image, a beat per accepted clock; ``on_first`` at its first handshake.
+
+            Raises :class:`Stuck` when ``s_ready`` stays low for ``budget`` clocks.
+            """
             dut, clk = self.dut, self.dut.clk
             dut.s_valid.value = 1
             first = True
@@ -84,12 +98,19 @@ if cocotb is not None:
                     dut.s_data.value = p
                     last = p
                 await RisingEdge(clk)
+                waited = 0
                 while not dut.s_ready.value:
+                    waited += 1
+                    if waited > budget:
+                        raise Stuck(f"s_ready low for {budget} clocks")
                     await RisingEdge(clk)
                 if first:
                     on_first()
                     first = False
             dut.s_valid.value = 0
+
+    class Stuck(Exception):
+        """The DUT made no progress within its clock budget."""
 
     class AccMonitor:
         """Layer K's accumulators each time acc{K}_valid strobes, checked against the model."""
@@ -106,9 +127,16 @@ if cocotb is not None:
             while True:
                 await RisingEdge(self.valid)
                 await ReadOnly()
-                got = decode_flat(self.flat.value.to_unsigned(), self.n, self.bits)
+                value = self.flat.value
                 if self.count < len(self.order):
-                    self.check(self.order[self.count], got)
+                    j = self.order[self.count]
+                    if value.is_resolvable:
+                        self.check(j, decode_flat(value.to_unsigned(), self.n, self.bits))
+                    else:  # 'U'/'X'/'Z'/'W'/'-' in an accumulator: never a pass
+                        res: ImageResult = self.results[j]
+                        res.layers_seen += 1
+                        res.mismatches.append(f"image {res.index} layer {self.k}: metavalue "
+                                              f"in the accumulators ({str(value)[:40]}...)")
                 self.count += 1
 
         def check(self, j: int, got: list[int]) -> None:
@@ -151,9 +179,17 @@ if cocotb is not None:
         ]
         order = list(range(len(idx)))
         tb = NetTB(dut)
-        for k, layer in enumerate(qnet.layers):
-            AccMonitor(dut, k, layer.n_out, layer.acc_bits, expected, results, order)
+        monitors = [AccMonitor(dut, k, layer.n_out, layer.acc_bits, expected, results, order)
+                    for k, layer in enumerate(qnet.layers)]
         await tb.reset()
+        budget = clock_budget(qnet)
+
+        def stuck_message(j: int, what: str) -> str:
+            """Name the image and the first layer that has not finished it."""
+            layer = next((m.k for m in monitors if m.count <= j), None)
+            where = (f"layer {layer} never delivered its accumulators" if layer is not None
+                     else "every layer delivered its accumulators; the class never came")
+            return f"image {idx[j]}: no progress: {what}; {where}"
 
         # Cycles of an image: from its first accepted pixel to its done strobe, inclusive.
         starts: list[float] = []
@@ -162,9 +198,17 @@ if cocotb is not None:
 
         async def collect_classes() -> None:
             for j in range(len(idx)):
-                await RisingEdge(dut.done)
+                try:
+                    await with_timeout(RisingEdge(dut.done), budget * CLK_NS, "ns")
+                except cocotb.triggers.SimTimeoutError:
+                    raise Stuck(stuck_message(j, f"no done within {budget} clocks")) from None
                 await ReadOnly()
-                results[j].rtl_class = int(dut.class_out.value.to_unsigned())
+                cls = dut.class_out.value
+                if not cls.is_resolvable:
+                    results[j].mismatches.append(f"image {idx[j]}: metavalue in class_out ({cls})")
+                    results[j].rtl_class = -2
+                else:
+                    results[j].rtl_class = int(cls.to_unsigned())
                 now = get_sim_time(unit="ns")
                 results[j].cycles = round((now - starts[j]) / CLK_NS) + 1
                 results[j].done_cycle = round(now / CLK_NS)
@@ -173,17 +217,26 @@ if cocotb is not None:
 
         collector = cocotb.start_soon(collect_classes())
         t0 = time.perf_counter()
-        for i in idx:
-            beats = pack_beats(images[i].reshape(-1), int(os.environ.get("MLP_P", "1")))
-            await tb.send_image(beats, lambda: starts.append(get_sim_time(unit="ns")))
-        await collector
+        stuck = None
+        try:
+            for j, i in enumerate(idx):
+                beats = pack_beats(images[i].reshape(-1), int(os.environ.get("MLP_P", "1")))
+                try:
+                    await tb.send_image(beats, lambda: starts.append(get_sim_time(unit="ns")),
+                                        budget)
+                except Stuck as exc:
+                    raise Stuck(stuck_message(j, str(exc))) from None
+            await collector
+        except Stuck as exc:
+            stuck = str(exc)
+            collector.cancel()
         wall = time.perf_counter() - t0
 
         out = os.environ.get("MLP_RESULTS")
         if out:
             doc = {
                 "net": qnet.name, "format": qnet.fmt.name, "n_layers": len(qnet.layers),
-                "wall_s": wall,
+                "wall_s": wall, "stuck": stuck,
                 "images": [
                     {
                         **r.__dict__, "bit_exact": r.bit_exact(len(qnet.layers)),
@@ -193,6 +246,7 @@ if cocotb is not None:
                 ],
             }
             Path(out).write_text(json.dumps(doc, indent=1))
+        assert stuck is None, f"deadlock: {stuck}"
         bad = [r for r in results if not r.bit_exact(len(qnet.layers))]
         msgs = [m for r in bad for m in r.mismatches[:3]]
         msgs += [
@@ -246,6 +300,7 @@ FAULT_CASES = [
     pytest.param("round", 1, id="requant-rounding"),
     pytest.param("addr", 0, id="address-off-by-one"),
     pytest.param("expected:1", 1, id="model-expectation"),
+    pytest.param("mutant:layer-acc-undefined", 0, id="acc-metavalue"),
 ]
 
 
@@ -264,7 +319,40 @@ def test_bench_catches_fault(fault: str, layer: int, request) -> None:
     assert res["failure"] is not None, "the cocotb test passed with a fault injected"
     assert not img["bit_exact"]
     assert img["mismatches"], "no accumulator mismatch reported"
-    assert img["mismatches"][0].startswith(f"image 0 layer {layer} neuron "), img["mismatches"][0]
+    assert img["mismatches"][0].startswith(f"image 0 layer {layer}"), img["mismatches"][0]
+
+
+# The bench cannot hang or look away: a deadlock fails within its clock budget naming the
+# image and the layer, a metavalue on class_out fails, an IEEE warning alone fails.
+HARNESS_CASES = [
+    pytest.param("requant-never-ready", "deadlock: image 0: no progress", "layer 1 never",
+                 id="deadlock"),
+    pytest.param("argmax-class-undefined", "FAILED", "metavalue in class_out",
+                 id="class-metavalue"),
+    pytest.param("requant-relu-warns", "simulator warning", "vector truncated",
+                 id="ieee-warning"),
+]
+
+
+@pytest.mark.parametrize(("mutant", "failure", "detail"), HARNESS_CASES)
+def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, request) -> None:
+    """l10 int8 (quick) with an RTL mutant: the run fails and says why."""
+    from gen.faults import parse_faults
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    net = "mlp256" if mutant.startswith("requant") else "l10"  # l10 has no requantizer
+    t0 = time.perf_counter()
+    res = run_network_sim(net, "int8", n_images=2, tag=tag,
+                          faults=parse_faults([f"mutant:{mutant}"]))
+    seconds = time.perf_counter() - t0
+    text = (res["failure"] or "") + " " + json.dumps(res["images"])
+    assert res["failure"] is not None and failure in res["failure"], res["failure"]
+    assert detail in text, text[:500]
+    assert seconds < 120, f"took {seconds:.0f} s to fail"
 
 
 # Input parallelism P (inputs per clock) and overlapped layers: bit-exact for P that do
