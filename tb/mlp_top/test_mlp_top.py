@@ -389,3 +389,68 @@ def test_mlp_top_parallel(net: str, p: int, request) -> None:
         assert latency <= LATENCY_MAX_P1, latency
     if net == "mlp256" and p == 8:
         assert res["interval"] <= INTERVAL_MAX_P8, res["interval"]
+
+
+# Networks at the edges of what the tools accept (issue "every network the tools accept is
+# bit-exact"): each was once refused or computed wrongly; each is now bit-exact.
+def _edge_weights(case: str) -> tuple[dict, str, int]:
+    """Float weights, format and P of one edge case."""
+    rng = np.random.default_rng(5)
+    if case == "wide-product":  # one product wider than the accumulator it lands in
+        w0 = np.zeros((1, 784), dtype=np.float32)
+        w0[0, 0] = 1.0
+        return {"W0": w0, "b0": np.array([-0.50195], dtype=np.float32)}, "int16", 1
+    net = {"W0": rng.normal(0, 0.1, (16, 784)).astype(np.float32),
+           "b0": rng.normal(0, 0.1, 16).astype(np.float32), "calib0": np.float32(2.5),
+           "W1": rng.normal(0, 0.3, (10, 16)).astype(np.float32),
+           "b1": rng.normal(0, 0.1, 10).astype(np.float32)}
+    if case in ("tiny-q1_15", "tiny-q2_6"):  # every first-layer weight quantizes to 0
+        net["W0"] *= 1e-6
+        return net, case.split("-")[1], 1
+    if case == "zero-last-layer":  # an all-zero logits layer: ACC = W + 1
+        net["W1"][:] = 0
+        net["b1"][:] = 0
+        return net, "int8", 1
+    if case == "p16-narrow":  # P = 16 on a 7-input hidden layer
+        net["W0"], net["b0"] = net["W0"][:7], net["b0"][:7]
+        net["W1"] = net["W1"][:, :7]
+        return net, "int8", 16
+    if case == "shift-left":  # ratio > 0.5 in shift-only requantization: a left shift
+        net["calib0"] = np.float32(1e-3)
+        return net, "int8-shift", 1
+    if case == "shift-huge":  # a shift past the product width (calib0 = 1e6)
+        net["calib0"] = np.float32(1e6)
+        return net, "int8", 1
+    if case == "pn-shift-huge":  # per-neuron shifts above 255 before: now clamped exactly
+        net["calib0"] = np.float64(1e80)  # shifts near 280 before the clamp
+        return net, "int8-pn", 4
+    raise ValueError(case)
+
+
+EDGE_CASES = ["wide-product", "tiny-q1_15", "tiny-q2_6", "zero-last-layer", "p16-narrow",
+              "shift-left", "shift-huge", "pn-shift-huge"]
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_edge_network(case: str, tmp_path: Path, request) -> None:
+    """An edge-case network through generator, RTL and model: bit-exact at every layer."""
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    weights, fmt, p = _edge_weights(case)
+    np.savez(tmp_path / "w.npz", **weights)
+    from gen.generate import load_sample
+
+    images, labels = load_sample(Path(__file__).resolve().parents[2] / "data"
+                                 / "mnist_test_100.npz")
+    images = images[:3].copy()
+    images[:, 0, 0] = 255  # the pixel the wide-product network multiplies by its weight
+    np.savez(tmp_path / "sample.npz", images=images, labels=labels[:3])
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim("edge", fmt, n_images=3, tag=tag, weights=tmp_path / "w.npz",
+                          sample=tmp_path / "sample.npz", p=p)
+    assert res["failure"] is None, res["failure"]
+    bad = [m for r in res["images"] for m in r["mismatches"]]
+    assert all(r["bit_exact"] for r in res["images"]), bad[:5]
