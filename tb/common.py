@@ -20,6 +20,21 @@ SIM_WARNING = re.compile(r"\((?:assertion|report) (?:warning|error|failure)\)|"
                          r"\*\* (?:Warning|Error|Failure|Fatal):")
 
 
+def env_int(name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer from the environment variable ``name``; bad values are a :class:`UserError`."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{name}={text!r} is not an integer") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}" if lo is not None else f"<= {hi}"
+        raise UserError(f"{name}={value} is out of range: it must be {bounds}")
+    return value
+
+
 def simulator() -> str:
     """The simulator from ``SIM`` (default ``ghdl``)."""
     sim = os.environ.get("SIM", "ghdl").strip().lower() or "ghdl"
