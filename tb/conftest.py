@@ -15,12 +15,13 @@ INT_VARS = {"TB_IMAGES": 1, "FUZZ_EXAMPLES": 0, "FUZZ_SEED": 0, "FUZZ_SEED_BASE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A bad value stops the run with one ``error:`` line (exit 2), before any bench runs."""
+    """A bad value stops the run with one line (exit 4), before any bench runs."""
     for name, lo in INT_VARS.items():
         try:
             env_int(name, 0, lo=lo)
         except UserError as exc:
-            pytest.exit(f"error: {exc}", returncode=2)
+            # pytest prints a usage error as one line, "ERROR: <message>", and exits 4
+            raise pytest.UsageError(str(exc)) from None
 
 
 _START = time.time()

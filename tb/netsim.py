@@ -32,7 +32,7 @@ from gen.generate import (
 )
 from gen.model import QNet, check_images
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, run_sim, simulator, simulator_missing
+from tb.common import BUILD, ROOT, env_int, run_sim, simulator, simulator_missing
 
 MODELS = ROOT / "models"
 
@@ -169,13 +169,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m tb.netsim", description=__doc__.split("\n")[0])
     ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
-    ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
+    ap.add_argument("--images", type=int, default=env_int("IMAGES", 20))
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
-    ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
+    ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
                     help="inputs per clock of every layer (default 1)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")

@@ -28,7 +28,7 @@ from gen.generate import DEFAULT_SAMPLE, load_sample
 from gen.mnist import load_mnist
 from gen.model import accuracy
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, simulator, simulator_missing
+from tb.common import BUILD, ROOT, env_int, simulator, simulator_missing
 from tb.netsim import bits_label, summary_line
 
 
@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
     ap.add_argument("--images", type=int, default=10000, help="first N test images")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
+    ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
                     help="inputs per clock of every layer")
     ap.add_argument("--sample", action="store_true",
                     help="use the committed 100-image sample instead of the MNIST test set")

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat
+from tb.common import decode_flat, env_int
 
 CLK_NS = 10
 
@@ -271,7 +271,7 @@ NET_FORMATS = [
     pytest.param(n, f, id=f"{n}-{f}") for n in NETS for f in FORMATS if FULL or (n, f) in SLICE
 ]
 # Image sets (first index, count) of the committed sample; TB_IMAGES sets the count.
-_N = int(os.environ.get("TB_IMAGES", "5"))
+_N = env_int("TB_IMAGES", 5, lo=1)
 IMAGE_SETS = [pytest.param((0, _N), id=f"img{_N}")]
 
 
