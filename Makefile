@@ -20,7 +20,8 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps
+.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps \
+	mutants fuzz
 
 all: sim
 
@@ -66,6 +67,16 @@ accuracy: setup
 bench: sim-deps
 	$(PY) -m bench.bench_sim
 	$(PY) -m bench.bench_parallel
+
+# Every RTL mutant of tb/mutants/mutants.toml must be killed by its kill suite
+# (writes docs/mutants.md).
+mutants: sim-deps
+	$(PY) -m tb.mutants.run
+
+# The deterministic fuzz: FUZZ_EXAMPLES networks from seed FUZZ_SEED_BASE (default 0).
+FUZZ_EXAMPLES ?= 200
+fuzz: sim-deps
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tb/fuzz
 
 lint: setup
 	$(PY) -m ruff check .
