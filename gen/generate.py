@@ -31,6 +31,7 @@ from gen.quant import acc_bits_for, int_to_vhdl_hex, quantize_file, read_npz
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 HAND_RTL = ("mlp_layer", "requant", "argmax")  # hand-written units the top instantiates
+AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # ... and the AXI4-Stream top
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
 DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
@@ -143,10 +144,12 @@ def _env() -> Environment:
 
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
+    axis_depth: int | None = None,
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
+    ``axis_depth`` is the AXI4-Stream top's default RESULT_DEPTH (see :func:`axis_depth`).
     """
     env = _env()
     header = (
@@ -185,7 +188,27 @@ def render_network(
         **common, entity=f"{qnet.name}_top", a_bits=qnet.fmt.a_bits,
         n_pixels=qnet.layers[0].n_in, faults=faults,
     )
+    files[f"{qnet.name}_axis.vhd"] = env.get_template("axis_top.vhd.j2").render(
+        **common, entity=f"{qnet.name}_axis", top=f"{qnet.name}_top", p=ps[0],
+        beats=-(-qnet.layers[0].n_in // ps[0]), out_bytes=-(-clog2(max(qnet.n_classes, 2)) // 8),
+        depth=axis_depth or default_axis_depth(qnet),
+    )
     return files
+
+
+def default_axis_depth(qnet: QNet) -> int:
+    """RESULT_DEPTH of ``<net>_axis``: more than the images ``<net>_top`` can hold at once.
+
+    Each layer holds at most two images (one accumulating, one in its holding register),
+    so with a consumer that is always ready the credit scheme never stalls the input.
+    """
+    return max(8, 2 * len(qnet.layers) + 2)
+
+
+def axis_sources(out: Path, qnet: QNet) -> list[Path]:
+    """:func:`hdl_sources` plus the AXI4-Stream top ``<net>_axis`` and its units."""
+    return (hdl_sources(out, qnet) + [RTL / f"{n}.vhd" for n in AXIS_RTL]
+            + [Path(out) / "hdl" / f"{qnet.name}_axis.vhd"])
 
 
 def hdl_sources(out: Path, qnet: QNet) -> list[Path]:
@@ -220,7 +243,7 @@ def _check_out_dir(out: Path) -> None:
 
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
-    faults: Faults | None = None, p: int | list[int] = 1,
+    faults: Faults | None = None, p: int | list[int] = 1, axis_depth: int | None = None,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
@@ -239,7 +262,7 @@ def generate(
         hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
         for d in (hdl, coe, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults, ps).items():
+        for name, text in render_network(qnet, source, faults, ps, axis_depth).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits
