@@ -34,6 +34,7 @@ try:
     import cocotb
     from cocotb.clock import Clock
     from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+    from cocotb.utils import get_time_from_sim_steps
     from cocotbext.axi import (
         AxiStreamBus,
         AxiStreamFrame,
@@ -103,6 +104,10 @@ def pauses(rng: random.Random, prob: float, burst: int):
 
 
 if cocotb is not None:
+
+    def clocks(steps: int) -> int:
+        """Simulator time steps to clock periods."""
+        return round(get_time_from_sim_steps(steps, "ns") / CLK_NS)
 
     class AxisTB:
         """Clock, reset, the cocotbext-axi source / sink / monitor and the layer monitors."""
@@ -189,7 +194,8 @@ if cocotb is not None:
             if (cls, user) != (exp_cls, exp_flag):
                 errors.append(f"result {r}: class {cls} tuser {user}, "
                               f"expected class {exp_cls} tuser {exp_flag}")
-        taken = [bytes(tb.accepted.recv_nowait().tdata) for _ in range(tb.accepted.count())]
+        frames_in = [tb.accepted.recv_nowait() for _ in range(tb.accepted.count())]
+        taken = [bytes(f.tdata) for f in frames_in]
         if len(taken) != len(packets):
             errors.append(f"s_axis accepted {len(taken)} packets of {len(packets)}")
         else:  # the monitor sees whole beats: the padding lanes of a last beat are zero
@@ -204,8 +210,13 @@ if cocotb is not None:
                               f"expected RESULT_DEPTH = {depth}")
         dut._log.warning("results %s", rtl)
         if out := env.get("MLP_RESULTS"):
-            Path(out).write_text(json.dumps({"results": rtl, "expected": list(
-                zip(classes, flags, strict=True)), "in_stall": in_stall, "errors": errors}))
+            Path(out).write_text(json.dumps({
+                "results": rtl, "expected": list(zip(classes, flags, strict=True)),
+                "in_stall": in_stall, "errors": errors,
+                # clocks of each packet's first accepted beat and of each result's transfer
+                "first_beat": [clocks(f.sim_time_start) for f in frames_in],
+                "result": [clocks(f.sim_time_end) for f in got],
+            }))
         assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
 
 
@@ -303,6 +314,25 @@ def test_mlp_axis_tlast(p: int, request) -> None:
     res = run_axis("l10", "int8", p, TLAST_PLAN, _tag(request))
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
     assert [f for _, f in res["results"]] == [0, 1, 0, 1, 1, 1, 0]
+
+
+# The wrapper must not slow the network down when the consumer keeps up: mlp256 at P = 8
+# has an initiation interval of 98 clocks in <net>_top (tb/mlp_top's target: <= 100).
+INTERVAL_MAX_P8 = 100
+
+
+@pytest.mark.parametrize("p", [pytest.param(8, id="mlp256-int8-p8-axis-throughput")])
+def test_mlp_axis_throughput(p: int, request) -> None:
+    """Back-to-back images, consumer always ready: the interval of the simple top is kept."""
+    _skip_without_simulator()
+    res = run_axis("mlp256", "int8", p, [f"ok:{i}" for i in range(5)], _tag(request),
+                   in_idle=0.0, out_stall=0.0)
+    assert res["failure"] is None, (res["failure"], res["errors"][:5])
+    done = res["result"]
+    interval = (done[-1] - done[1]) / (len(done) - 2)
+    latency = [d - f + 1 for d, f in zip(done, res["first_beat"], strict=True)]
+    print(f"AXIS mlp256 P={p}: latency {latency} clocks, interval {interval:.1f} clocks")
+    assert interval <= INTERVAL_MAX_P8, interval
 
 
 STALL_PLAN = [f"ok:{i}" for i in range(6)]
