@@ -144,12 +144,12 @@ def _env() -> Environment:
 
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
-    axis_depth: int | None = None,
+    axis: AxisConfig | None = None,
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
-    ``axis_depth`` is the AXI4-Stream top's default RESULT_DEPTH (see :func:`axis_depth`).
+    ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
     header = (
@@ -191,9 +191,22 @@ def render_network(
     files[f"{qnet.name}_axis.vhd"] = env.get_template("axis_top.vhd.j2").render(
         **common, entity=f"{qnet.name}_axis", top=f"{qnet.name}_top", p=ps[0],
         beats=-(-qnet.layers[0].n_in // ps[0]), out_bytes=-(-clog2(max(qnet.n_classes, 2)) // 8),
-        depth=axis_depth or default_axis_depth(qnet),
+        depth=(axis or AxisConfig()).depth or default_axis_depth(qnet),
+        batch=(axis or AxisConfig()).batch,
     )
     return files
+
+
+@dataclass(frozen=True)
+class AxisConfig:
+    """Generic defaults of ``<net>_axis`` (docs/integration.md); Vivado can change them too."""
+
+    depth: int | None = None  # RESULT_DEPTH; None: default_axis_depth()
+    batch: bool = False  # TLAST_BATCH: s_axis tlast ends a batch of images, not each image
+
+    def __post_init__(self) -> None:
+        if self.depth is not None and (not isinstance(self.depth, int) or self.depth < 1):
+            raise UserError(f"AXI4-Stream result depth {self.depth!r}: give an integer >= 1")
 
 
 def default_axis_depth(qnet: QNet) -> int:
@@ -243,7 +256,7 @@ def _check_out_dir(out: Path) -> None:
 
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
-    faults: Faults | None = None, p: int | list[int] = 1, axis_depth: int | None = None,
+    faults: Faults | None = None, p: int | list[int] = 1, axis: AxisConfig | None = None,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
@@ -262,7 +275,7 @@ def generate(
         hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
         for d in (hdl, coe, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults, ps, axis_depth).items():
+        for name, text in render_network(qnet, source, faults, ps, axis).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits

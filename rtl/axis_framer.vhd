@@ -1,21 +1,26 @@
 -- axis_framer: cuts an AXI4-Stream of pixel beats into images of exactly BEATS beats for
--- the network, whatever tlast says, and resynchronises on tlast (docs/integration.md):
+-- the network, whatever tlast says, and resynchronises on tlast (docs/integration.md).
+-- BATCH = false: a packet (beats up to and including tlast) is one image.
 --   * tlast on beat BEATS-1 (counted from 0): a well-formed image, flag '0'.
 --   * tlast earlier (short packet): the image is completed with zero beats while
 --     s_tready is held '0'; flag '1'.
 --   * no tlast on beat BEATS-1 (long packet): the image ends there, flag '1', and every
 --     further beat up to and including the next tlast is accepted and dropped.
--- So each tlast-delimited packet gives exactly one image, hence one result.
+--   So each packet gives exactly one image, hence one result.
+-- BATCH = true: a packet is a batch of images back to back (one DMA transfer); every
+--   BEATS beats make an image, tlast ends the batch. A tlast inside an image completes
+--   it with zero beats as above (flag '1'). img_last marks the batch's last image.
 -- The first beat of an image is taken only while credit_ok = '1' (see credit_counter);
--- start pulses when it is, img_end (with img_flag) when the image's last beat (real or
--- padding) enters the network.
+-- start pulses when it is, img_end (with img_flag, img_last) when the image's last beat
+-- (real or padding) enters the network.
 library ieee;
 use ieee.std_logic_1164.all;
 
 entity axis_framer is
   generic (
     BEATS      : positive := 784;  -- beats per image
-    DATA_BITS  : positive := 8     -- bits per beat
+    DATA_BITS  : positive := 8;    -- bits per beat
+    BATCH      : boolean  := false -- tlast ends a batch of images, not each image
   );
   port (
     clk       : in  std_logic;
@@ -33,7 +38,8 @@ entity axis_framer is
     credit_ok : in  std_logic;
     start     : out std_logic;
     img_end   : out std_logic;
-    img_flag  : out std_logic
+    img_flag  : out std_logic;
+    img_last  : out std_logic
   );
 end entity axis_framer;
 
@@ -57,7 +63,8 @@ begin
               x_ready                              when mode = PAD  else '0';
   start    <= taken when mode = PASS and beat = 0 else '0';
   img_end  <= taken when beat = BEATS - 1 else '0';
-  img_flag <= '1' when mode = PAD or s_tlast = '0' else '0';
+  img_flag <= '1' when mode = PAD or (not BATCH and s_tlast = '0') else '0';
+  img_last <= '1' when mode = PAD or s_tlast = '1' or not BATCH else '0';
 
   p_frame : process (clk)
   begin
@@ -67,7 +74,7 @@ begin
           if taken = '1' then
             if beat = BEATS - 1 then
               beat <= 0;
-              if s_tlast = '0' then
+              if s_tlast = '0' and not BATCH then
                 mode <= DROP;
               end if;
             else

@@ -25,6 +25,7 @@ import random
 import re
 import shutil
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,48 +50,74 @@ CLK_NS = 10
 N_PIXELS = 784
 
 
-def plan_packets(plan: list[str], images: np.ndarray, p: int, seed: int
-                 ) -> tuple[list[bytes], np.ndarray, list[int]]:
-    """Packets to send and what the network must see: ``(packets, inputs, flags)``.
+@dataclass
+class Plan:
+    """Packets to send and, per result, what the network must see and report."""
 
-    ``images`` is (N, 784) uint8. ``inputs[r]`` are the 784 pixels of result r (after
-    zero padding or truncation by the top), ``flags[r]`` its expected ``tuser``.
-    This is the bench's own statement of docs/integration.md, independent of the RTL.
+    packets: list[bytes] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)  # 784 pixels the network sees
+    flags: list[int] = field(default_factory=list)  # expected m_axis_tuser
+    lasts: list[int] = field(default_factory=list)  # expected m_axis_tlast
+
+    def add(self, pixels: np.ndarray, flag: int, last: int = 1) -> None:
+        self.inputs.append(pixels)
+        self.flags.append(flag)
+        self.lasts.append(last)
+
+
+def plan_packets(plan: list[str], images: np.ndarray, p: int, seed: int) -> Plan:
+    """The packets of ``plan`` and the results they must give (docs/integration.md).
+
+    ``images`` is (N, 784) uint8. This is the bench's own statement of the tlast rules,
+    independent of the RTL: a cut image is seen with zeros after its last pixel, a long
+    one without its extra beats.
     """
     beats = -(-N_PIXELS // p)
     full = beats * p  # bytes of a whole image on the bus (last beat padded)
     rng = random.Random(seed)
-    packets, inputs, flags = [], [], []
+    out = Plan()
     for item in plan:
         kind, *args = item.split(":")
+        if kind == "batch":  # batch:i,j,k[:n]  (TLAST_BATCH), the last image cut to n beats
+            idx = [int(v) for v in args[0].split(",")]
+            cut = int(args[1]) if len(args) > 1 else None
+            body = b""
+            for r, i in enumerate(idx):
+                img = images[i].astype(np.uint8)
+                final = r == len(idx) - 1
+                if final and cut is not None:
+                    seen = np.zeros(N_PIXELS, dtype=np.uint8)
+                    seen[: cut * p] = img[: cut * p]
+                    body += bytes(img[: cut * p])
+                    out.add(seen, 1)
+                else:
+                    body += bytes(img) + (b"" if final else bytes(full - N_PIXELS))
+                    out.add(img, 0, int(final))
+            out.packets.append(body)
+            continue
         a = [int(v) for v in args]
         img = images[a[0]].astype(np.uint8)
         padded = bytes(img) + bytes(full - N_PIXELS)
         if kind == "ok":
-            packets.append(bytes(img))
-            inputs.append(img)
-            flags.append(0)
+            out.packets.append(bytes(img))
+            out.add(img, 0)
         elif kind == "short":
             n = a[1]
             if not 1 <= n < beats:
                 raise ValueError(f"{item}: a short packet has 1..{beats - 1} beats")
             seen = np.zeros(N_PIXELS, dtype=np.uint8)
             seen[: n * p] = img[: n * p]
-            packets.append(bytes(img[: n * p]))
-            inputs.append(seen)
-            flags.append(1)
+            out.packets.append(bytes(img[: n * p]))
+            out.add(seen, 1)
         elif kind == "long":
-            junk = bytes(rng.randrange(256) for _ in range(a[1] * p))
-            packets.append(padded + junk)
-            inputs.append(img)
-            flags.append(1)
+            out.packets.append(padded + bytes(rng.randrange(256) for _ in range(a[1] * p)))
+            out.add(img, 1)
         elif kind == "merge":
-            packets.append(padded + bytes(images[a[1]].astype(np.uint8)))
-            inputs.append(img)
-            flags.append(1)
+            out.packets.append(padded + bytes(images[a[1]].astype(np.uint8)))
+            out.add(img, 1)
         else:
             raise ValueError(f"unknown packet kind {item!r}")
-    return packets, np.array(inputs, dtype=np.uint8), flags
+    return out
 
 
 def pauses(rng: random.Random, prob: float, burst: int):
@@ -142,9 +169,9 @@ if cocotb is not None:
         p, depth, seed = int(env["MLP_P"]), int(env["AXIS_DEPTH"]), int(env["AXIS_SEED"])
         stall = int(env.get("AXIS_STALL", "0"))
         images, _ = load_sample(Path(env["MLP_SAMPLE"]))
-        packets, inputs, flags = plan_packets(json.loads(env["AXIS_PLAN"]),
-                                              images.reshape(-1, N_PIXELS), p, seed)
-        qnet, accs, classes = expectations(Path(env["MLP_QNET"]), inputs)
+        plan = plan_packets(json.loads(env["AXIS_PLAN"]), images.reshape(-1, N_PIXELS), p, seed)
+        packets, n_res = plan.packets, len(plan.inputs)
+        qnet, accs, classes = expectations(Path(env["MLP_QNET"]), np.array(plan.inputs))
         dut._log.warning("seed %d, %d packets, P=%d, RESULT_DEPTH=%d", seed, len(packets), p,
                          depth)
         tb = AxisTB(dut, seed, float(env["AXIS_IN_IDLE"]), float(env["AXIS_OUT_STALL"]), stall)
@@ -158,19 +185,23 @@ if cocotb is not None:
 
         beats = -(-N_PIXELS // p)
         sent_beats = sum(-(-len(pkt) // p) for pkt in packets)
-        budget = stall + 4 * (sent_beats + len(packets) * beats) + 2000 * len(qnet.layers)
+        budget = stall + 4 * (sent_beats + n_res * beats) + 2000 * len(qnet.layers)
 
         in_stall: list[int] = []
 
         async def watch_stall() -> None:  # packets taken in while nothing could leave
             await ClockCycles(dut.clk, stall - 10)
-            in_stall.extend([tb.accepted.count(), tb.sink.count() + len(got)])
+            in_stall.extend([tb.accepted.count(), tb.sink.count() + len(frames)])
 
-        got: list[AxiStreamFrame] = []
+        frames: list[AxiStreamFrame] = []
+        rtl: list[tuple[int, int, int]] = []  # (class, tuser, tlast) per result
 
         async def collect() -> None:
-            for _ in packets:
-                got.append(await tb.sink.recv(compact=False))
+            while len(rtl) < n_res:
+                f = await tb.sink.recv(compact=False)
+                frames.append(f)
+                rtl.extend((c, u, int(i == len(f.tdata) - 1))
+                           for i, (c, u) in enumerate(zip(f.tdata, f.tuser, strict=True)))
 
         if stall:
             cocotb.start_soon(watch_stall())
@@ -178,22 +209,18 @@ if cocotb is not None:
         try:
             await with_timeout(collect(), budget * CLK_NS, "ns")
         except SimTimeoutError:
-            errors.append(f"only {len(got)} results of {len(packets)} packets "
-                          f"after {budget} clocks")
+            errors.append(f"only {len(rtl)} results of {n_res} after {budget} clocks")
         await ClockCycles(dut.clk, 2 * beats + 300)  # anything more would be a duplicate
 
         errors += [m for mon in mons for m in mon.mismatches]
-        errors += [f"layer {m.k}: {m.seen} results for {len(packets)} packets"
-                   for m in mons if m.seen != len(packets)]
-        if not tb.sink.empty():
-            errors.append(f"{tb.sink.count()} results more than the {len(packets)} packets")
-        # one beat per result (tlast on every beat): a longer frame is an error (class -1)
-        rtl = [(f.tdata[0] if len(f.tdata) == 1 else -1, f.tuser[0]) for f in got]
-        for r, ((cls, user), exp_cls, exp_flag) in enumerate(
-                zip(rtl, classes, flags, strict=False)):
-            if (cls, user) != (exp_cls, exp_flag):
-                errors.append(f"result {r}: class {cls} tuser {user}, "
-                              f"expected class {exp_cls} tuser {exp_flag}")
+        errors += [f"layer {m.k}: {m.seen} results for {n_res} images"
+                   for m in mons if m.seen != n_res]
+        if not tb.sink.empty() or len(rtl) > n_res:
+            errors.append(f"results more than the {n_res} images")
+        expected = list(zip(classes, plan.flags, plan.lasts, strict=True))
+        for r, (got, exp) in enumerate(zip(rtl, expected, strict=False)):
+            if got != exp:
+                errors.append(f"result {r}: (class, tuser, tlast) = {got}, expected {exp}")
         frames_in = [tb.accepted.recv_nowait() for _ in range(tb.accepted.count())]
         taken = [bytes(f.tdata) for f in frames_in]
         if len(taken) != len(packets):
@@ -205,17 +232,18 @@ if cocotb is not None:
         if stall:
             if in_stall[1] != 0:
                 errors.append(f"{in_stall[1]} results left while m_axis_tready was low")
-            if in_stall[0] != min(depth, len(packets)):
+            # a packet is one image unless TLAST_BATCH: then images, not packets, are bounded
+            if env.get("AXIS_BATCH") != "1" and in_stall[0] != min(depth, len(packets)):
                 errors.append(f"{in_stall[0]} packets accepted during the stall, "
                               f"expected RESULT_DEPTH = {depth}")
         dut._log.warning("results %s", rtl)
         if out := env.get("MLP_RESULTS"):
             Path(out).write_text(json.dumps({
-                "results": rtl, "expected": list(zip(classes, flags, strict=True)),
+                "results": rtl, "expected": expected,
                 "in_stall": in_stall, "errors": errors,
                 # clocks of each packet's first accepted beat and of each result's transfer
                 "first_beat": [clocks(f.sim_time_start) for f in frames_in],
-                "result": [clocks(f.sim_time_end) for f in got],
+                "result": [clocks(f.sim_time_end) for f in frames],
             }))
         assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
 
@@ -227,14 +255,22 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: float = 0.3,
              out_stall: float = 0.5, stall: int = 0, depth: int | None = None,
-             mutant: tuple[str, str, str] | None = None) -> dict:
+             batch: bool = False, mutant: tuple[str, str, str] | None = None) -> dict:
     """Generate ``net``, run the plan through ``<net>_axis``; return the bench's results.
 
-    ``mutant`` = (rtl unit, old text, new text): compile a changed copy of that unit
-    instead (negative tests). ``failure`` is None when the cocotb test passed.
+    ``depth`` and ``batch`` are the top's RESULT_DEPTH and TLAST_BATCH. ``mutant`` = (rtl
+    unit, old text, new text): compile a changed copy of that unit instead (negative
+    tests). ``failure`` is None when the cocotb test passed.
     """
     from gen.formats import parse_format
-    from gen.generate import DEFAULT_SAMPLE, axis_sources, default_axis_depth, generate, load_sample
+    from gen.generate import (
+        DEFAULT_SAMPLE,
+        AxisConfig,
+        axis_sources,
+        default_axis_depth,
+        generate,
+        load_sample,
+    )
     from gen.quant import quantize_file
     from tb.common import BUILD, run_sim
 
@@ -242,7 +278,8 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     qnet = quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
                          calib_images=images)
     work = BUILD / "tb" / tag
-    gen_dir = generate(qnet, work / "gen", f"models/{net}.npz", p=p, axis_depth=depth)
+    gen_dir = generate(qnet, work / "gen", f"models/{net}.npz", p=p,
+                       axis=AxisConfig(depth, batch))
     sources = [str(s) for s in axis_sources(gen_dir, qnet)]
     if mutant:
         unit, old, new = mutant
@@ -262,7 +299,7 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
         "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": DEFAULT_SAMPLE, "MLP_P": p,
         "MLP_RESULTS": results, "AXIS_PLAN": json.dumps(plan), "AXIS_SEED": seed,
         "AXIS_IN_IDLE": in_idle, "AXIS_OUT_STALL": out_stall, "AXIS_STALL": stall,
-        "AXIS_DEPTH": depth or default_axis_depth(qnet),
+        "AXIS_DEPTH": depth or default_axis_depth(qnet), "AXIS_BATCH": int(batch),
     }
     failure = None
     try:
@@ -313,7 +350,20 @@ def test_mlp_axis_tlast(p: int, request) -> None:
     _skip_without_simulator()
     res = run_axis("l10", "int8", p, TLAST_PLAN, _tag(request))
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
-    assert [f for _, f in res["results"]] == [0, 1, 0, 1, 1, 1, 0]
+    assert [f for _, f, _ in res["results"]] == [0, 1, 0, 1, 1, 1, 0]
+
+
+BATCH_PLAN = ["batch:0,1,2", "batch:3", "batch:4,5:30", "batch:6,7", "batch:8:1"]
+
+
+@pytest.mark.parametrize("p", [pytest.param(3, id="l10-int8-p3-axis-batch")])
+def test_mlp_axis_batch(p: int, request) -> None:
+    """TLAST_BATCH: images back to back, tlast per batch; a cut image padded and flagged."""
+    _skip_without_simulator()
+    res = run_axis("l10", "int8", p, BATCH_PLAN, _tag(request), batch=True)
+    assert res["failure"] is None, (res["failure"], res["errors"][:5])
+    assert [(f, t) for _, f, t in res["results"]] == [
+        (0, 0), (0, 0), (0, 1), (0, 1), (0, 0), (1, 1), (0, 0), (0, 1), (1, 1)]
 
 
 # The wrapper must not slow the network down when the consumer keeps up: mlp256 at P = 8
@@ -338,8 +388,8 @@ def test_mlp_axis_throughput(p: int, request) -> None:
 STALL_PLAN = [f"ok:{i}" for i in range(6)]
 
 
-@pytest.mark.parametrize("depth", [pytest.param(2, id="zero-int8-p8-axis-stall-d2"),
-                                   pytest.param(3, id="zero-int8-p8-axis-stall-d3")])
+@pytest.mark.parametrize("depth", [pytest.param(d, id=f"zero-int8-p8-axis-stall-d{d}")
+                                   for d in (1, 2, 3)])
 def test_mlp_axis_stall(depth: int, request) -> None:
     """Consumer stalled for a long time: exactly RESULT_DEPTH packets get in, none is lost."""
     _skip_without_simulator()
@@ -360,18 +410,28 @@ MUTANTS = [
                  "result", id="early-tlast-not-padded-axis-mutant"),
     pytest.param(("axis_framer", "                mode <= DROP;", "                null;"),
                  "result", id="late-tlast-not-dropped-axis-mutant"),
-    pytest.param(("axis_framer", "img_flag <= '1' when mode = PAD or s_tlast = '0' else '0';",
-                  "img_flag <= '1' when mode = PAD else '0';"),
+    pytest.param(("axis_framer", "when mode = PAD or (not BATCH and s_tlast = '0') else",
+                  "when mode = PAD else"),
                  "tuser", id="late-tlast-not-flagged-axis-mutant"),
 ]
 
 
-@pytest.mark.parametrize(("mutant", "expect"), MUTANTS)
+BATCH_MUTANTS = [
+    pytest.param(("axis_framer", "if s_tlast = '0' and not BATCH then", "if s_tlast = '0' then"),
+                 "result", id="batch-drops-axis-mutant"),
+    pytest.param(("axis_framer", "img_last <= '1' when mode = PAD or s_tlast = '1' or not BATCH",
+                  "img_last <= '1' when mode = PAD or s_tlast = '1' or BATCH"),
+                 "tlast", id="batch-tlast-every-result-axis-mutant"),
+]
+
+
+@pytest.mark.parametrize(("mutant", "expect"), MUTANTS + BATCH_MUTANTS)
 def test_axis_catches_mutant(mutant: tuple[str, str, str], expect: str, request) -> None:
     """A stall and every tlast case on a broken copy of one unit: the bench must fail."""
     _skip_without_simulator()
-    res = run_axis("zero", "int8", 8, TLAST_PLAN, _tag(request), stall=2000, depth=2,
-                   mutant=mutant)
+    batch = "batch" in request.node.callspec.id
+    res = run_axis("zero", "int8", 8, BATCH_PLAN if batch else TLAST_PLAN, _tag(request),
+                   stall=2000, depth=2, batch=batch, mutant=mutant)
     assert res["failure"] is not None, f"bench passed with mutant {mutant}"
     if expect:
         assert any(re.search(expect, e) for e in res["errors"]), res["errors"][:5]
