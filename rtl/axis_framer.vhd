@@ -66,38 +66,31 @@ begin
   img_flag <= '1' when mode = PAD or (not BATCH and s_tlast = '0') else '0';
   img_last <= '1' when mode = PAD or s_tlast = '1' or not BATCH else '0';
 
+  -- if/elsif rather than a case on mode: GHDL's Verilog output of a case on this
+  -- three-value type leaves the unused encoding open, and yosys then infers a latch
   p_frame : process (clk)
   begin
     if rising_edge(clk) then
-      case mode is
-        when PASS =>
-          if taken = '1' then
-            if beat = BEATS - 1 then
-              beat <= 0;
-              if s_tlast = '0' and not BATCH then
-                mode <= DROP;
-              end if;
-            else
-              beat <= beat + 1;
-              if s_tlast = '1' then
-                mode <= PAD;
-              end if;
-            end if;
-          end if;
-        when PAD =>
-          if taken = '1' then
-            if beat = BEATS - 1 then
-              beat <= 0;
-              mode <= PASS;
-            else
-              beat <= beat + 1;
-            end if;
-          end if;
-        when DROP =>
-          if s_tvalid = '1' and s_tlast = '1' then
-            mode <= PASS;
-          end if;
-      end case;
+      if taken = '1' then
+        if beat = BEATS - 1 then
+          beat <= 0;
+        else
+          beat <= beat + 1;
+        end if;
+      end if;
+      if mode = PASS then
+        if taken = '1' and beat = BEATS - 1 and s_tlast = '0' and not BATCH then
+          mode <= DROP;  -- late tlast: drop up to and including the next one
+        elsif taken = '1' and beat /= BEATS - 1 and s_tlast = '1' then
+          mode <= PAD;   -- early tlast: complete the image with zeros
+        end if;
+      elsif mode = PAD then
+        if taken = '1' and beat = BEATS - 1 then
+          mode <= PASS;
+        end if;
+      elsif s_tvalid = '1' and s_tlast = '1' then  -- DROP
+        mode <= PASS;
+      end if;
       if rst = '1' then
         mode <= PASS;
         beat <= 0;

@@ -3,6 +3,8 @@
 -- while that number is below LIMIT (the result FIFO's depth), so every result that the
 -- network produces finds a free FIFO entry: the network's done strobe has no
 -- back-pressure, and nothing may be lost when the consumer stalls.
+-- The two assertions (simulation only: synthesis would turn them into $fatal tasks that
+-- yosys rejects) catch a caller that breaks the protocol.
 library ieee;
 use ieee.std_logic_1164.all;
 
@@ -30,10 +32,14 @@ begin
   begin
     if rising_edge(clk) then
       if take = '1' and give = '0' then
+        -- pragma translate_off
         assert n < LIMIT report "credit_counter: take without credit" severity failure;
+        -- pragma translate_on
         n <= n + 1;
       elsif give = '1' and take = '0' then
+        -- pragma translate_off
         assert n > 0 report "credit_counter: give without take" severity failure;
+        -- pragma translate_on
         n <= n - 1;
       end if;
       if rst = '1' then
