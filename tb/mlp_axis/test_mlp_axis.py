@@ -14,7 +14,8 @@ top accepted on ``s_axis``. Checked against the numpy model (``gen/model.py``):
 Packets (``AXIS_PLAN``, see :func:`plan_packets`): ``ok:i`` image i; ``short:i:n``
 its first n beats then tlast (the top pads with zeros); ``long:i:k`` the image plus k
 junk beats before tlast (dropped); ``merge:i:j`` image i without tlast followed by
-image j (j is dropped). Seeds: ``TB_SEED`` or fixed per test, printed.
+image j (j is dropped); with TLAST_BATCH ``batch:i,j,k[:n]`` images back to back, the
+last one cut after n beats. Seeds: ``TB_SEED`` or fixed per test, printed.
 """
 
 from __future__ import annotations
@@ -229,7 +230,9 @@ if cocotb is not None:
             errors += [f"packet {i} changed on s_axis" for i, (a, b) in
                        enumerate(zip(taken, packets, strict=True))
                        if a[: len(b)] != b or any(a[len(b):])]
-        if stall:
+        if stall and len(in_stall) != 2:
+            errors.append("the run ended before the stall did")
+        elif stall:
             if in_stall[1] != 0:
                 errors.append(f"{in_stall[1]} results left while m_axis_tready was low")
             # a packet is one image unless TLAST_BATCH: then images, not packets, are bounded
