@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from gen.axis import AxisConfig, render_axis
 from gen.errors import UserError, check_creatable, cli_main
 from gen.faults import Faults, faulted_copy, parse_faults
 from gen.formats import parse_format
@@ -31,7 +32,6 @@ from gen.quant import acc_bits_for, int_to_vhdl_hex, quantize_file, read_npz
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 HAND_RTL = ("mlp_layer", "requant", "argmax")  # hand-written units the top instantiates
-AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # ... and the AXI4-Stream top
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
 DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
@@ -188,40 +188,8 @@ def render_network(
         **common, entity=f"{qnet.name}_top", a_bits=qnet.fmt.a_bits,
         n_pixels=qnet.layers[0].n_in, faults=faults,
     )
-    files[f"{qnet.name}_axis.vhd"] = env.get_template("axis_top.vhd.j2").render(
-        **common, entity=f"{qnet.name}_axis", top=f"{qnet.name}_top", p=ps[0],
-        beats=-(-qnet.layers[0].n_in // ps[0]), out_bytes=-(-clog2(max(qnet.n_classes, 2)) // 8),
-        depth=(axis or AxisConfig()).depth or default_axis_depth(qnet),
-        batch=(axis or AxisConfig()).batch,
-    )
+    files[f"{qnet.name}_axis.vhd"] = render_axis(env, common, qnet, ps[0], axis)
     return files
-
-
-@dataclass(frozen=True)
-class AxisConfig:
-    """Generic defaults of ``<net>_axis`` (docs/integration.md); Vivado can change them too."""
-
-    depth: int | None = None  # RESULT_DEPTH; None: default_axis_depth()
-    batch: bool = False  # TLAST_BATCH: s_axis tlast ends a batch of images, not each image
-
-    def __post_init__(self) -> None:
-        if self.depth is not None and (not isinstance(self.depth, int) or self.depth < 1):
-            raise UserError(f"AXI4-Stream result depth {self.depth!r}: give an integer >= 1")
-
-
-def default_axis_depth(qnet: QNet) -> int:
-    """RESULT_DEPTH of ``<net>_axis``: more than the images ``<net>_top`` can hold at once.
-
-    Each layer holds at most two images (one accumulating, one in its holding register),
-    so with a consumer that is always ready the credit scheme never stalls the input.
-    """
-    return max(8, 2 * len(qnet.layers) + 2)
-
-
-def axis_sources(out: Path, qnet: QNet) -> list[Path]:
-    """:func:`hdl_sources` plus the AXI4-Stream top ``<net>_axis`` and its units."""
-    return (hdl_sources(out, qnet) + [RTL / f"{n}.vhd" for n in AXIS_RTL]
-            + [Path(out) / "hdl" / f"{qnet.name}_axis.vhd"])
 
 
 def hdl_sources(out: Path, qnet: QNet) -> list[Path]:

@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gen.axis import AxisConfig, axis_sources, default_axis_depth
 from gen.errors import UserError
 from gen.formats import parse_format
-from gen.generate import (
-    DEFAULT_SAMPLE,
-    ROOT,
-    AxisConfig,
-    axis_sources,
-    default_axis_depth,
-    generate,
-    hdl_sources,
-    load_sample,
-)
+from gen.generate import DEFAULT_SAMPLE, ROOT, generate, hdl_sources, load_sample
 from gen.model import QNet
 from gen.quant import quantize_file
 
@@ -61,7 +53,7 @@ def test_axis_config_sets_generic_defaults(tmp_path: Path, l10: QNet) -> None:
     assert "TLAST_BATCH  : boolean  := true  --" in text
 
 
-@pytest.mark.parametrize("depth", [0, -1, 2.5])
+@pytest.mark.parametrize("depth", [0, -1, 2.5, True])
 def test_axis_depth_refused(depth) -> None:
     with pytest.raises(UserError, match="result depth"):
         AxisConfig(depth=depth)

@@ -265,15 +265,9 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     unit, old text, new text): compile a changed copy of that unit instead (negative
     tests). ``failure`` is None when the cocotb test passed.
     """
+    from gen.axis import AxisConfig, axis_sources, default_axis_depth
     from gen.formats import parse_format
-    from gen.generate import (
-        DEFAULT_SAMPLE,
-        AxisConfig,
-        axis_sources,
-        default_axis_depth,
-        generate,
-        load_sample,
-    )
+    from gen.generate import DEFAULT_SAMPLE, generate, load_sample
     from gen.quant import quantize_file
     from tb.common import BUILD, run_sim
 
