@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from gen.axis import AxisConfig, render_axis
 from gen.errors import UserError, check_creatable, cli_main
 from gen.faults import Faults, faulted_copy, parse_faults
 from gen.formats import parse_format
@@ -148,10 +149,12 @@ def _env() -> Environment:
 
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
+    axis: AxisConfig | None = None,
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
+    ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
     header = (
@@ -191,6 +194,7 @@ def render_network(
         **common, entity=f"{qnet.name}_top", a_bits=qnet.fmt.a_bits,
         n_pixels=qnet.layers[0].n_in,
     )
+    files[f"{qnet.name}_axis.vhd"] = render_axis(env, common, qnet, ps[0], axis)
     return files
 
 
@@ -235,7 +239,7 @@ def _check_out_dir(out: Path) -> None:
 
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
-    faults: Faults | None = None, p: int | list[int] = 1,
+    faults: Faults | None = None, p: int | list[int] = 1, axis: AxisConfig | None = None,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
@@ -255,7 +259,7 @@ def generate(
         hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
         for d in (hdl, coe, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults, ps).items():
+        for name, text in render_network(qnet, source, faults, ps, axis).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits

@@ -1,0 +1,65 @@
+"""The AXI4-Stream top ``<net>_axis`` (docs/integration.md): its generics and its files.
+
+``gen.generate.render_network`` renders it from ``templates/axis_top.vhd.j2`` beside
+``<net>_top``, which it wraps; the hand-written units it instantiates are in ``rtl/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment
+
+from gen.errors import UserError
+from gen.model import QNet
+
+AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # hand-written, compile order
+
+
+@dataclass(frozen=True)
+class AxisConfig:
+    """Generic defaults of ``<net>_axis``; Vivado can change them in a block design too."""
+
+    depth: int | None = None  # RESULT_DEPTH; None: default_axis_depth()
+    batch: bool = False  # TLAST_BATCH: s_axis tlast ends a batch of images, not each image
+
+    def __post_init__(self) -> None:
+        if self.depth is not None and (
+                isinstance(self.depth, bool) or not isinstance(self.depth, int)
+                or self.depth < 1):
+            raise UserError(f"AXI4-Stream result depth {self.depth!r}: give an integer >= 1")
+
+
+def default_axis_depth(qnet: QNet) -> int:
+    """RESULT_DEPTH of ``<net>_axis``: more than the images ``<net>_top`` can hold at once.
+
+    Each layer holds at most two images (one accumulating, one in its holding register),
+    so with a consumer that is always ready the credit scheme never stalls the input.
+    """
+    return max(8, 2 * len(qnet.layers) + 2)
+
+
+def render_axis(env: Environment, common: dict, qnet: QNet, p: int,
+                axis: AxisConfig | None = None) -> str:
+    """The text of ``<net>_axis.vhd``; ``p`` is layer 0's inputs per clock."""
+    axis = axis or AxisConfig()
+    class_bits = max(1, (max(qnet.n_classes, 2) - 1).bit_length())
+    return env.get_template("axis_top.vhd.j2").render(
+        **common, entity=f"{qnet.name}_axis", top=f"{qnet.name}_top", p=p,
+        beats=-(-qnet.layers[0].n_in // p), out_bytes=-(-class_bits // 8),
+        depth=axis.depth or default_axis_depth(qnet), batch=axis.batch,
+    )
+
+
+def axis_sources(out: Path, qnet: QNet) -> list[Path]:
+    """``gen.generate.hdl_sources`` plus the AXI4-Stream units and ``<net>_axis``, in order.
+
+    The units come from the same folder as the other hand-written RTL.
+    """
+    from gen.generate import hdl_sources  # gen.generate imports this module
+
+    base = hdl_sources(out, qnet)
+    rtl = base[0].parent
+    return base + [rtl / f"{n}.vhd" for n in AXIS_RTL] + [
+        Path(out) / "hdl" / f"{qnet.name}_axis.vhd"]
