@@ -114,20 +114,6 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
         n_layers += 1
     if n_layers == 0:
         raise UserError(f"weights file {path} has no layer: key 'W0' is missing")
-    allowed = {"meta"} | {f"{p}{k}" for k in range(n_layers) for p in ("W", "b")}
-    allowed |= {f"calib{k}" for k in range(n_layers - 1)}
-    for key in sorted(data, key=lambda k: (len(k), k)):
-        if key in allowed:
-            continue
-        m = re.fullmatch(r"(W|b|calib)(\d+)", key)
-        if m and m.group(1) in ("W", "b") and int(m.group(2)) > n_layers:
-            raise UserError(f"weights file {path}: key {key!r} but no 'W{n_layers}': layers "
-                            "must be numbered W0, W1, ... without gaps")
-        if m and m.group(1) == "calib" and int(m.group(2)) == n_layers - 1:
-            raise UserError(f"weights file {path}: {key!r} belongs to no hidden layer (the "
-                            f"last layer, {n_layers - 1}, has no requantizer)")
-        raise UserError(f"weights file {path}: unknown key {key!r} (expected W<k>, b<k>, "
-                        "calib<k> and meta; docs/models.md)")
     out: dict[str, np.ndarray] = {}
     n_in = N_PIXELS
     for k in range(n_layers):
@@ -158,6 +144,20 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
                 raise UserError(f"weights file {path}: calib{k} must be one finite value > 0")
             out[f"calib{k}"] = c.reshape(())
         n_in = w.shape[0]
+    allowed = {"meta"} | {f"{p}{k}" for k in range(n_layers) for p in ("W", "b")}
+    allowed |= {f"calib{k}" for k in range(n_layers - 1)}
+    for key in sorted(data, key=lambda k: (len(k), k)):
+        if key in allowed:
+            continue
+        m = re.fullmatch(r"(W|b|calib)(\d+)", key)
+        if m and m.group(1) in ("W", "b") and int(m.group(2)) >= n_layers:
+            raise UserError(f"weights file {path}: key {key!r} but no 'W{n_layers}': layers "
+                            "must be numbered W0, W1, ... without gaps")
+        if m and m.group(1) == "calib" and int(m.group(2)) == n_layers - 1:
+            raise UserError(f"weights file {path}: {key!r} belongs to no hidden layer (the "
+                            f"last layer, {n_layers - 1}, has no requantizer)")
+        raise UserError(f"weights file {path}: unknown key {key!r} (expected W<k>, b<k>, "
+                        "calib<k> and meta; docs/models.md)")
     return out
 
 
