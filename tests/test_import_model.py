@@ -205,3 +205,18 @@ def test_rtl_bit_exact_after_import(tmp_path: Path) -> None:
         assert [r["bit_exact"] for r in doc["images"]] == [True] * 3
         if expected is not None:  # int8 keeps the float model's classes on these images
             assert [r["rtl_class"] for r in doc["images"]] == expected[:3].tolist()
+
+
+def test_state_dict_in_a_checkpoint_with_a_prefix(tmp_path: Path) -> None:
+    """``{"model_state_dict": {"net.0.weight": ...}}``: a training checkpoint of a wrapper."""
+    model = mlp256_torch()
+    sd = {f"net.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 3, "model_state_dict": sd}, tmp_path / "ckpt.pt")
+    import_model(tmp_path / "ckpt.pt", tmp_path / "m.npz", calib="none")
+    images, _ = sample()
+    np.testing.assert_array_equal(imported_classes(tmp_path / "m.npz", images),
+                                  torch_classes(model, images))
+    sd["head.0.weight"] = torch.zeros(10, 10)  # two Sequentials: not one plain MLP
+    torch.save(sd, tmp_path / "two.pt")
+    with pytest.raises(UserError, match="keys under several modules"):
+        import_model(tmp_path / "two.pt", tmp_path / "x.npz", calib="none")
