@@ -263,6 +263,59 @@ def check_sizes(path: Path, layers: Layers) -> None:
             raise UserError(f"{path}: layer {k} contains NaN or infinite values")
 
 
+def onnx_classes(path: Path, images: np.ndarray) -> np.ndarray:
+    """Classes of the ONNX model itself (onnx's reference runtime) for uint8 ``images``."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(path))
+    inp = next(i for i in model.graph.input
+               if i.name not in {t.name for t in model.graph.initializer})
+    rank = len(inp.type.tensor_type.shape.dim)
+    shape = {2: (-1, N_PIXELS), 3: (-1, 28, 28), 4: (-1, 1, 28, 28)}.get(rank, (-1, N_PIXELS))
+    x = (images.astype(np.float32) / np.float32(255.0)).reshape(shape)
+    logits = np.asarray(ReferenceEvaluator(model).run(None, {inp.name: x})[0])
+    logits = logits.reshape(len(images), -1)
+    return (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, 1)
+
+
+def float_logits(layers: Layers, images: np.ndarray) -> np.ndarray:
+    """Logits of the imported float network (float32 values, float64 sums, x = pixel/255)."""
+    weights = {}
+    for k, (w, b) in enumerate(layers):
+        weights[f"W{k}"] = w.astype(np.float32).astype(np.float64)
+        weights[f"b{k}"] = b.astype(np.float32).astype(np.float64)
+    return float_forward(weights, images)[-1]
+
+
+def decide(logits: np.ndarray) -> np.ndarray:
+    """Class per row: argmax (first on ties), or ``logit > 0`` for one output."""
+    return (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, 1)
+
+
+def check_against_onnx(path: Path, layers: Layers) -> int:
+    """The imported layers give the ONNX model's classes on the sample; returns the count.
+
+    Only a near-tie (two logits within float32 rounding, 1e-5 relative) may differ: any
+    other difference means the graph computes something the import does not (never silent).
+    """
+    with np.load(DEFAULT_SAMPLE) as z:
+        images = z["images"]
+    logits = float_logits(layers, images)
+    mine, theirs = decide(logits), onnx_classes(path, images)
+    rows = np.flatnonzero(mine != theirs)
+    if logits.shape[1] == 1:
+        gaps = np.abs(logits[rows, 0])
+    else:
+        gaps = logits[rows, mine[rows]] - logits[rows, theirs[rows]]
+    tol = 1e-5 * (1.0 + np.abs(logits[rows]).max(axis=1)) if len(rows) else np.zeros(0)
+    differ = int((gaps > tol).sum())
+    if differ:
+        raise UserError(f"{path}: the imported network disagrees with the ONNX model on "
+                        f"{differ} of {len(images)} sample images; not imported")
+    return len(images)
+
+
 def read_model(path: Path) -> Layers:
     """Layers of an ONNX file (``.onnx``) or a state_dict (anything else)."""
     path = Path(path)
@@ -295,6 +348,7 @@ def import_model(source: Path, out: Path, calib: str = "train",
     if out.is_dir():
         raise UserError(f"output file {out} exists and is a folder")
     layers = read_model(source)
+    checked = check_against_onnx(source, layers) if source.suffix.lower() == ".onnx" else 0
     weights = {}
     for k, (w, b) in enumerate(layers):
         weights[f"W{k}"], weights[f"b{k}"] = w, b
@@ -310,6 +364,7 @@ def import_model(source: Path, out: Path, calib: str = "train",
         "imported_from": source.name,
         "import_format": "onnx" if source.suffix.lower() == ".onnx" else "state_dict",
         "input": "pixel/255", "calib_percentile": 99.99,
+        "same_classes_as_onnx_on_sample": checked,
         "calib_images": {"train": "MNIST train", "sample": DEFAULT_SAMPLE.name,
                          "none": "none (gen.quant falls back at generation)"}[calib],
     }
@@ -323,15 +378,13 @@ def import_model(source: Path, out: Path, calib: str = "train",
     return arrays
 
 
-def sample_agreement(arrays: dict[str, np.ndarray]) -> tuple[int, int]:
+def sample_agreement(layers: Layers) -> tuple[int, int]:
     """(correct, images) of the imported float network on the committed sample."""
     with np.load(DEFAULT_SAMPLE) as z:
         images, labels = z["images"], z["labels"]
-    weights = {k: v.astype(np.float64) for k, v in arrays.items() if k[0] in "Wb"}
-    logits = float_forward(weights, images)[-1]
-    pred = (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, 1)
+    logits = float_logits(layers, images)
     truth = (labels == 0).astype(int) if logits.shape[1] == 1 else labels.astype(int)
-    return int((pred == truth).sum()), len(labels)
+    return int((decide(logits) == truth).sum()), len(labels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,9 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     arrays = import_model(args.source, args.out, args.calib, args.mnist_dir)
     meta = json.loads(str(arrays["meta"]))
-    correct, n = sample_agreement(arrays)
+    layers = [(arrays[f"W{k}"], arrays[f"b{k}"]) for k in range(len(meta["layers"]) - 1)]
+    correct, n = sample_agreement(layers)
+    same = meta["same_classes_as_onnx_on_sample"]
+    same_txt = f", same classes as the ONNX model on {same}/{same}" if same else ""
     print(f"imported {'-'.join(map(str, meta['layers']))} from {args.source} into {args.out}: "
-          f"float accuracy {correct}/{n} on {DEFAULT_SAMPLE.name} (x = pixel/255)")
+          f"float accuracy {correct}/{n} on {DEFAULT_SAMPLE.name} (x = pixel/255){same_txt}")
     return 0
 
 

@@ -121,6 +121,7 @@ def test_cli_prints_one_line_and_meta(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["--from", str(src), "--out", str(out), "--calib", "none"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("imported 784-256-10 from") and "float accuracy 100/100" in line
+    assert line.endswith("same classes as the ONNX model on 100/100")
     with np.load(out) as z:
         assert "calib0" not in z.files  # --calib none: the generator's fallback calibrates
         meta = json.loads(str(z["meta"]))
@@ -220,3 +221,33 @@ def test_state_dict_in_a_checkpoint_with_a_prefix(tmp_path: Path) -> None:
     torch.save(sd, tmp_path / "two.pt")
     with pytest.raises(UserError, match="keys under several modules"):
         import_model(tmp_path / "two.pt", tmp_path / "x.npz", calib="none")
+
+
+def test_export_then_import_round_trip(tmp_path: Path) -> None:
+    """train.export_onnx writes what gen.import_model reads back, bit for bit."""
+    from train.export_onnx import main as export_main
+
+    src = REPO / "models" / "mlp256.npz"
+    onnx_path, sd_path = tmp_path / "e" / "m.onnx", tmp_path / "e" / "m.pt"
+    assert export_main(["--weights", str(src), "--onnx", str(onnx_path),
+                        "--state-dict", str(sd_path)]) == 0
+    original = load_float_weights(src)
+    for path in (onnx_path, sd_path):
+        out = tmp_path / f"{path.suffix[1:]}.npz"
+        import_model(path, out, calib="none")
+        back = load_float_weights(out)
+        for key in ("W0", "b0", "W1", "b1"):
+            np.testing.assert_array_equal(back[key], original[key])
+
+
+def test_import_refuses_when_the_onnx_model_disagrees(tmp_path: Path) -> None:
+    """The ONNX model is run (onnx.reference) and compared: a misread layer cannot pass."""
+    from gen.import_model import check_against_onnx
+
+    path = export_onnx(mlp256_torch(), tmp_path / "m.onnx", (1, 784))
+    layers = read_model(path)
+    assert check_against_onnx(path, layers) == 100
+    w1, b1 = layers[1]
+    wrong = [layers[0], (w1, b1 + np.where(np.arange(10) == 3, 5.0, 0.0))]  # class 3 favoured
+    with pytest.raises(UserError, match=r"disagrees with the ONNX model on \d+ of 100"):
+        check_against_onnx(path, wrong)
