@@ -21,8 +21,7 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy regress-full report qat import bench lint clean \
-        setup sim-deps
+.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps
 
 all: sim
 
@@ -81,6 +80,7 @@ else
 endif
 
 # A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
+.PHONY: import
 import: setup
 	$(PY) -m gen.import_model --from $(FROM) --out $(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)
 
