@@ -62,6 +62,7 @@ def run_network_sim(
         )
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
+    parallelism(qnet, p)  # a bad P is named before anything is printed
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
     if announce is not None:
