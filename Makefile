@@ -1,7 +1,8 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR
+# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR, WEIGHTS (make sim/gen), LAYERS EPOCHS
+# (make train/qat), FROM OUT (make import)
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -31,18 +32,30 @@ setup:
 sim-deps: setup
 	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
+# WEIGHTS=path.npz simulates any float weights file, named after the file unless NET is
+# given; without it, a committed QAT model for BITS (models/<net>_qat_<bits>.npz) is
+# preferred over the float model, and the run says which one it uses.
+SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(NET))
 sim: sim-deps
-	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
+	@$(PY) -m tb.netsim $(SIM_NET) --format $(BITS) --images $(IMAGES) --p $(P) \
+	    $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat)
 
 test: sim-deps
 	$(PY) -m pytest -q tests tb
 
+GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
-	$(PY) -m gen.generate --weights models/$(NET).npz --format $(BITS) --name $(NET) \
-	    --out build/gen/$(NET)_$(BITS)
+	$(PY) -m gen.generate --weights $(or $(WEIGHTS),models/$(NET).npz) --format $(BITS) \
+	    --name $(GEN_NET) --out build/gen/$(GEN_NET)_$(BITS)
 
+# LAYERS=784,128,64,10 NET=<name>: any MLP; without LAYERS the three reference networks
 train: setup
+ifneq ($(LAYERS),)
+	$(PY) -m train.train --net $(NET) --layers $(LAYERS) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	    --out models
+else
 	$(PY) -m train.train --net all --out models
+endif
 
 synth: sim-deps
 	$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P)
@@ -56,10 +69,21 @@ regress-full: sim-deps
 report: setup
 	$(PY) -m gen.report
 
-# The committed QAT models (about 2.5 + 3.5 min on 1 thread)
+# The committed QAT models (about 2.5 + 3.5 min on 1 thread); with LAYERS (any MLP, from
+# models/<NET>.npz) one run into models/<NET>_qat_<BITS>.npz, which make sim then prefers
 qat: setup
+ifneq ($(LAYERS),)
+	$(PY) -m train.qat --net $(NET) --layers $(LAYERS) --format $(BITS) \
+	    $(if $(EPOCHS),--epochs $(EPOCHS)) --out models/$(NET)_qat_$(BITS).npz
+else
 	$(PY) -m train.qat --net mlp256 --format int4 --epochs 20 --out models/mlp256_qat_int4.npz
 	$(PY) -m train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
+endif
+
+# A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
+.PHONY: import
+import: setup
+	$(PY) -m gen.import_model --from $(FROM) --out $(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)
 
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)

@@ -1,4 +1,4 @@
-"""Generator: a quantized network -> weight ROMs, network package and top (VHDL), .coe and .mem.
+"""Generator: a quantized network -> weight ROMs, network package and top (VHDL), .coe/.mif/.mem.
 
 Usage::
 
@@ -93,6 +93,18 @@ def write_coe(path: Path, words: list[int], width: int) -> None:
         f"; {path.name}: {len(words)} words of {width} bits\n"
         "memory_initialization_radix=16;\n"
         f"memory_initialization_vector=\n{body};\n"
+    )
+
+
+def write_mif(path: Path, words: list[int], width: int) -> None:
+    """Intel (Quartus) .mif: unsigned decimal addresses, hex data, one word per line."""
+    digits = (width + 3) // 4
+    body = "".join(f"  {a} : {w:0{digits}X};\n" for a, w in enumerate(words))
+    path.write_text(
+        f"-- {path.name}: {len(words)} words of {width} bits\n"
+        f"WIDTH={width};\nDEPTH={len(words)};\n"
+        "ADDRESS_RADIX=UNS;\nDATA_RADIX=HEX;\n"
+        f"CONTENT BEGIN\n{body}END;\n"
     )
 
 
@@ -256,20 +268,22 @@ def generate(
     except OSError as exc:
         raise UserError(f"cannot write output folder {out}: {exc.strerror}") from None
     try:
-        hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
-        for d in (hdl, coe, mem):
+        hdl, coe, mif, mem = tmp / "hdl", tmp / "coe", tmp / "mif", tmp / "mem"
+        for d in (hdl, coe, mif, mem):
             d.mkdir()
         for name, text in render_network(qnet, source, faults, ps, axis).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits
             write_coe(coe / f"{qnet.name}_l{k}_weights.coe", words, width)
+            write_mif(mif / f"{qnet.name}_l{k}_weights.mif", words, width)
             write_mem(mem / f"{qnet.name}_l{k}_weights.mem", words, width)
         if images is not None:
             x = pixels_to_input(check_images(images), qnet.fmt.a_bits)
             for i, row in enumerate(x):
                 words = [int(v) for v in row]
                 write_coe(coe / f"test_input_{i}.coe", words, qnet.fmt.a_bits)
+                write_mif(mif / f"test_input_{i}.mif", words, qnet.fmt.a_bits)
                 write_mem(mem / f"test_input_{i}.mem", words, qnet.fmt.a_bits)
         qnet.save(tmp / "qnet.json")
         (tmp / MARKER).write_text(json.dumps({"generator": "gen/generate.py", "source": source}))
@@ -315,7 +329,7 @@ def main() -> int:
     ap.add_argument("--images", type=Path, default=DEFAULT_SAMPLE,
                     help="image sample .npz: calibration fallback and test inputs")
     ap.add_argument("--test-inputs", type=int, default=1,
-                    help="how many sample images to export as test-input .coe/.mem")
+                    help="how many sample images to export as test-input .coe/.mif/.mem")
     ap.add_argument("--p", type=int, nargs="+", default=[1], metavar="P",
                     help="inputs per clock: one for all layers or one per layer (default 1)")
     ap.add_argument("--fault", action="append", metavar="SPEC",

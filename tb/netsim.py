@@ -3,6 +3,8 @@
 Usage::
 
     python -m tb.netsim --net mlp256 --format int8 --images 20
+    python -m tb.netsim --weights build/mlp64x32.npz --format int8   # net named after the file
+    python -m tb.netsim --format w2a2 --prefer-qat   # models/mlp256_qat_w2a2.npz if committed
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +43,13 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1,
+    p: int = 1, announce: Callable[[], None] | None = None,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
     Raises :class:`UserError` on bad input and ``AssertionError`` when the
-    simulation fails without results.
+    simulation fails without results. ``announce`` is called once every input is
+    checked, before anything is written.
     """
     fmt_ = parse_format(fmt)
     check_net_name(net)
@@ -58,9 +62,14 @@ def run_network_sim(
         )
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
+    parallelism(qnet, p)  # a bad P is named before anything is printed
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
+    if announce is not None:
+        announce()
     default = f"{net}-{fmt_.name}-p{p}-{simulator()}"  # one build folder per parameter set
+    if weights.stem != net:  # another model of the same network: its own folder
+        default += f"-{weights.stem}"
     if faults and faults.describe():
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
@@ -165,13 +174,66 @@ def bits_label(fmt: str) -> str:
     return str(f.w_bits) if f.name == f"int{f.w_bits}" else f.name
 
 
+def qat_models(net: str) -> dict[str, Path]:
+    """Committed QAT models of ``net``: ``models/<net>_qat_<format>.npz`` by format name."""
+    found = {}
+    for path in sorted(MODELS.glob(f"{net}_qat_*.npz")):
+        try:
+            found[parse_format(path.stem.removeprefix(f"{net}_qat_")).name] = path
+        except UserError:  # not a format suffix: not one of ours
+            continue
+    return found
+
+
+def choose_model(net: str, fmt: str, weights: Path | None, prefer_qat: bool) -> tuple[Path, str]:
+    """The weights file to simulate and one line saying which it is and how to pick another.
+
+    With ``prefer_qat`` and no ``weights``, a committed QAT model for the format
+    (``models/<net>_qat_<format>.npz``, e.g. ``w2a2`` for ``int2``) wins over the float
+    model ``models/<net>.npz``.
+    """
+    name = parse_format(fmt).name
+    shown = name if fmt == name else f"{fmt} (= {name})"
+    if weights is not None:
+        return weights, f"model: {display_path(weights)} as network {net} ({name})"
+    qats = qat_models(net) if prefer_qat else {}
+    float_model = MODELS / f"{net}.npz"
+    if name in qats:
+        return qats[name], (f"model: {display_path(qats[name])}, the QAT model for {shown}; "
+                            f"WEIGHTS={display_path(float_model)} quantizes the float model "
+                            "instead, WEIGHTS=path.npz any other")
+    suffixes = ", ".join(p.stem.removeprefix(f"{net}_qat_") for p in qats.values())
+    hint = f" (QAT models exist for BITS={suffixes})" if qats else ""
+    return float_model, (f"model: {display_path(float_model)}, float, quantized to {shown} "
+                         f"after training{hint}; WEIGHTS=path.npz picks another")
+
+
+def net_name(net: str | None, weights: Path | None) -> str:
+    """``--net``, else the weights file's stem, else ``$NET``, else mlp256."""
+    if net is not None:
+        return net
+    if weights is None:
+        return os.environ.get("NET") or "mlp256"
+    try:
+        check_net_name(weights.stem)
+    except UserError:
+        raise UserError(
+            f"network name {weights.stem!r} (the file name of {weights}) is not a valid VHDL "
+            "identifier; name the network with NET=<name> (--net)"
+        ) from None
+    return weights.stem
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m tb.netsim", description=__doc__.split("\n")[0])
-    ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
+    ap.add_argument("--net", default=None,
+                    help="network name (default: the --weights file's stem, else $NET or mlp256)")
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
     ap.add_argument("--images", type=int, default=env_int("IMAGES", 20))
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
+    ap.add_argument("--prefer-qat", action="store_true",
+                    help="without --weights: models/<net>_qat_<format>.npz when it exists")
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
@@ -181,9 +243,12 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
-    doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
-                          weights=args.weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p)
+    net = net_name(args.net, args.weights)
+    weights, note = choose_model(net, args.format, args.weights, args.prefer_qat)
+    doc = run_network_sim(net, args.format, args.images, args.first, tag=args.tag,
+                          weights=weights, sample=args.sample,
+                          faults=parse_faults(args.fault), p=args.p,
+                          announce=None if args.quiet else lambda: print(note, flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:

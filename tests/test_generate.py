@@ -233,7 +233,8 @@ def test_generation_is_reproducible(tmp_path: Path) -> None:
     assert snapshot(a) == first
     b = generate(make_qnet(tmp_path), tmp_path / "sub" / "b", "net.npz", images)
     assert snapshot(b) == first
-    assert len(first) == 5 + 2 * 2 + 2 * 2 + 2  # hdl, weights and inputs coe+mem, json+marker
+    # hdl (with the axis top), weights and inputs as coe+mif+mem, json+marker
+    assert len(first) == 5 + 3 * 2 + 3 * 2 + 2
 
 
 # ---------------------------------------------------------------- the output folder
@@ -288,7 +289,7 @@ def _boom(*args: object, **kwargs: object) -> None:
     raise RuntimeError("boom")
 
 
-@pytest.mark.parametrize("victim", ["write_mem", "write_coe", "render_network"])
+@pytest.mark.parametrize("victim", ["write_mem", "write_coe", "write_mif", "render_network"])
 def test_failed_generation_leaves_nothing(tmp_path: Path, qnet: QNet,
                                           monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
     monkeypatch.setattr(generator, victim, _boom)

@@ -196,3 +196,38 @@ def test_headroom(tmp_path: Path) -> None:
     for r, a, layer in zip(rows, accs, qnet.layers, strict=True):
         assert (r.acc_min, r.acc_max) == (a.min(), a.max())
         assert r.acc_bits == layer.acc_bits and 0 <= r.headroom < r.acc_bits
+
+
+def test_train_qat_any_layers(tmp_path: Path) -> None:
+    """QAT of a 3-layer net from its float model (as make qat LAYERS= does): integer = QAT."""
+    from train.train import recipe_for, train_net
+
+    torch.set_num_threads(1)
+    images, labels = _synthetic(1500, seed=12)
+    tr, te = (images[:1200], labels[:1200]), (images[1200:], labels[1200:])
+    float_arrays = train_net("mlp24x12", *tr, *te, epochs=4, seed=0, log=lambda _msg: None,
+                             recipe=recipe_for("mlp24x12", "784,24,12,10"))
+    fmt = parse_format("int4")
+    recipe = qat.QatRecipe(epochs=1, batch_size=64, shift=0)
+    model, meta = qat.train_qat("mlp24x12", fmt, *tr, *te, init=float_arrays, recipe=recipe,
+                                seed=0, log=lambda _msg: None, widths=[784, 24, 12, 10])
+    assert meta["layers"] == [784, 24, 12, 10]
+    assert meta["fake_quant_test_accuracy"] > 0.5  # one epoch: far above chance (0.1)
+    path = tmp_path / "m.npz"
+    save_model(model.export(meta), path)
+    assert len(quantize_file(path, fmt).layers) == 3
+    check = qat.integer_check(path, fmt, model, *te)
+    assert check["agreement"] == 1.0
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--net", "m", "--layers", "100,10"], "must start at 784"),
+    (["--net", "m", "--scratch"], "--scratch needs --layers"),
+    (["--net", "nosuchnet", "--layers", "784,10"], "no float model .*nosuchnet.npz"),
+    (["--net", "m", "--layers", "784,16,10", "--init", "models/mlp256.npz"],
+     "has the layers 784,256,10, not 784,16,10"),
+])
+def test_cli_rejects_bad_layers(argv: list[str], match: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=match):
+        qat.main([*argv, "--format", "int4", "--out", str(tmp_path / "x.npz")])
+    assert list(tmp_path.iterdir()) == []

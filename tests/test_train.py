@@ -172,3 +172,48 @@ def test_cli_rejects_bad_options(tmp_path: Path) -> None:
         train.main(["--net", "l10", "--epochs", "0", "--out", str(tmp_path)])
     with pytest.raises(UserError, match="--limit must be at least 1"):
         train.main(["--net", "l10", "--limit", "0", "--out", str(tmp_path)])
+
+
+# ---------------------------------------------------------------- any MLP (--layers)
+
+
+@pytest.mark.parametrize(("net", "layers"), [("mlp24x12", "784,24,12,10"), ("lin1", "784,1")])
+def test_train_any_layers_synthetic(net: str, layers: str, tmp_path: Path) -> None:
+    """--layers trains any depth and width into the documented layout (calib per hidden layer)."""
+    images, labels = _synthetic(2000, seed=5)
+    recipe = train.recipe_for(net, layers)
+    arrays = train.train_net(net, images, labels, images[:200], labels[:200], epochs=5, seed=0,
+                             log=lambda _: None, recipe=recipe)
+    path = tmp_path / f"{net}.npz"
+    train.save_model(arrays, path)
+    widths = [int(v) for v in layers.split(",")]
+    _check_layout(path, net, widths)
+    assert json.loads(str(arrays["meta"]))["epochs"] == 5
+    assert evaluate.float_accuracy(path, images[:200], labels[:200]) > 0.9
+
+
+def test_reference_recipes_unchanged_by_layers() -> None:
+    """The reference nets keep their recipes; --layers of their own shape is the same recipe."""
+    assert train.recipe_for("mlp256", None) is train.RECIPES["mlp256"]
+    assert train.recipe_for("mlp256", "784,256,10") is train.RECIPES["mlp256"]
+    deep = train.recipe_for("deep", "784,32,32,32,10")
+    assert deep.hidden == (32, 32, 32) and deep.n_out == 10
+    assert deep.epochs == train.CUSTOM_EPOCHS and deep.dropout == train.RECIPES["mlp256"].dropout
+
+
+@pytest.mark.parametrize(("net", "layers", "match"), [
+    ("m", "100,10", "must start at 784"),
+    ("m", "784", "at least two"),
+    ("m", "784,64,x,10", "at least two comma-separated widths"),
+    ("m", "784,0,10", "at least two comma-separated widths"),
+    ("m", "784,64,7", "must end at 10"),
+    ("mlp256", "784,128,10", "mlp256 is a reference network"),
+    ("all", "784,10", "--net all trains the reference"),
+    ("bad__name", "784,10", "not a valid VHDL identifier"),
+    ("nosuch", None, "unknown network 'nosuch'"),
+])
+def test_cli_rejects_bad_layers(net: str, layers: str | None, match: str, tmp_path: Path) -> None:
+    argv = ["--net", net, "--out", str(tmp_path)] + (["--layers", layers] if layers else [])
+    with pytest.raises(UserError, match=match):
+        train.main(argv)
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,9 @@
 
     python -m train.qat --net mlp256 --format int4 [--epochs N] [--seed 0]
                         [--init models/mlp256.npz | --scratch] --out models/mlp256_qat_int4.npz
+    python -m train.qat --net mlp128x64 [--layers 784,128,64,10] --format int4 --out ...
+
+Any MLP: ``--layers`` (or the shape of the ``--init`` file, default ``models/<net>.npz``).
 
 Any format ``gen.formats.parse_format`` accepts (``int4``, ``w2a2``, ``q1_7``, ``int4-pn-shift``).
 The forward pass during training is the integer model written in real units, with
@@ -39,10 +42,11 @@ from torch import nn
 
 from gen.errors import UserError, check_creatable, cli_main
 from gen.formats import Format, parse_format
+from gen.generate import check_net_name
 from gen.mnist import load_mnist
 from gen.model import PIXEL_BITS, classify, forward, is_correct
 from gen.quant import load_float_weights, quantize_file, requant_params, shift_params
-from train.train import N_IN, RECIPES, _shift, save_model
+from train.train import N_IN, RECIPES, _shift, recipe_for, save_model, widths_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -328,10 +332,14 @@ def train_qat(
     recipe: QatRecipe = QatRecipe(),
     seed: int = 0,
     log: Callable[[str], None] = _say,
+    widths: list[int] | None = None,
 ) -> tuple[QatNet, dict]:
-    """Run QAT; return the trained net and its meta (fake-quant accuracies, timing, recipe)."""
-    shape = RECIPES[net]
-    widths = [N_IN, *shape.hidden, shape.n_out]
+    """Run QAT; return the trained net and its meta (fake-quant accuracies, timing, recipe).
+
+    ``widths`` (input first) default to the reference network ``net``'s.
+    """
+    widths = widths_of(RECIPES[net]) if widths is None else list(widths)
+    n_out = widths[-1]
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     model = QatNet(widths, fmt, dropout=recipe.dropout)
@@ -343,12 +351,12 @@ def train_qat(
     xtr = input_activations(train_images, fmt.a_bits)
     xte = input_activations(test_images, fmt.a_bits)
     ytr = torch.from_numpy(train_labels.astype(np.int64))
-    binary = shape.n_out == 1
+    binary = n_out == 1
     target = (ytr == 0).float() if binary else ytr
     teacher = None
     if recipe.distill > 0 and init is not None and not binary:
         teacher = _teacher_logits(init, train_images) / recipe.temperature
-    start_acc = float(np.mean(_correct(predict(model, xte), test_labels, shape.n_out)))
+    start_acc = float(np.mean(_correct(predict(model, xte), test_labels, n_out)))
     log(f"{net} {fmt.name}: fake-quant test accuracy before QAT {100 * start_acc:.2f}%")
     clips = [*model.wclip, model.calib]
     params = [p for n, p in model.named_parameters() if not n.startswith(("wclip", "calib"))]
@@ -396,7 +404,7 @@ def train_qat(
                     clip.clamp_(min=1e-4)
                 model.calib.clamp_(min=1e-4)
             total += float(loss.detach()) * len(idx)
-        acc = float(np.mean(_correct(predict(model, xte), test_labels, shape.n_out)))
+        acc = float(np.mean(_correct(predict(model, xte), test_labels, n_out)))
         seconds = time.perf_counter() - t0
         history.append(round(acc, 4))
         log(
@@ -451,10 +459,25 @@ def integer_check(
     }
 
 
+def qat_widths(net: str, layers: str | None, scratch: bool) -> list[int] | None:
+    """Widths from ``--layers`` or the reference net; None: take them from the --init file."""
+    if layers is not None:
+        return widths_of(recipe_for(net, layers))
+    if net in RECIPES:
+        return widths_of(RECIPES[net])
+    check_net_name(net)
+    if scratch:
+        raise UserError(f"{net} is not a reference network: --scratch needs --layers")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m train.qat", description=__doc__.split("\n")[0])
-    parser.add_argument("--net", required=True, choices=list(RECIPES))
+    parser.add_argument("--net", required=True,
+                        help=f"{', '.join(RECIPES)}, or any name with --layers or --init")
+    parser.add_argument("--layers", default=None,
+                        help="widths, e.g. 784,128,64,10 (default: from the net or --init)")
     parser.add_argument("--format", required=True, help="int<B> or w<W>a<A>, e.g. int4, w2a2")
     parser.add_argument("--epochs", type=int, default=QatRecipe.epochs)
     parser.add_argument("--seed", type=int, default=0)
@@ -484,16 +507,25 @@ def main(argv: list[str] | None = None) -> int:
     check_creatable(args.out, "output file")
     if args.out.is_dir():
         raise UserError(f"output file {args.out} exists and is a folder")
+    widths = qat_widths(args.net, args.layers, args.scratch)
     weights = None
     if not args.scratch:
         init_path = args.init or ROOT / "models" / f"{args.net}.npz"
+        if not init_path.is_file() and args.init is None and args.net not in RECIPES:
+            raise UserError(f"no float model {init_path} to start from: train it first "
+                            f"(make train NET={args.net} LAYERS=...) or give --init or --scratch")
         weights = load_float_weights(init_path)
-        shape = RECIPES[args.net]
-        widths = [N_IN, *shape.hidden, shape.n_out]
-        got = [N_IN] + [weights[f"W{k}"].shape[0] for k in range(len(widths) - 1)
+        got = [N_IN] + [weights[f"W{k}"].shape[0] for k in range(len(weights))
                         if f"W{k}" in weights]
-        if got != widths or f"W{len(widths) - 1}" in weights:
-            raise UserError(f"--init {init_path} does not have the shape of {args.net} {widths}")
+        if widths is None:
+            widths = got
+        if got != widths:
+            raise UserError(f"--init {init_path} has the layers {','.join(map(str, got))}, "
+                            f"not {','.join(map(str, widths))}")
+        if widths[-1] not in (1, 10):
+            raise UserError(f"--init {init_path} has {widths[-1]} outputs: 10 classes or 1 "
+                            "(\"is it a 0\") are trained")
+    assert widths is not None
     torch.set_num_threads(args.threads)
     train_images, train_labels = load_mnist("train", args.mnist_dir)
     test_images, test_labels = load_mnist("test", args.mnist_dir)
@@ -502,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = QatRecipe(epochs=args.epochs, lr=args.lr, distill=args.distill,
                        dropout=args.dropout, shift=args.shift)
     model, meta = train_qat(args.net, fmt, train_images, train_labels, test_images, test_labels,
-                            init=weights, recipe=recipe, seed=args.seed)
+                            init=weights, recipe=recipe, seed=args.seed, widths=widths)
     arrays = model.export(meta)
     save_model(arrays, args.out)  # first, so the integer figures come from the file
     check = integer_check(args.out, fmt, model, test_images, test_labels)

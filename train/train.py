@@ -1,6 +1,7 @@
-"""Train the reference networks on MNIST and save their float weights (docs/models.md).
+"""Train the reference networks, or any MLP, on MNIST and save their float weights (docs/models.md).
 
     python -m train.train --net {zero,l10,mlp256,all} [--epochs N] [--seed 0] [--out models/]
+    python -m train.train --net mlp128x64 --layers 784,128,64,10 [--epochs N] [--out models/]
 
 MNIST comes from gen.mnist (``MNIST_DIR``, else the download cache). Input x = pixel / 255
 (no mean/std normalization: the hardware sees raw pixels). Runs are deterministic for a
@@ -14,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from gen.errors import UserError, check_creatable, cli_main
+from gen.generate import check_net_name
 from gen.mnist import atomic_writer, load_mnist
 from train.evaluate import accuracy, forward
 
@@ -54,6 +56,58 @@ RECIPES: dict[str, Recipe] = {
         hidden=(256,), n_out=10, epochs=20, max_lr=3e-3, weight_decay=5e-2, dropout=0.2, shift=1
     ),
 }
+
+
+CUSTOM_EPOCHS = 10  # default for --layers networks
+
+
+def parse_layers(text: str) -> list[int]:
+    """``"784,128,64,10"`` -> widths; the input must be 784 and the output 10 classes or 1."""
+    example = "e.g. 784,128,64,10"
+    try:
+        widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or any(v < 1 for v in widths):
+        raise UserError(f"layers {text!r}: give at least two comma-separated widths >= 1, "
+                        f"{example}")
+    if widths[0] != N_IN:
+        raise UserError(f"layers {text!r} must start at {N_IN} (the 28x28 input pixels), "
+                        f"{example}")
+    if widths[-1] not in (1, 10):
+        raise UserError(f"layers {text!r} must end at 10 (the classes) or 1 "
+                        f"(\"is it a 0\"), {example}")
+    return widths
+
+
+def custom_recipe(widths: list[int]) -> Recipe:
+    """Recipe of a network given by its widths: mlp256's recipe (the linear nets' if no hidden)."""
+    hidden = tuple(widths[1:-1])
+    if not hidden:
+        return Recipe(hidden=(), n_out=widths[-1], epochs=CUSTOM_EPOCHS)
+    return replace(RECIPES["mlp256"], hidden=hidden, n_out=widths[-1], epochs=CUSTOM_EPOCHS)
+
+
+def widths_of(recipe: Recipe) -> list[int]:
+    """Layer widths, input first."""
+    return [N_IN, *recipe.hidden, recipe.n_out]
+
+
+def recipe_for(net: str, layers: str | None) -> Recipe:
+    """The reference recipe of ``net``, or the recipe of ``layers`` (a new net's name)."""
+    if layers is None:
+        if net not in RECIPES:
+            raise UserError(f"unknown network {net!r}: choose one of {', '.join(RECIPES)} "
+                            "or give its layers (--layers / LAYERS=784,...,10)")
+        return RECIPES[net]
+    widths = parse_layers(layers)
+    if net in RECIPES and widths != widths_of(RECIPES[net]):
+        ref = ",".join(map(str, widths_of(RECIPES[net])))
+        raise UserError(f"{net} is a reference network ({ref}); give another name "
+                        f"(--net / NET=) to the layers {layers}")
+    if net not in RECIPES:
+        check_net_name(net)  # the name becomes the file stem and the VHDL entities' prefix
+    return RECIPES[net] if net in RECIPES else custom_recipe(widths)
 
 
 def build(recipe: Recipe) -> nn.Sequential:
@@ -130,9 +184,13 @@ def train_net(
     epochs: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] = _say,
+    recipe: Recipe | None = None,
 ) -> dict[str, np.ndarray]:
-    """Train ``net`` and return the arrays to save (W{k}, b{k}, calib{k}, meta)."""
-    recipe = RECIPES[net]
+    """Train ``net`` and return the arrays to save (W{k}, b{k}, calib{k}, meta).
+
+    ``recipe`` defaults to the reference recipe of ``net``.
+    """
+    recipe = RECIPES[net] if recipe is None else recipe
     epochs = recipe.epochs if epochs is None else epochs
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -187,7 +245,7 @@ def train_net(
     seconds = time.perf_counter() - t_start
     meta = {
         "net": net,
-        "layers": [N_IN, *recipe.hidden, recipe.n_out],
+        "layers": widths_of(recipe),
         "seed": seed,
         "epochs": epochs,
         "test_accuracy": test_acc,
@@ -230,14 +288,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.train", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--net", required=True, choices=[*RECIPES, "all"])
-    parser.add_argument("--epochs", type=int, default=None, help="default: per net (5/10/20)")
+    parser.add_argument("--net", required=True,
+                        help=f"{', '.join(RECIPES)}, all, or a new name with --layers")
+    parser.add_argument("--layers", default=None,
+                        help="widths of any MLP, e.g. 784,128,64,10 (mlp256's recipe)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default: per net (5/10/20; {CUSTOM_EPOCHS} with --layers)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N train images")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--mnist-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = parser.parse_args(argv)
+    if args.net == "all" and args.layers is not None:
+        raise UserError("--net all trains the reference networks; give a name with --layers")
+    recipes = dict(RECIPES) if args.net == "all" else {args.net: recipe_for(args.net, args.layers)}
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.limit is not None and args.limit < 1:
@@ -252,8 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     test_images, test_labels = load_mnist("test", args.mnist_dir)
     if args.limit is not None:
         train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
-    nets = list(RECIPES) if args.net == "all" else [args.net]
-    for net in nets:
+    for net, recipe in recipes.items():
         arrays = train_net(
             net,
             train_images,
@@ -262,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             test_labels,
             epochs=args.epochs,
             seed=args.seed,
+            recipe=recipe,
         )
         path = args.out / f"{net}.npz"
         save_model(arrays, path)

@@ -1,0 +1,117 @@
+"""Which model ``make sim`` runs: WEIGHTS=, the network name, the committed QAT defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gen.errors import UserError
+from tb.netsim import MODELS, choose_model, net_name, qat_models
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_committed_qat_models_are_found() -> None:
+    assert qat_models("mlp256") == {"int4": MODELS / "mlp256_qat_int4.npz",
+                                    "int2": MODELS / "mlp256_qat_w2a2.npz"}
+    assert qat_models("l10") == {}
+
+
+@pytest.mark.parametrize(("bits", "expected"), [
+    ("w2a2", "mlp256_qat_w2a2.npz"), ("int2", "mlp256_qat_w2a2.npz"),
+    ("int4", "mlp256_qat_int4.npz"), ("int8", "mlp256.npz"), ("int4-pn", "mlp256.npz")])
+def test_prefer_qat_picks_the_formats_qat_model(bits: str, expected: str) -> None:
+    path, note = choose_model("mlp256", bits, None, prefer_qat=True)
+    assert path == MODELS / expected
+    assert note.startswith(f"model: models/{expected}") and "WEIGHTS=" in note
+    assert "\n" not in note
+    if "qat" in expected:
+        assert "the QAT model for" in note and "WEIGHTS=models/mlp256.npz" in note
+    else:
+        assert "QAT models exist for BITS=int4, w2a2" in note
+
+
+def test_explicit_weights_and_no_preference_win() -> None:
+    assert choose_model("mlp256", "w2a2", None, prefer_qat=False)[0] == MODELS / "mlp256.npz"
+    mine = Path("build/mine.npz")
+    path, note = choose_model("mine", "w2a2", mine, prefer_qat=True)
+    assert path == mine and "as network mine (int2)" in note
+
+
+def test_net_name_from_weights_stem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NET", raising=False)
+    assert net_name(None, Path("build/models/mlp64x32.npz")) == "mlp64x32"
+    assert net_name("other", Path("build/models/mlp64x32.npz")) == "other"
+    assert net_name(None, None) == "mlp256"
+    with pytest.raises(UserError, match=r"'my-net' \(the file name of .*\).*NET=<name>"):
+        net_name(None, Path("my-net.npz"))
+
+
+def _make_n(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "WEIGHTS", "LAYERS")}
+    return subprocess.run(["make", "-n", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_make_passes_weights_layers_and_qat_preference() -> None:
+    sim = _make_n("sim", "WEIGHTS=build/x/mlp64x32.npz")
+    assert "--weights build/x/mlp64x32.npz" in sim and "--net" not in sim
+    assert "--net foo" in _make_n("sim", "WEIGHTS=a.npz", "NET=foo")
+    assert "--prefer-qat" in _make_n("sim", "BITS=w2a2")
+    assert "--net m --layers 784,64,32,10 --epochs 2" in _make_n(
+        "train", "NET=m", "LAYERS=784,64,32,10", "EPOCHS=2")
+    assert "--net all" in _make_n("train")
+    qat = _make_n("qat", "NET=m", "LAYERS=784,64,10", "BITS=int4")
+    assert "--layers 784,64,10 --format int4" in qat and "--out models/m_qat_int4.npz" in qat
+    gen = _make_n("gen", "WEIGHTS=b/m64.npz", "BITS=int4")
+    assert "--weights b/m64.npz" in gen and "--name m64 --out build/gen/m64_int4" in gen
+
+
+def _netsim(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "IMAGES")}
+    env["BUILD_DIR"] = str(tmp_path / "build")
+    return subprocess.run([sys.executable, "-m", "tb.netsim", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_sim_w2a2_runs_the_qat_model_and_says_so(tmp_path: Path) -> None:
+    from tb.common import simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    proc = _netsim("--format", "w2a2", "--images", "3", "--prefer-qat", tmp_path=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert lines[0].startswith("model: models/mlp256_qat_w2a2.npz, the QAT model for w2a2")
+    assert lines[-1].startswith("SUMMARY net=mlp256 bits=2 images=3 bit_exact=3 "
+                                "rtl_correct=3")
+
+
+def test_sim_weights_of_a_layers_trained_net(tmp_path: Path) -> None:
+    """A 784-64-32-10 net trained with --layers (a short synthetic run), by WEIGHTS=: bit-exact."""
+    from tb.common import simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    torch = pytest.importorskip("torch")
+    from tests.test_train import _synthetic
+    from train.train import recipe_for, save_model, train_net
+
+    torch.set_num_threads(1)
+    images, labels = _synthetic(600, seed=2)
+    arrays = train_net("mlp64x32", images, labels, images[:50], labels[:50], epochs=1, seed=0,
+                       log=lambda _msg: None, recipe=recipe_for("mlp64x32", "784,64,32,10"))
+    path = tmp_path / "mlp64x32.npz"
+    save_model(arrays, path)
+    proc = _netsim("--weights", str(path), "--format", "int8", "--images", "3", "--p", "3",
+                   tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == f"model: {path.name} as network mlp64x32 (int8)"
+    assert "SUMMARY net=mlp64x32 bits=8 images=3 bit_exact=3" in proc.stdout
+    assert "TIMING p=3,3,3" in proc.stdout
+    assert np.load(path)["W1"].shape == (32, 64)
