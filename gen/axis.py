@@ -52,14 +52,15 @@ def render_axis(env: Environment, common: dict, qnet: QNet, p: int,
     )
 
 
-def axis_sources(out: Path, qnet: QNet) -> list[Path]:
+def axis_sources(out: Path, qnet: QNet, rtl: Path | None = None) -> list[Path]:
     """``gen.generate.hdl_sources`` plus the AXI4-Stream units and ``<net>_axis``, in order.
 
-    The units come from the same folder as the other hand-written RTL.
+    The units come from the same folder as the other hand-written RTL (``rtl`` overrides
+    it: a mutated copy for a negative test).
     """
     from gen.generate import hdl_sources  # gen.generate imports this module
 
-    base = hdl_sources(out, qnet)
+    base = hdl_sources(out, qnet, rtl)
     rtl = base[0].parent
     return base + [rtl / f"{n}.vhd" for n in AXIS_RTL] + [
         Path(out) / "hdl" / f"{qnet.name}_axis.vhd"]

@@ -86,6 +86,7 @@ if cocotb is not None:
             self.dut = dut
             self.n_in = int(os.environ["ARGMAX_N_IN"])
             self.acc_bits = int(os.environ["ARGMAX_ACC_BITS"])
+            self.lanes = int(os.environ.get("ARGMAX_LANES", "1"))
             self.rng = random.Random(seed)
             self.sent_at: list[int] = []  # sim time (ns) of the edge taking a last value
             dut.rst.value = 1
@@ -103,20 +104,24 @@ if cocotb is not None:
 
         def _junk(self) -> None:
             """Random data and last while in_valid is low: must be ignored."""
-            self.dut.in_data.value = self.rng.randint(0, (1 << self.acc_bits) - 1)
+            self.dut.in_data.value = self.rng.randint(0, (1 << (self.acc_bits * self.lanes)) - 1)
             self.dut.in_last.value = self.rng.randint(0, 1)
 
         async def send(self, vec: list[int], p_gap: float, last: bool = True) -> None:
-            """One vector, a value per clock with random idle clocks before each value."""
-            dut, mask = self.dut, (1 << self.acc_bits) - 1
-            for i, v in enumerate(vec):
+            """One vector, LANES values per clock (value i*LANES+l in lane l, junk in the
+            lanes past N_IN), with random idle clocks before each beat."""
+            dut, bits, lanes = self.dut, self.acc_bits, self.lanes
+            mask = (1 << bits) - 1
+            beats = [vec[i:i + lanes] for i in range(0, len(vec), lanes)]
+            for i, beat in enumerate(beats):
                 while self.rng.random() < p_gap:
                     dut.in_valid.value = 0
                     self._junk()
                     await RisingEdge(dut.clk)
+                beat = beat + [self.rng.randint(0, mask) for _ in range(lanes - len(beat))]
                 dut.in_valid.value = 1
-                dut.in_data.value = v & mask
-                is_last = last and i == len(vec) - 1
+                dut.in_data.value = sum((v & mask) << (lane * bits) for lane, v in enumerate(beat))
+                is_last = last and i == len(beats) - 1
                 dut.in_last.value = int(is_last)
                 await RisingEdge(dut.clk)  # argmax is always ready: taken at this edge
                 if is_last:
@@ -220,7 +225,7 @@ use ieee.std_logic_1164.all;
 entity argmax_tb is
   port (
     clk, rst, in_valid, in_last : in std_logic;
-    in_data   : in  std_logic_vector({acc_bits} - 1 downto 0);
+    in_data   : in  std_logic_vector({lanes} * {acc_bits} - 1 downto 0);
     done      : out std_logic;
     class_out : out std_logic_vector({class_bits} - 1 downto 0)
   );
@@ -229,40 +234,43 @@ end entity argmax_tb;
 architecture wrap of argmax_tb is
 begin
   u_dut : entity work.argmax
-    generic map (N_IN => {n_in}, ACC_BITS => {acc_bits}, CLASS_BITS => {class_bits})
+    generic map (N_IN => {n_in}, ACC_BITS => {acc_bits}, CLASS_BITS => {class_bits},
+                 LANES => {lanes})
     port map (clk => clk, rst => rst, in_valid => in_valid, in_data => in_data,
               in_last => in_last, done => done, class_out => class_out);
 end architecture wrap;
 """
 
-# (n_in, format, acc_bits): ACC_BITS as a last layer of that format could need it.
+# (n_in, format, acc_bits, lanes): ACC_BITS as a last layer of that format could need it.
 CASES = [
-    (10, "int8", 26),   # l10: 784 -> 10
-    (1, "int8", 26),    # zero: one output, class 1 iff value > 0
-    (16, "int2", 2),    # CLASS_BITS full (4), the narrowest accumulator: ties everywhere
-    (2, "int16", 31),   # the widest accumulator the layer RTL supports
+    (10, "int8", 26, 1),   # l10: 784 -> 10
+    (1, "int8", 26, 1),    # zero: one output, class 1 iff value > 0
+    (16, "int2", 2, 1),    # CLASS_BITS full (4), the narrowest accumulator: ties everywhere
+    (2, "int16", 31, 1),   # the widest accumulator the layer RTL supports
+    (10, "int8", 20, 3),   # three values per beat, the last beat one lane full
+    (16, "int2", 3, 4),    # lanes dividing N_IN, ties everywhere
 ]
 
 
-def _id(case: tuple[int, str, int]) -> str:
-    n_in, fmt, acc = case
-    return f"n{n_in}-{fmt}-acc{acc}"
+def _id(case: tuple[int, str, int, int]) -> str:
+    n_in, fmt, acc, lanes = case
+    return f"n{n_in}-{fmt}-acc{acc}" + (f"-lanes{lanes}" if lanes > 1 else "")
 
 
-def _run(case: tuple[int, str, int], tag: str) -> None:
+def _run(case: tuple[int, str, int, int], tag: str) -> None:
     from gen.generate import clog2
     from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    n_in, _, acc_bits = case
+    n_in, _, acc_bits, lanes = case
     build = BUILD / "tb" / tag
     build.mkdir(parents=True, exist_ok=True)
     wrapper = build / "argmax_tb.vhd"
-    wrapper.write_text(WRAPPER.format(n_in=n_in, acc_bits=acc_bits,
+    wrapper.write_text(WRAPPER.format(n_in=n_in, acc_bits=acc_bits, lanes=lanes,
                                       class_bits=clog2(max(n_in, 2))))
     env = {
-        "ARGMAX_N_IN": n_in, "ARGMAX_ACC_BITS": acc_bits,
+        "ARGMAX_N_IN": n_in, "ARGMAX_ACC_BITS": acc_bits, "ARGMAX_LANES": lanes,
         "ARGMAX_SEED": os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF),
         "ARGMAX_VECTORS": os.environ.get("TB_ARGMAX_VECTORS", "200"),
     }
@@ -277,7 +285,7 @@ def _tag(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
-def test_argmax(case: tuple[int, str, int], request: pytest.FixtureRequest) -> None:
+def test_argmax(case: tuple[int, str, int, int], request: pytest.FixtureRequest) -> None:
     """argmax against gen.model.classify for one parameter set."""
     _run(case, _tag(request))
 

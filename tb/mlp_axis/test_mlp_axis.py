@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,12 +257,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: float = 0.3,
              out_stall: float = 0.5, stall: int = 0, depth: int | None = None,
-             batch: bool = False, mutant: tuple[str, str, str] | None = None) -> dict:
+             batch: bool = False, mutant: str | None = None) -> dict:
     """Generate ``net``, run the plan through ``<net>_axis``; return the bench's results.
 
-    ``depth`` and ``batch`` are the top's RESULT_DEPTH and TLAST_BATCH. ``mutant`` = (rtl
-    unit, old text, new text): compile a changed copy of that unit instead (negative
-    tests). ``failure`` is None when the cocotb test passed.
+    ``depth`` and ``batch`` are the top's RESULT_DEPTH and TLAST_BATCH. ``mutant``: the id
+    of an RTL mutant (tb/mutants/mutants.toml) to compile instead (negative tests).
+    ``failure`` is None when the cocotb test passed.
     """
     from gen.axis import AxisConfig, axis_sources, default_axis_depth
     from gen.formats import parse_format
@@ -278,16 +277,11 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     gen_dir = generate(qnet, work / "gen", f"models/{net}.npz", p=p,
                        axis=AxisConfig(depth, batch))
     sources = [str(s) for s in axis_sources(gen_dir, qnet)]
-    if mutant:
-        unit, old, new = mutant
-        src = ROOT / "rtl" / f"{unit}.vhd"
-        text = src.read_text()
-        assert text.count(old) == 1, f"mutant text not found once in {src.name}: {old!r}"
-        mdir = work / "mutant"
-        shutil.rmtree(mdir, ignore_errors=True)
-        mdir.mkdir(parents=True)
-        (mdir / src.name).write_text(text.replace(old, new))
-        sources = [str(mdir / src.name) if s == str(src) else s for s in sources]
+    if mutant:  # a scratch copy of rtl/ with one mutant of tb/mutants/mutants.toml
+        from tb.mutants import mutated_rtl
+
+        rtl = mutated_rtl([mutant], work / "mutant")
+        sources = [str(s) for s in axis_sources(gen_dir, qnet, rtl)]
     seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
     print(f"seed {seed} (TB_SEED={seed} replays)")
     results = work / "results.json"
@@ -397,33 +391,27 @@ def test_mlp_axis_stall(depth: int, request) -> None:
 
 # Negative tests: each mutant of the hand-written AXI units must turn the bench red.
 MUTANTS = [
-    pytest.param(("result_fifo", "full      <= '1' when level = DEPTH else '0';",
-                  "full      <= '1' when level = DEPTH - 1 else '0';"),
-                 "results of", id="fifo-drops-when-full-axis-mutant"),
-    pytest.param(("result_fifo", "pop  := out_ready = '1' and empty = '0';",
-                  "pop  := empty = '0';"),
-                 "results of|during the stall", id="fifo-ignores-tready-axis-mutant"),
-    pytest.param(("axis_framer", "mode <= PAD;", "null;"),
-                 "result", id="early-tlast-not-padded-axis-mutant"),
-    pytest.param(("axis_framer", "mode <= DROP;", "null;"),
-                 "result", id="late-tlast-not-dropped-axis-mutant"),
-    pytest.param(("axis_framer", "when mode = PAD or (not BATCH and s_tlast = '0') else",
-                  "when mode = PAD else"),
-                 "tuser", id="late-tlast-not-flagged-axis-mutant"),
+    pytest.param("fifo-drops-when-full", "results of", id="fifo-drops-when-full-axis-mutant"),
+    pytest.param("fifo-ignores-tready", "results of|during the stall",
+                 id="fifo-ignores-tready-axis-mutant"),
+    pytest.param("framer-early-tlast-not-padded", "result",
+                 id="early-tlast-not-padded-axis-mutant"),
+    pytest.param("framer-late-tlast-not-dropped", "result",
+                 id="late-tlast-not-dropped-axis-mutant"),
+    pytest.param("framer-late-tlast-not-flagged", "tuser",
+                 id="late-tlast-not-flagged-axis-mutant"),
 ]
 
 
 BATCH_MUTANTS = [
-    pytest.param(("axis_framer", "s_tlast = '0' and not BATCH then", "s_tlast = '0' then"),
-                 "result", id="batch-drops-axis-mutant"),
-    pytest.param(("axis_framer", "img_last <= '1' when mode = PAD or s_tlast = '1' or not BATCH",
-                  "img_last <= '1' when mode = PAD or s_tlast = '1' or BATCH"),
-                 "tlast", id="batch-tlast-every-result-axis-mutant"),
+    pytest.param("framer-batch-drops", "result", id="batch-drops-axis-mutant"),
+    pytest.param("framer-batch-tlast-every-result", "tlast",
+                 id="batch-tlast-every-result-axis-mutant"),
 ]
 
 
 @pytest.mark.parametrize(("mutant", "expect"), MUTANTS + BATCH_MUTANTS)
-def test_axis_catches_mutant(mutant: tuple[str, str, str], expect: str, request) -> None:
+def test_axis_catches_mutant(mutant: str, expect: str, request) -> None:
     """A stall and every tlast case on a broken copy of one unit: the bench must fail."""
     _skip_without_simulator()
     batch = "batch" in request.node.callspec.id
