@@ -231,6 +231,19 @@ def test_fuzz_network(seed: int) -> None:
     check_seed(seed)
 
 
+# Seeds that once failed (FUZZ_EXAMPLES=1000): one-beat layers hand over on consecutive
+# clocks, and the bench's monitors missed the second strobe. Kept as regression tests.
+REGRESSION_SEEDS = [71, 157, 203]
+
+
+@pytest.mark.parametrize("seed", REGRESSION_SEEDS, ids=[f"regression{s}" for s in REGRESSION_SEEDS])
+def test_fuzz_regression(seed: int) -> None:
+    """Networks that once failed: bit-exact now."""
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    check_seed(seed)
+
+
 @pytest.mark.skipif("FUZZ_SEED" not in os.environ, reason="set FUZZ_SEED to replay one example")
 def test_fuzz_replay() -> None:
     if reason := simulator_missing():

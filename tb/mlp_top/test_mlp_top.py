@@ -112,21 +112,35 @@ if cocotb is not None:
     class Stuck(Exception):
         """The DUT made no progress within its clock budget."""
 
+    async def strobes(valid, clk):
+        """Yield (in the ReadOnly phase) once for every clock in which ``valid`` is '1'.
+
+        A strobe can stay high for several clocks in a row (a one-beat layer hands over
+        every clock), so after a rising edge of ``valid`` every clock is sampled until it
+        falls; while it is low, only its next rising edge is awaited (cheap in long runs).
+        """
+        while True:
+            await RisingEdge(valid)
+            await ReadOnly()
+            while valid.value == 1:
+                yield
+                await RisingEdge(clk)
+                await ReadOnly()
+
     class AccMonitor:
         """Layer K's accumulators each time acc{K}_valid strobes, checked against the model."""
 
         def __init__(self, dut, k: int, n: int, bits: int, expected, results, order) -> None:
             self.valid = getattr(dut, f"acc{k}_valid")
             self.flat = getattr(dut, f"acc{k}_flat")
+            self.clk = dut.clk
             self.k, self.n, self.bits = k, n, bits
             self.expected, self.results, self.order = expected, results, order
             self.count = 0
             cocotb.start_soon(self._run())
 
         async def _run(self) -> None:
-            while True:
-                await RisingEdge(self.valid)
-                await ReadOnly()
+            async for _ in strobes(self.valid, self.clk):
                 value = self.flat.value
                 if self.count < len(self.order):
                     j = self.order[self.count]
@@ -197,12 +211,12 @@ if cocotb is not None:
         progress = os.environ.get("MLP_PROGRESS")  # images done, for tb/regress.py's bar
 
         async def collect_classes() -> None:
+            done = strobes(dut.done, dut.clk)
             for j in range(len(idx)):
                 try:
-                    await with_timeout(RisingEdge(dut.done), budget * CLK_NS, "ns")
+                    await with_timeout(anext(done), budget * CLK_NS, "ns")
                 except cocotb.triggers.SimTimeoutError:
                     raise Stuck(stuck_message(j, f"no done within {budget} clocks")) from None
-                await ReadOnly()
                 cls = dut.class_out.value
                 if not cls.is_resolvable:
                     results[j].mismatches.append(f"image {idx[j]}: metavalue in class_out ({cls})")
