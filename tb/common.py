@@ -52,6 +52,10 @@ def run_sim(
     sim = simulator()
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
+    # cocotb rewrites the asserts of every imported module ("*.py", numpy included) for
+    # pytest-style messages; only the bench modules need it: 0.45 s less per start.
+    env.setdefault("COCOTB_REWRITE_ASSERTION_FILES",
+                   os.environ.get("COCOTB_REWRITE_ASSERTION_FILES", "test_*.py"))
     build_dir.mkdir(parents=True, exist_ok=True)
     # GHDL takes --std per command; NVC's --std is a global option (before -a/-e/-r),
     # which cocotb-test places from extra_args. NVC support is untested here (not packaged).
