@@ -99,3 +99,23 @@ def decode_flat(value: int, n: int, bits: int) -> list[int]:
         f = (value >> (i * bits)) & mask
         out.append(f - (1 << bits) if f & sign else f)
     return out
+
+
+def write_progress(path: str | Path, done: int) -> None:
+    """Write a progress count atomically (temporary sibling, then rename).
+
+    A reader never sees a half-written file: tb/regress.py's bar reads these while
+    the bench rewrites them.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_text(str(done))
+    os.replace(tmp, path)
+
+
+def read_progress(path: str | Path) -> int | None:
+    """The count in a progress file, or None when it is missing or unreadable."""
+    try:
+        return int(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat
+from tb.common import decode_flat, write_progress
 
 CLK_NS = 10
 
@@ -171,7 +171,7 @@ if cocotb is not None:
                 results[j].cycles = round((now - starts[j]) / CLK_NS) + 1
                 results[j].done_cycle = round(now / CLK_NS)
                 if progress and (j % 25 == 24 or j == len(idx) - 1):
-                    Path(progress).write_text(str(j + 1))
+                    write_progress(progress, j + 1)  # atomic: the bar never goes back
 
         collector = cocotb.start_soon(collect_classes())
         t0, cpu0 = time.perf_counter(), time.process_time()
