@@ -44,13 +44,15 @@ def run_sim(
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
-    ``WAVES=1`` writes a waveform into the build folder. The compiler and simulator
-    output goes to ``<build_dir>/sim.log`` (``VERBOSE=1`` also prints it). Raises
-    ``SystemExit`` on failed tests, naming the log.
+    Each simulator works in its own subfolder ``<build_dir>/<sim>`` (GHDL's executable
+    and NVC's library folder both take the top's name). ``WAVES=1`` writes a waveform
+    there. The compiler and simulator output goes to ``<build_dir>/<sim>/sim.log``
+    (``VERBOSE=1`` also prints it). Raises ``SystemExit`` on failed tests, naming the log.
     """
     from cocotb_test.simulator import run
 
     sim = simulator()
+    build_dir = build_dir / sim
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     # cocotb rewrites the asserts of every imported module ("*.py", numpy included) for
