@@ -24,7 +24,7 @@ from gen.formats import parse_format
 from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample, parallelism
 from gen.model import QNet
 from gen.quant import quantize_file
-from tb.common import BUILD, simulator_missing
+from tb.common import BUILD, simulator, simulator_missing
 from tb.netsim import run_network_sim
 
 BRAM36_SHAPES = [(512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
     ap.add_argument("--ps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     args = ap.parse_args()
-    if reason := simulator_missing("ghdl"):
+    if reason := simulator_missing():
         raise UserError(reason)
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(ROOT / "models" / f"{args.net}.npz", parse_format(args.format),
@@ -79,8 +79,8 @@ def main() -> int:
         rc |= exact != len(imgs)
     p = args.ps[-1]
     gen_dir = BUILD / "sim" / f"bench-par-{args.net}-p{p}" / "gen"
-    plain = plain_run("ghdl", qnet, gen_dir, p, images[: args.images],
-                      BUILD / "bench" / f"plain-{args.net}-p{p}")
+    plain = plain_run(simulator(), qnet, gen_dir, p, images[: args.images],
+                      BUILD / "bench" / f"plain-{args.net}-p{p}-{simulator()}")
     ratio = doc["wall_s"] / plain.sim_s
     print(f"harness at P={p}: cocotb {doc['wall_s']:.2f} s, plain VHDL testbench "
           f"{plain.sim_s:.2f} s (start-up of {plain.startup_s:.2f} s excluded; classes "
