@@ -35,7 +35,7 @@ import numpy as np
 
 from gen.coverage import BINS, format_coverage
 from gen.coverage import coverage as count_coverage
-from gen.errors import UserError, cli_main
+from gen.errors import UserError, check_creatable, cli_main
 from gen.formats import parse_format
 from gen.generate import DEFAULT_SAMPLE, load_sample
 from gen.mnist import load_mnist
@@ -158,6 +158,16 @@ def report(doc: dict, qnet: QNet, extra: str) -> int:
     return 0 if all(r["bit_exact"] for r in imgs) and equal else 1
 
 
+def check_outputs(results: Path | None, junit: Path | None) -> None:
+    """Refuse output paths that could not be written, before any work is done."""
+    for path, what in ((results, "results file"), (junit, "JUnit file")):
+        if path is None:
+            continue
+        check_creatable(path, what)
+        if path.is_dir():
+            raise UserError(f"{what} {path} exists and is a folder")
+
+
 def load_qnet(net: str, fmt: str) -> QNet:
     """The integer network of ``net`` in ``fmt``, calibrated as tb.netsim does."""
     return quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
@@ -169,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_outputs(args.results, args.junit)
     fmt = parse_format(args.format)
     if reason := simulator_missing():
         raise UserError(reason)
@@ -302,6 +313,7 @@ def merge_docs(docs: list[dict], paths: list[Path]) -> dict:
 
 def merge(paths: list[Path], junit: Path | None, results: Path | None) -> int:
     """Merge shard results; print one report with ``shards=n``; write JUnit XML and JSON."""
+    check_outputs(results, junit)
     docs = [read_results(p) for p in paths]
     doc = merge_docs(docs, paths)
     qnet = load_qnet(doc["net"], doc["format"])
