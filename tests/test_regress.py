@@ -173,3 +173,20 @@ def test_shards_and_merge_through_the_rtl(tmp_path: Path) -> None:
     assert " bit_exact=4 " in proc.stdout.strip().splitlines()[-1]
     suite = ET.parse(merged).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "1"
+
+
+def _collected(*args: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+         "-p", "no:xdist", "tb/mlp_top", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [ln for ln in proc.stdout.splitlines() if "::" in ln]
+
+
+def test_pytest_shards_partition_the_tests() -> None:
+    """``pytest --shard i/n`` (conftest.py): the n slices are disjoint and cover every test."""
+    everything = _collected()
+    slices = [_collected("--shard", f"{i}/3") for i in (1, 2, 3)]
+    assert sorted(t for s in slices for t in s) == sorted(everything)
+    assert all(abs(len(s) - len(everything) / 3) < 1 for s in slices)
