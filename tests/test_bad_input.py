@@ -287,7 +287,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "regress-shard-x": base(),
     "regress-shard-of-0": base(),
     "regress-shard-empty": base(),
-    "regress-jobs-0": base(),
+    "regress-shard-jobs-0": base(),
     "regress-results-under-file": base(),
     "regress-junit-is-folder": base(user_folder("out")),
     "regress-merge-junit-under-file": base(regress_results("r1.json", 1, 2)),
