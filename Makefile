@@ -1,8 +1,8 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
-#   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR, WEIGHTS (make sim/gen), LAYERS EPOCHS
-# (make train/qat), FROM OUT (make import)
+#   make test     unit tests and benches (pytest tests/ tb/) on all cores
+# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS, WEIGHTS (make
+# sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import)
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -10,6 +10,10 @@ IMAGES ?= 20
 P      ?= 1
 SIM    ?= ghdl
 WAVES  ?= 0
+# make regress-full SHARD=i/n: only the i-th of n slices of the images (CI machines)
+SHARD  ?=
+# pytest-xdist workers of make test (auto: one per core; 0 runs in this process)
+TEST_JOBS ?= auto
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
 MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
@@ -40,8 +44,9 @@ sim: sim-deps
 	@$(PY) -m tb.netsim $(SIM_NET) --format $(BITS) --images $(IMAGES) --p $(P) \
 	    $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat)
 
+# loadgroup: tests that share state stay on one worker (conftest.py)
 test: sim-deps
-	$(PY) -m pytest -q tests tb
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests tb
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
@@ -61,9 +66,11 @@ synth: sim-deps
 	$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P)
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
-# or downloads the test set).
+# or downloads the test set); SHARD=i/n runs one slice of them. Results JSON and JUnit
+# XML go to build/regress/<run>/ (python -m tb.regress --merge combines shards).
 regress-full: sim-deps
-	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P)
+	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P) \
+	    $(if $(SHARD),--shard $(SHARD))
 
 # docs/report.md, docs/report/*.png, docs/report/accuracy.csv (needs MNIST_DIR or downloads)
 report: setup
@@ -88,6 +95,7 @@ import: setup
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)
 
+# images/s for GHDL, and for NVC when it is on PATH; then the P sweep
 bench: sim-deps
 	$(PY) -m bench.bench_sim
 	$(PY) -m bench.bench_parallel

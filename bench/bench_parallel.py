@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
-import time
 
-import numpy as np
-
+from bench.plain import plain_run
 from gen.errors import UserError, cli_main
 from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, clog2, hdl_sources, load_sample, parallelism
-from gen.model import QNet, classify, forward
+from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample, parallelism
+from gen.model import QNet
 from gen.quant import quantize_file
-from tb.common import BUILD, simulator_missing
+from tb.common import BUILD, simulator, simulator_missing
 from tb.netsim import run_network_sim
 
 BRAM36_SHAPES = [(512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
@@ -48,35 +44,6 @@ def resources(qnet: QNet, ps: list[int]) -> dict[str, int]:
     return {"multipliers": mults, "rom_bits": rom_bits, "bram36": brams}
 
 
-def plain_vhdl_run(qnet: QNet, gen_dir, p: int, images: np.ndarray, work) -> tuple[float, bool]:
-    """Run the plain VHDL testbench; return (wall seconds of the run, classes correct)."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    text = (ROOT / "bench" / "tb_plain.vhd").read_text().replace("dut_top", f"{qnet.name}_top")
-    n_classes = max(qnet.n_classes, 2)
-    text = text.replace("P          : positive := 1;", f"P          : positive := {p};")
-    text = text.replace("CLASS_BITS : positive := 4;",
-                        f"CLASS_BITS : positive := {clog2(n_classes)};")
-    text = text.replace("N_IMAGES   : positive := 1", f"N_IMAGES   : positive := {len(images)}")
-    (work / "tb_plain.vhd").write_text(text)
-    lines = []
-    for img in images.reshape(len(images), -1):
-        px = [int(v) for v in img] + [0] * (-img.size % p)
-        lines += [str(v) for v in px]
-    (work / "pixels.txt").write_text("\n".join(lines) + "\n")
-    srcs = [str(s) for s in hdl_sources(gen_dir, qnet)] + [str(work / "tb_plain.vhd")]
-    subprocess.run(["ghdl", "-a", "--std=08", *srcs], cwd=work, check=True)
-    subprocess.run(["ghdl", "-e", "--std=08", "tb_plain"], cwd=work, check=True)
-    t0 = time.perf_counter()
-    subprocess.run(["ghdl", "-r", "--std=08", "tb_plain"], cwd=work, check=True,
-                   capture_output=True)
-    wall = time.perf_counter() - t0
-    got = [int(v) for v in (work / "classes.txt").read_text().split()]
-    want = classify(qnet, forward(qnet, images)[-1]).tolist()
-    return wall, got == want
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_parallel",
                                  description=__doc__.split("\n")[0])
@@ -85,7 +52,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
     ap.add_argument("--ps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     args = ap.parse_args()
-    if reason := simulator_missing("ghdl"):
+    if reason := simulator_missing():
         raise UserError(reason)
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(ROOT / "models" / f"{args.net}.npz", parse_format(args.format),
@@ -112,12 +79,13 @@ def main() -> int:
         rc |= exact != len(imgs)
     p = args.ps[-1]
     gen_dir = BUILD / "sim" / f"bench-par-{args.net}-p{p}" / "gen"
-    wall, ok = plain_vhdl_run(qnet, gen_dir, p, images[: args.images],
-                              BUILD / "bench" / f"plain-{args.net}-p{p}")
-    ratio = doc["wall_s"] / wall if wall > 0 else float("nan")
-    print(f"harness at P={p}: cocotb {doc['wall_s']:.2f} s, plain VHDL testbench {wall:.2f} s "
-          f"(classes {'match' if ok else 'DIFFER'}), ratio cocotb/plain {ratio:.2f}")
-    return rc | (not ok)
+    plain = plain_run(simulator(), qnet, gen_dir, p, images[: args.images],
+                      BUILD / "bench" / f"plain-{args.net}-p{p}-{simulator()}")
+    ratio = doc["wall_s"] / plain.sim_s
+    print(f"harness at P={p}: cocotb {doc['wall_s']:.2f} s, plain VHDL testbench "
+          f"{plain.sim_s:.2f} s (start-up of {plain.startup_s:.2f} s excluded; classes "
+          f"{'match' if plain.ok else 'DIFFER'}), ratio cocotb/plain {ratio:.2f}")
+    return rc | (not plain.ok)
 
 
 if __name__ == "__main__":

@@ -136,8 +136,11 @@ def simulate_qnet(
     return doc
 
 
-def summary_line(doc: dict, bits: str) -> str:
-    """The last line of ``make sim`` (format fixed by the README)."""
+def summary_line(doc: dict, bits: str, extra: str = "") -> str:
+    """The last line of ``make sim`` (format fixed by the README).
+
+    ``extra`` (e.g. ``shard=1/4``) goes before ``images=``.
+    """
     imgs = doc["images"]
     n = len(imgs)
     exact = sum(r["bit_exact"] for r in imgs)
@@ -145,7 +148,8 @@ def summary_line(doc: dict, bits: str) -> str:
     cycles = sum(r["cycles"] for r in imgs) / n
     ips = n / doc["wall_s"] if doc["wall_s"] > 0 else float("inf")
     return (
-        f"SUMMARY net={doc['net']} bits={bits} images={n} bit_exact={exact} "
+        f"SUMMARY net={doc['net']} bits={bits} {extra + ' ' if extra else ''}images={n} "
+        f"bit_exact={exact} "
         f"rtl_correct={correct} cycles_per_image={cycles:.0f} images_per_s={ips:.2f}"
     )
 

@@ -2,12 +2,21 @@
 
 Usage::
 
-    MNIST_DIR=... python -m tb.regress [--net mlp256] [--format int8] [--images 10000] [--jobs 2]
+    MNIST_DIR=... python -m tb.regress [--net mlp256] [--format int8] [--images 10000]
+                                       [--jobs 2] [--shard i/n] [--results R.json] [--junit J.xml]
+    python -m tb.regress --merge R1.json R2.json ... [--junit J.xml]
 
-Splits the images over ``--jobs`` parallel simulator processes (``tb.netsim``), draws
-a progress bar, then prints the coverage bins, the RTL and model accuracies (they
-must be equal) and a last ``SUMMARY`` line as ``make sim`` does. Exits non-zero if
-any image is not bit-exact.
+Takes the first ``--images`` test images, or with ``--shard i/n`` the i-th of n
+contiguous slices of them (for machines that each run one shard), splits that slice
+over ``--jobs`` parallel simulator processes (``tb.netsim``) the same way, draws a
+progress bar, then prints the coverage bins, the RTL and model accuracies (they must
+be equal) and a last ``SUMMARY`` line as ``make sim`` does (with ``shard=i/n``). It
+writes the results JSON (every image, for ``--merge``) and a JUnit XML (one test case
+per image and one for the accuracy). Exits non-zero if any image is not bit-exact.
+
+``--merge`` combines the results of all n shards of one run into one coverage line,
+one ACCURACY line and one ``SUMMARY`` line (``shards=n``; images/s over the slowest
+shard's wall time, as the shards run in parallel) plus a JUnit XML.
 """
 
 from __future__ import annotations
@@ -15,21 +24,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 
-from gen.coverage import coverage, format_coverage
-from gen.errors import UserError, cli_main
+from gen.coverage import BINS, format_coverage
+from gen.coverage import coverage as count_coverage
+from gen.errors import UserError, check_creatable, cli_main
 from gen.formats import parse_format
 from gen.generate import DEFAULT_SAMPLE, load_sample
 from gen.mnist import load_mnist
-from gen.model import accuracy
+from gen.model import QNet, classify, forward, is_correct
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, env_int, simulator, simulator_missing
+from tb.common import BUILD, ROOT, env_int, read_progress, simulator, simulator_missing
 from tb.netsim import bits_label, summary_line
+
+KIND = "mnist-fpga regress results"
+VERSION = 1
 
 
 def split(n: int, jobs: int) -> list[tuple[int, int]]:
@@ -44,6 +60,45 @@ def split(n: int, jobs: int) -> list[tuple[int, int]]:
     return out
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` as (i, n) with 1 <= i <= n; :class:`UserError` otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m:
+        raise UserError(f"--shard {text!r} is not i/n (shard i of n, from 1), e.g. 1/4")
+    i, n = int(m[1]), int(m[2])
+    if n < 1:
+        raise UserError(f"--shard {text}: the number of shards must be >= 1")
+    if not 1 <= i <= n:
+        raise UserError(f"--shard {text}: the shard number must be 1..{n}")
+    return i, n
+
+
+def shard_slice(n_images: int, i: int, n: int) -> tuple[int, int]:
+    """(first, count) of shard ``i`` of ``n`` over ``range(n_images)``: contiguous, even."""
+    base, extra = divmod(n_images, n)
+    first = (i - 1) * base + min(i - 1, extra)
+    return first, base + (i <= extra)
+
+
+class Progress:
+    """Images done, summed over the jobs' progress files, never going backwards.
+
+    Each job's count only grows; a file that is missing, being replaced or unreadable
+    keeps that job's last count (the bench writes it atomically, tb.common.write_progress).
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self.seen = [0] * len(files)
+
+    def done(self) -> int:
+        for j, f in enumerate(self.files):
+            n = read_progress(f)
+            if n is not None and n > self.seen[j]:
+                self.seen[j] = n
+        return sum(self.seen)
+
+
 def bar(done: int, total: int, t0: float, width: int = 40) -> str:
     frac = done / total if total else 1.0
     elapsed = time.perf_counter() - t0
@@ -53,17 +108,78 @@ def bar(done: int, total: int, t0: float, width: int = 40) -> str:
             f"{100 * frac:5.1f}%  {elapsed:5.0f} s elapsed, ETA {eta:5.0f} s")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m tb.regress", description=__doc__.split("\n")[0])
-    ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
-    ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
-    ap.add_argument("--images", type=int, default=10000, help="first N test images")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
-                    help="inputs per clock of every layer")
-    ap.add_argument("--sample", action="store_true",
-                    help="use the committed 100-image sample instead of the MNIST test set")
-    args = ap.parse_args()
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def junit_xml(doc: dict) -> str:
+    """JUnit XML of a results document: a test case per image plus the accuracy check."""
+    name = f"regress.{doc['net']}.{doc['format']}.p{doc['p']}.{doc['sim']}"
+    cases = []
+    for r in sorted(doc["images"], key=lambda r: r["index"]):
+        case = ET.Element("testcase", classname=name, name=f"image{r['index']:05d}")
+        if not r["bit_exact"]:
+            msg = "; ".join(r["mismatches"][:5]) or (
+                f"class expected {r['model_class']} got {r['rtl_class']}")
+            ET.SubElement(case, "failure", message=f"not bit-exact: {msg}")
+        cases.append(case)
+    acc = ET.Element("testcase", classname=name, name="rtl_accuracy_equals_model")
+    if doc["rtl_correct"] != doc["model_correct"]:
+        ET.SubElement(acc, "failure", message=(
+            f"rtl correct {doc['rtl_correct']}, model correct {doc['model_correct']}"))
+    cases.append(acc)
+    failures = sum(len(c) for c in cases)
+    suite = ET.Element("testsuite", name=name, tests=str(len(cases)), failures=str(failures),
+                       errors="0", time=f"{doc['wall_s']:.1f}")
+    suite.extend(cases)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def report(doc: dict, qnet: QNet, extra: str) -> int:
+    """Print mismatches, coverage, ACCURACY and SUMMARY of ``doc``; return the exit status."""
+    imgs = doc["images"]
+    for r in imgs:
+        if not r["bit_exact"]:
+            print(f"image {r['index']}: NOT bit-exact: {'; '.join(r['mismatches'][:3])}")
+    n = len(imgs)
+    print(format_coverage(qnet, doc["coverage"]) + "  (bit-exact images only)")
+    equal = doc["rtl_correct"] == doc["model_correct"]
+    print(f"ACCURACY rtl={100 * doc['rtl_correct'] / n:.2f}% "
+          f"model={100 * doc['model_correct'] / n:.2f}% {'equal' if equal else 'DIFFERENT'} "
+          f"over {n} images; wall {doc['wall_s']:.0f} s with {doc['jobs']} jobs")
+    print(summary_line(doc, bits_label(doc["format"]), extra=extra))
+    return 0 if all(r["bit_exact"] for r in imgs) and equal else 1
+
+
+def check_outputs(results: Path | None, junit: Path | None) -> None:
+    """Refuse output paths that could not be written, before any work is done."""
+    for path, what in ((results, "results file"), (junit, "JUnit file")):
+        if path is None:
+            continue
+        check_creatable(path, what)
+        if path.is_dir():
+            raise UserError(f"{what} {path} exists and is a folder")
+
+
+def load_qnet(net: str, fmt: str) -> QNet:
+    """The integer network of ``net`` in ``fmt``, calibrated as tb.netsim does."""
+    return quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
+                         calib_images=load_sample(DEFAULT_SAMPLE)[0])
+
+
+def run(args: argparse.Namespace) -> int:
+    """One shard (or all images) on ``args.jobs`` local simulator processes."""
+    shard = parse_shard(args.shard) if args.shard else (1, 1)
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_outputs(args.results, args.junit)
     fmt = parse_format(args.format)
     if reason := simulator_missing():
         raise UserError(reason)
@@ -73,63 +189,164 @@ def main() -> int:
         images, labels = load_mnist("test")
     if not 1 <= args.images <= len(images):
         raise UserError(f"--images must be 1..{len(images)}, got {args.images}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    images, labels = images[: args.images], labels[: args.images]
-    work = BUILD / "regress" / f"{args.net}-{fmt.name}-{simulator()}"
+    first, count = shard_slice(args.images, *shard)
+    if count == 0:
+        raise UserError(f"--shard {shard[0]}/{shard[1]} of {args.images} images is empty")
+    sim = simulator()
+    name = f"{args.net}-{fmt.name}-p{args.p}-{sim}-shard{shard[0]}of{shard[1]}"
+    work = BUILD / "regress" / name
     work.mkdir(parents=True, exist_ok=True)
     vectors = work / "images.npz"
-    np.savez(vectors, images=images, labels=labels)
-    qnet = quantize_file(ROOT / "models" / f"{args.net}.npz", fmt, args.net,
-                         calib_images=load_sample(DEFAULT_SAMPLE)[0])
+    np.savez(vectors, images=images[: args.images], labels=labels[: args.images])
+    qnet = load_qnet(args.net, fmt.name)
 
     t0 = time.perf_counter()
     procs = []
-    for j, (first, count) in enumerate(split(len(images), args.jobs)):
+    for j, (off, cnt) in enumerate(split(count, args.jobs)):
         progress, out = work / f"progress{j}", work / f"results{j}.json"
         for f in (progress, out):
             f.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "tb.netsim", "--net", args.net, "--format", fmt.name,
-               "--sample", str(vectors), "--first", str(first), "--images", str(count),
-               "--p", str(args.p),
-               "--tag", f"regress-{args.net}-{fmt.name}-job{j}", "--json", str(out), "--quiet"]
+               "--sample", str(vectors), "--first", str(first + off), "--images", str(cnt),
+               "--p", str(args.p), "--tag", f"regress-{name}-job{j}", "--json", str(out),
+               "--quiet"]
         env = {**os.environ, "MLP_PROGRESS": str(progress)}
         log = (work / f"job{j}.log").open("w")
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log),
-                      progress, out, log))
+                      out, log))
+    progress = Progress([work / f"progress{j}" for j in range(len(procs))])
     tty = sys.stderr.isatty()
     shown = -1  # without a terminal: one line per 5 % step
     while any(p.poll() is None for p, *_ in procs):
-        done = sum(int(f.read_text() or 0) for _, f, *_ in procs if f.exists())
-        step = 20 * done // len(images)
+        done = progress.done()
+        step = 20 * done // count
         if tty or step != shown:
-            print(bar(done, len(images), t0), end="" if tty else "\n", file=sys.stderr,
-                  flush=True)
+            print(bar(done, count, t0), end="" if tty else "\n", file=sys.stderr, flush=True)
             shown = step
         time.sleep(1.0)
-    print(bar(len(images), len(images), t0), file=sys.stderr)
+    print(bar(count, count, t0), file=sys.stderr)
     wall = time.perf_counter() - t0
 
     results = []
-    for j, (_p, _, out, log) in enumerate(procs):
+    for j, (_p, out, log) in enumerate(procs):
         log.close()
         if not out.exists():
             raise UserError(f"simulation job {j} failed without results (log: {work}/job{j}.log)")
         results += json.loads(out.read_text())["images"]
-    doc = {"net": args.net, "images": results, "wall_s": wall}
+    idx = [r["index"] for r in results]
+    if idx != list(range(first, first + count)):
+        raise UserError(f"simulation jobs returned images {idx[:3]}... instead of "
+                        f"{first}..{first + count - 1} (logs: {work})")
     exact = [r["index"] for r in results if r["bit_exact"]]
-    for r in results:
-        if not r["bit_exact"]:
-            print(f"image {r['index']}: NOT bit-exact: {'; '.join(r['mismatches'][:3])}")
-    rtl_acc = sum(r["rtl_correct"] for r in results) / len(results)
-    model_acc = accuracy(qnet, images, labels)
-    print(format_coverage(qnet, coverage(qnet, images[exact])) + "  (bit-exact images only)")
-    print(f"ACCURACY rtl={100 * rtl_acc:.2f}% model={100 * model_acc:.2f}% "
-          f"{'equal' if rtl_acc == model_acc else 'DIFFERENT'} over {len(results)} images; "
-          f"wall {wall:.0f} s with {len(procs)} jobs")
-    print(summary_line(doc, bits_label(fmt.name)))
-    ok = len(exact) == len(images) and rtl_acc == model_acc
-    return 0 if ok else 1
+    cov = count_coverage(qnet, images[exact]) if exact else dict.fromkeys(BINS, 0)
+    shard_images = images[first: first + count]
+    model_classes = classify(qnet, forward(qnet, shard_images)[-1])
+    doc = {
+        "kind": KIND, "version": VERSION, "net": args.net, "format": fmt.name, "p": args.p,
+        "sim": sim, "source": "sample" if args.sample else "mnist",
+        "total_images": args.images, "shard": list(shard), "first": first, "count": count,
+        "jobs": len(procs), "wall_s": wall,
+        "rtl_correct": sum(bool(r["rtl_correct"]) for r in results),
+        "model_correct": int(np.sum(is_correct(qnet, model_classes,
+                                               labels[first: first + count]))),
+        "coverage": cov,
+        "classes_seen": sorted({r["rtl_class"] for r in results if r["bit_exact"]}),
+        "images": results,
+    }
+    write_atomic(args.results or work / "results.json", json.dumps(doc))
+    write_atomic(args.junit or work / "junit.xml", junit_xml(doc))
+    extra = f"shard={shard[0]}/{shard[1]}" if args.shard else ""
+    return report(doc, qnet, extra)
+
+
+MERGE_KEYS = ("net", "format", "p", "sim", "source", "total_images")
+
+
+def read_results(path: Path) -> dict:
+    """A results JSON written by ``tb.regress``; :class:`UserError` if it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read results file {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"results file {path} is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise UserError(f"results file {path} was not written by tb.regress")
+    if doc.get("version") != VERSION:
+        raise UserError(f"results file {path} has version {doc.get('version')!r}, "
+                        f"expected {VERSION}")
+    return doc
+
+
+def merge_docs(docs: list[dict], paths: list[Path]) -> dict:
+    """One results document from all shards of one run (checked: same run, every shard once)."""
+    ref = docs[0]
+    for doc, path in zip(docs, paths, strict=True):
+        for key in (*MERGE_KEYS, "shard"):
+            mine, theirs = doc[key], ref[key]
+            if key == "shard":
+                mine, theirs = mine[1], theirs[1]
+            if mine != theirs:
+                raise UserError(f"results file {path} is from another run: {key}={mine!r}, "
+                                f"{paths[0]} has {key}={theirs!r}")
+    n = ref["shard"][1]
+    have = sorted(d["shard"][0] for d in docs)
+    if dup := sorted({i for i in have if have.count(i) > 1}):
+        raise UserError(f"shard {dup[0]}/{n} given more than once")
+    if missing := sorted(set(range(1, n + 1)) - set(have)):
+        raise UserError(f"shard {missing[0]}/{n} missing: {len(missing)} of {n} shards not given")
+    images = sorted((r for d in docs for r in d["images"]), key=lambda r: r["index"])
+    if [r["index"] for r in images] != list(range(ref["total_images"])):
+        raise UserError(f"the shards do not hold images 0..{ref['total_images'] - 1} once each")
+    cov = {k: sum(d["coverage"][k] for d in docs) for k in BINS}
+    classes = sorted({c for d in docs for c in d["classes_seen"]})
+    cov["all_classes"] = len(classes)
+    return {
+        **{k: ref[k] for k in ("kind", "version", *MERGE_KEYS)},
+        "shard": [0, n], "first": 0, "count": len(images),
+        "jobs": sum(d["jobs"] for d in docs), "wall_s": max(d["wall_s"] for d in docs),
+        "rtl_correct": sum(d["rtl_correct"] for d in docs),
+        "model_correct": sum(d["model_correct"] for d in docs),
+        "coverage": cov, "classes_seen": classes, "images": images,
+    }
+
+
+def merge(paths: list[Path], junit: Path | None, results: Path | None) -> int:
+    """Merge shard results; print one report with ``shards=n``; write JUnit XML and JSON."""
+    check_outputs(results, junit)
+    docs = [read_results(p) for p in paths]
+    doc = merge_docs(docs, paths)
+    qnet = load_qnet(doc["net"], doc["format"])
+    work = BUILD / "regress" / f"{doc['net']}-{doc['format']}-p{doc['p']}-{doc['sim']}-merged"
+    write_atomic(junit or work / "junit.xml", junit_xml(doc))
+    write_atomic(results or work / "results.json", json.dumps(doc))
+    return report(doc, qnet, f"shards={doc['shard'][1]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m tb.regress", description=__doc__.split("\n")[0])
+    ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
+    ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
+    ap.add_argument("--images", type=int, default=10000, help="first N test images")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="parallel simulator processes on this machine")
+    ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
+                    help="inputs per clock of every layer")
+    ap.add_argument("--shard", help="run only shard i of n (i/n, from 1) of the images")
+    ap.add_argument("--sample", action="store_true",
+                    help="use the committed 100-image sample instead of the MNIST test set")
+    ap.add_argument("--results", type=Path,
+                    help="results JSON (default build/regress/<run>/results.json)")
+    ap.add_argument("--junit", type=Path,
+                    help="JUnit XML (default build/regress/<run>/junit.xml)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="RESULTS_JSON",
+                    help="merge the results of all shards of a run instead of simulating")
+    args = ap.parse_args()
+    if args.merge:
+        if args.shard:
+            raise UserError("--merge combines finished shards: it takes no --shard")
+        return merge(args.merge, args.junit, args.results)
+    return run(args)
 
 
 if __name__ == "__main__":

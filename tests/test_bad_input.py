@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -214,6 +215,20 @@ def base(*builders: Callable[[Path], None]) -> Callable[[Path], None]:
     return steps(weights(), sample(), write("file", b"a regular file\n"), *builders)
 
 
+def regress_results(name: str, shard: int, n: int, fmt: str = "int8") -> Callable[[Path], None]:
+    """Builder: ``<tmp>/<name>`` = a tb.regress results file of shard ``shard``/``n``."""
+
+    def build(d: Path) -> None:
+        doc = {"kind": "mnist-fpga regress results", "version": 1, "net": "l10", "format": fmt,
+               "p": 1, "sim": "ghdl", "source": "sample", "total_images": n, "jobs": 1,
+               "shard": [shard, n], "first": shard - 1, "count": 1, "wall_s": 1.0,
+               "rtl_correct": 1, "model_correct": 1, "coverage": {}, "classes_seen": [7],
+               "images": [{"index": shard - 1, "bit_exact": True}]}
+        (d / name).write_text(json.dumps(doc))
+
+    return build
+
+
 _GOOD = good_weights()
 _CHECKSUM_CONTENT = gzip.compress(_idx(2051, (10000, 28, 28)), mtime=0)  # right layout, all 0
 
@@ -277,6 +292,23 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "regress-jobs-0": base(),
     "pytest-tb-images": base(),
     "pytest-fuzz-examples": base(),
+    # tb.regress: shards, jobs, merging shard results
+    "regress-shard-0": base(),
+    "regress-shard-5of4": base(),
+    "regress-shard-x": base(),
+    "regress-shard-of-0": base(),
+    "regress-shard-empty": base(),
+    "regress-shard-jobs-0": base(),
+    "regress-results-under-file": base(),
+    "regress-junit-is-folder": base(user_folder("out")),
+    "regress-merge-junit-under-file": base(regress_results("r1.json", 1, 2)),
+    "regress-merge-not-json": base(),
+    "regress-merge-foreign": base(write("r1.json", b'{"net": "l10"}\n')),
+    "regress-merge-missing-shard": base(regress_results("r1.json", 1, 2)),
+    "regress-merge-twice": base(regress_results("r1.json", 1, 2)),
+    "regress-merge-other-run": base(regress_results("r1.json", 1, 2),
+                                    regress_results("r2.json", 2, 2, "int4")),
+    "regress-merge-shard": base(regress_results("r1.json", 1, 2)),
     # gen.mnist
     "mnist-dir-missing": base(),
     "mnist-file-missing": base(mnist(T10K_IMAGES)),

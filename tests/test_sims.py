@@ -1,0 +1,48 @@
+"""Simulator selection: per-simulator build folders, one clear skip line without NVC."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tb import common
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("sim", common.SIMULATORS)
+def test_each_simulator_has_its_own_build_folder(sim: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """GHDL's executable and NVC's library folder both take the top's name: never share."""
+    seen: dict[str, str] = {}
+
+    def fake_run(**kwargs: object) -> None:
+        seen["sim_build"] = str(kwargs["sim_build"])
+
+    import cocotb_test.simulator
+
+    monkeypatch.setattr(cocotb_test.simulator, "run", fake_run)
+    monkeypatch.setenv("SIM", sim)
+    common.run_sim(toplevel="x_tb", module="test_x", vhdl_sources=[], build_dir=tmp_path,
+                   bench_dir=tmp_path)
+    assert seen["sim_build"] == str(tmp_path / sim)
+    assert (tmp_path / sim / "sim.log").exists()
+
+
+def test_bench_skips_with_one_line_without_nvc(tmp_path: Path) -> None:
+    """SIM=nvc where NVC is not installed: the bench's cases skip, saying why, in one line."""
+    env = {**os.environ, "SIM": "nvc", "PATH": str(tmp_path), "BUILD_DIR": str(tmp_path / "b")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", "-p", "no:cacheprovider",
+         "tb/argmax/test_argmax.py", "-k", "n1-int8"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    skips = [ln for ln in proc.stdout.splitlines() if ln.startswith("SKIPPED")]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(skips) == 1, proc.stdout
+    assert skips[0].endswith("simulator 'nvc' not found on PATH "
+                             "(install NVC >= 1.22: docs/simspeed.md says how)"), skips[0]
+    assert "1 skipped" in proc.stdout
