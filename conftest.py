@@ -8,9 +8,8 @@ Tests that share state run on one worker, in order:
 
 - ``tests/test_bad_input.py`` runs every row's command from one module fixture; on
   several workers each would run all of them again.
-- ``tb/fuzz`` simulates every example in one build folder (``build/fuzz/<sim>-current``).
-
-Every other test has its own build folder (``build/tb/<test id>``, ``build/sim/<tag>``,
+Every other test, each fuzz example included (``build/fuzz/<sim>-<seed>``), has its own
+build folder (``build/tb/<test id>``, ``build/sim/<tag>``,
 pytest's ``tmp_path``) and may run beside any other.
 """
 
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-GROUPS = {"tests/test_bad_input.py": "bad_input", "tb/fuzz/": "fuzz"}
+GROUPS = {"tests/test_bad_input.py": "bad_input"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
