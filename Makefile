@@ -1,7 +1,8 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR
+# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR; make synth: PE TARGET;
+#   make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -9,6 +10,9 @@ IMAGES ?= 20
 P      ?= 1
 SIM    ?= ghdl
 WAVES  ?= 0
+TARGET ?= all
+PE     ?=
+NETLIST ?= 0
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
 MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
@@ -20,7 +24,8 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps
+.PHONY: all sim test gen train synth sim-netlist accuracy regress-full report qat bench lint clean \
+        setup sim-deps netlist-deps
 
 all: sim
 
@@ -30,10 +35,23 @@ setup:
 sim-deps: setup
 	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
-sim: sim-deps
-	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
+# Icarus simulates the synthesized netlists (make sim-netlist, tests/test_synth.py).
+netlist-deps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "iverilog not found: installing it with apt-get" >&2; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else echo "note: iverilog not found (apt-get install -y iverilog): netlist simulations are skipped" >&2; fi; }
 
-test: sim-deps
+sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
+	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P) \
+	    $(if $(filter 1,$(NETLIST)),--netlist)
+
+# The Verilog that ghdl --synth writes, through the same whole-network bench
+sim-netlist: sim-deps netlist-deps
+	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
+
+test: sim-deps netlist-deps
 	$(PY) -m pytest -q tests tb
 
 gen: setup
@@ -43,8 +61,10 @@ gen: setup
 train: setup
 	$(PY) -m train.train --net all --out models
 
+# ghdl --synth, yosys (synth_ecp5 + nextpnr-ecp5 on LFE5UM-85F, synth_xilinx xc7): SYNTH lines
 synth: sim-deps
-	$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P)
+	@$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P) $(if $(PE),--pe $(PE)) \
+	    --target $(TARGET)
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set).
