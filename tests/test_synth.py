@@ -121,19 +121,8 @@ def test_cli_refuses(args: list[str], message: str) -> None:
 
 # ----------------------------------------------------------------- the whole flow on l10
 
-@pytest.fixture(scope="module")
-def l10_results(tmp_path_factory) -> dict[str, gs.SynthResult]:
-    if NO_GHDL:
-        pytest.skip("ghdl not installed")
-    root = tmp_path_factory.mktemp("synth")
-    res = gs.run_flow(qnet_of("l10"), "models/l10.npz", ["ecp5", "xc7"], root=root)
-    return {r.target: r for r in res}
-
-
-@pytest.mark.parametrize("target", ["ecp5", "xc7"])
-def test_l10_flow(target: str, l10_results: dict[str, gs.SynthResult]) -> None:
+def check_figures(r: gs.SynthResult) -> None:
     """Measured figures of l10 int8 at P=1 within sane bounds; BRAM as the ROM sizes say."""
-    r = l10_results[target]
     print(r.line())
     assert SYNTH_RE.match(r.line()), r.line()
     assert r.fits, r.reason
@@ -141,17 +130,28 @@ def test_l10_flow(target: str, l10_results: dict[str, gs.SynthResult]) -> None:
     # split over several DSPs; none means the MACs went to LUTs.
     assert 1 <= r.dsp <= 10, r.dsp
     # BRAM: the weight ROM really is block RAM, as many blocks as its size needs
-    assert r.bram == r.expected_bram == gs.expected_bram([(80, 1024)], target), (
+    assert r.bram == r.expected_bram == gs.expected_bram([(80, 1024)], r.target), (
         r.bram, r.expected_bram, r.cells)
     # at least the 10 accumulators and the 10-word holding register (23 bits each)
     assert 2 * 10 * 23 <= r.ff <= 20000, r.ff
     assert 100 <= r.lut <= 20000, r.lut
-    if target == "ecp5":
+    if r.target == "ecp5":
         assert r.fmax_mhz is not None and 10 < r.fmax_mhz < 1000, r.fmax_mhz
         assert r.utilisation["MULT18X18D"] == [r.dsp, 156]  # capacity from nextpnr
         assert r.utilisation["DP16KD"] == [r.bram, 208]
     else:
         assert r.fmax_mhz is None
+
+
+def test_l10_flow(tmp_path) -> None:
+    """l10 int8 through ghdl, synth_ecp5 + nextpnr-ecp5 and synth_xilinx (one test: one run)."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    results = gs.run_flow(qnet_of("l10"), "models/l10.npz", ["ecp5", "xc7"], root=tmp_path)
+    assert [r.target for r in results] == ["ecp5", "xc7"]
+    for r in results:
+        check_figures(r)
+        assert (tmp_path / f"l10_int8_p1_pefull_{r.target}" / "synth.json").exists()
 
 
 # ----------------------------------------------------------------- netlist simulation
