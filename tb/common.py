@@ -24,9 +24,19 @@ def simulator() -> str:
     return sim
 
 
-def netlist_simulator() -> str:
-    """The Verilog simulator for synthesized netlists from ``NETLIST_SIM`` (default icarus)."""
-    sim = os.environ.get("NETLIST_SIM", "icarus").strip().lower() or "icarus"
+# Icarus starts at once but is slow on wide datapaths (l10, 10 neurons: 5 images/s;
+# mlp256, 266 neurons: no image in 10 min); Verilator compiles C++ first (minutes for
+# mlp256), then runs mlp256 at about 1.4 images/s (docs/synthesis.md).
+ICARUS_MAX_NEURONS = 32
+
+
+def netlist_simulator(neurons: int | None = None) -> str:
+    """The Verilog simulator for a synthesized netlist: ``NETLIST_SIM`` when set, else
+    Icarus up to ``ICARUS_MAX_NEURONS`` neurons and Verilator (when installed) above."""
+    sim = os.environ.get("NETLIST_SIM", "").strip().lower()
+    if not sim:
+        big = neurons is not None and neurons > ICARUS_MAX_NEURONS
+        sim = "verilator" if big and simulator_missing("verilator") is None else "icarus"
     if sim not in NETLIST_SIMULATORS:
         raise UserError(f"NETLIST_SIM={sim!r} is not supported: choose one of "
                         f"{', '.join(NETLIST_SIMULATORS)}")
@@ -66,19 +76,20 @@ def rtl_sources(*names: str) -> list[str]:
 def run_sim(
     *, toplevel: str, module: str, vhdl_sources: list[str], build_dir: Path,
     extra_env: dict[str, str] | None = None, bench_dir: Path,
-    verilog_sources: list[str] | None = None,
+    verilog_sources: list[str] | None = None, netlist_sim: str | None = None,
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
     ``WAVES=1`` writes a waveform into the build folder. The compiler and simulator
     output goes to ``<build_dir>/sim.log`` (``VERBOSE=1`` also prints it). Raises
     ``SystemExit`` on failed tests, naming the log. With ``verilog_sources`` (and no
-    VHDL) it simulates Verilog, a synthesized netlist, with :func:`netlist_simulator`.
+    VHDL) it simulates Verilog, a synthesized netlist, with ``netlist_sim`` (default
+    :func:`netlist_simulator`).
     """
     from cocotb_test.simulator import run
 
     verilog = bool(verilog_sources) and not vhdl_sources
-    sim = netlist_simulator() if verilog else simulator()
+    sim = (netlist_sim or netlist_simulator()) if verilog else simulator()
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     build_dir.mkdir(parents=True, exist_ok=True)

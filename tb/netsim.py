@@ -66,7 +66,7 @@ def run_network_sim(
         )
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
-    sim = netlist_simulator() if netlist else simulator()
+    sim = netlist_simulator(sum(la.n_out for la in qnet.layers)) if netlist else simulator()
     if reason := simulator_missing(sim):  # after the input checks: bad input is named first
         raise UserError(reason)
     if netlist and (reason := simulator_missing("ghdl")):  # ghdl --synth writes the netlist
@@ -77,17 +77,18 @@ def run_network_sim(
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         netlist=netlist)
+                         netlist=sim if netlist else None)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None, p: int | list[int] = 1, netlist: bool = False,
+    faults: Faults | None = None, p: int | list[int] = 1, netlist: str | None = None,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
-    ``netlist``: simulate the ``ghdl --synth`` Verilog of the top (in ``work/netlist``)
-    through a simulation-only wrapper that exposes the layer accumulators.
+    ``netlist`` (a Verilog simulator, ``icarus`` or ``verilator``): simulate the
+    ``ghdl --synth`` Verilog of the top (in ``work/netlist``) through a
+    simulation-only wrapper that exposes the layer accumulators.
 
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
@@ -114,7 +115,7 @@ def simulate_qnet(
         syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
         wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
         sources = {"toplevel": netsim_wrapper(qnet, syn["verilog"], wrapper), "vhdl_sources": [],
-                   "verilog_sources": [str(syn["verilog"]), str(wrapper)]}
+                   "verilog_sources": [str(syn["verilog"]), str(wrapper)], "netlist_sim": netlist}
         t0 = time.perf_counter()  # the simulation, not the synthesis
     try:
         run_sim(
