@@ -266,6 +266,21 @@ class SynthResult:
         return out + (" fit=yes" if self.fits else f" fit=no ({self.reason})")
 
 
+def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
+    """yosys commands that read the netlist and put the ROMs' ``rom_style`` back.
+
+    ``ghdl --synth`` drops the weight ROMs' ``rom_style = "block"`` (GHDL 2.0 keeps no
+    user attributes), and without it synth_xilinx maps a small ROM (zero: 8 x 1024
+    bits) to LUTs. The flow sets it again on the memories of the ``<net>_l<k>_rom``
+    modules, and stops if there are fewer such memories than layers.
+    """
+    roms = f"{qnet.name}_l*_rom/m:*"
+    return (f"read_verilog {os.path.relpath(netlist, work)}\n"
+            f"hierarchy -top {qnet.name}_top\n"
+            f"select -assert-min {len(qnet.layers)} {roms}\n"
+            f'setattr -set rom_style "block" {roms}\n')
+
+
 def yosys(tools: dict[str, str], script: str, work: Path, t0: float, label: str) -> float:
     """Run a yosys script (``script.ys`` in ``work``, log ``yosys.log``).
 
@@ -276,11 +291,12 @@ def yosys(tools: dict[str, str], script: str, work: Path, t0: float, label: str)
     return run_step(label, [tools["yosys"], "script.ys"], work, work / "yosys.log", t0)
 
 
-def run_ecp5(tools: dict[str, str], netlist: Path, top: str, work: Path, t0: float,
+def run_ecp5(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: float,
              freq: float, seed: int) -> dict:
     """synth_ecp5 then nextpnr-ecp5; cell counts, nextpnr's utilisation and Fmax."""
-    script = (f"read_verilog {os.path.relpath(netlist, work)}\n"
-              f"synth_ecp5 -top {top} -json ecp5.json\ntee -q -o stat.json stat -json\n")
+    script = (read_netlist(qnet, netlist, work) +
+              f"synth_ecp5 -top {qnet.name}_top -json ecp5.json\n"
+              "tee -q -o stat.json stat -json\n")
     secs = {"yosys": yosys(tools, script, work, t0, "yosys synth_ecp5")}
     cells = cell_counts(work / "stat.json")
     figures = {
@@ -312,10 +328,11 @@ def run_ecp5(tools: dict[str, str], netlist: Path, top: str, work: Path, t0: flo
             "seconds": secs, "device": ECP5_DEVICE}
 
 
-def run_xc7(tools: dict[str, str], netlist: Path, top: str, work: Path, t0: float) -> dict:
+def run_xc7(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: float) -> dict:
     """synth_xilinx -family xc7; cell counts and the fit check against the xc7z020."""
-    script = (f"read_verilog {os.path.relpath(netlist, work)}\n"
-              f"synth_xilinx -family xc7 -top {top}\ntee -q -o stat.json stat -json\n")
+    script = (read_netlist(qnet, netlist, work) +
+              f"synth_xilinx -family xc7 -top {qnet.name}_top\n"
+              "tee -q -o stat.json stat -json\n")
     secs = {"yosys": yosys(tools, script, work, t0, "yosys synth_xilinx -family xc7")}
     cells = cell_counts(work / "stat.json")
     lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
@@ -435,9 +452,9 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         gen_dir = generate(qnet, work / "gen", source, **gen_kwargs)
         net = ghdl_synth(qnet, gen_dir, work, t0)
         if target == "ecp5":
-            fig = run_ecp5(tools, net["verilog"], net["top"], work, t0, freq, seed)
+            fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
         else:
-            fig = run_xc7(tools, net["verilog"], net["top"], work, t0)
+            fig = run_xc7(tools, qnet, net["verilog"], work, t0)
         fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
         res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
                           expected_bram=expected_bram(expected_roms(qnet, ps), target), **fig)

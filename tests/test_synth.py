@@ -154,6 +154,17 @@ def test_l10_flow(tmp_path) -> None:
         assert (tmp_path / f"l10_int8_p1_pefull_{r.target}" / "synth.json").exists()
 
 
+def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:
+    """zero's small ROM (8 x 1024 bits): synth_xilinx would put it in LUTs, but the flow
+    gives it back the rom_style that ghdl --synth drops, so it is one RAMB18E1."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    (r,) = gs.run_flow(qnet_of("zero"), "models/zero.npz", ["xc7"], root=tmp_path)
+    print(r.line())
+    assert r.bram == r.expected_bram == 0.5, (r.bram, r.cells)
+    assert r.cells.get("RAMB18E1") == 1, r.cells
+
+
 # ----------------------------------------------------------------- netlist simulation
 
 NETLIST_NETS = os.environ.get("NETLIST_NETS", "zero,l10").split(",")
