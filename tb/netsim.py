@@ -35,7 +35,15 @@ from gen.generate import (
 )
 from gen.model import QNet, check_images
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, env_int, run_sim, simulator, simulator_missing
+from tb.common import (
+    BUILD,
+    ROOT,
+    env_int,
+    netlist_simulator,
+    run_sim,
+    simulator,
+    simulator_missing,
+)
 
 MODELS = ROOT / "models"
 
@@ -43,13 +51,14 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1, announce: Callable[[], None] | None = None,
+    p: int = 1, announce: Callable[[], None] | None = None, netlist: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
-    Raises :class:`UserError` on bad input and ``AssertionError`` when the
-    simulation fails without results. ``announce`` is called once every input is
-    checked, before anything is written.
+    ``netlist`` simulates the Verilog that ``ghdl --synth`` writes (NETLIST_SIM,
+    default Icarus) instead of the VHDL. Raises :class:`UserError` on bad input and
+    ``AssertionError`` when the simulation fails without results. ``announce`` is
+    called once every input is checked, before anything is written.
     """
     fmt_ = parse_format(fmt)
     check_net_name(net)
@@ -63,25 +72,33 @@ def run_network_sim(
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
     parallelism(qnet, p)  # a bad P is named before anything is printed
-    if reason := simulator_missing():  # after the input checks: bad input is named first
+    sim = netlist_simulator(sum(la.n_out for la in qnet.layers)) if netlist else simulator()
+    if reason := simulator_missing(sim):  # after the input checks: bad input is named first
+        raise UserError(reason)
+    if netlist and (reason := simulator_missing("ghdl")):  # ghdl --synth writes the netlist
         raise UserError(reason)
     if announce is not None:
         announce()
-    default = f"{net}-{fmt_.name}-p{p}-{simulator()}"  # one build folder per parameter set
+    default = f"{net}-{fmt_.name}-p{p}-{'netlist-' if netlist else ''}{sim}"  # one per set
     if weights.stem != net:  # another model of the same network: its own folder
         default += f"-{weights.stem}"
     if faults and faults.describe():
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
-    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p)
+    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
+                         netlist=sim if netlist else None)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None, p: int | list[int] = 1,
+    faults: Faults | None = None, p: int | list[int] = 1, netlist: str | None = None,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
+
+    ``netlist`` (a Verilog simulator, ``icarus`` or ``verilator``): simulate the
+    ``ghdl --synth`` Verilog of the top (in ``work/netlist``) through a
+    simulation-only wrapper that exposes the layer accumulators.
 
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
@@ -105,10 +122,19 @@ def simulate_qnet(
         env["MLP_FAULT_EXPECTED"] = faults.expected
     t0 = time.perf_counter()
     failure = None
+    sources = {"toplevel": f"{qnet.name}_top",
+               "vhdl_sources": [str(p) for p in hdl_sources(gen_dir, qnet, rtl)]}
+    if netlist:
+        from gen.synth import ghdl_synth, netsim_wrapper
+
+        syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
+        wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
+        sources = {"toplevel": netsim_wrapper(qnet, syn["verilog"], wrapper), "vhdl_sources": [],
+                   "verilog_sources": [str(syn["verilog"]), str(wrapper)], "netlist_sim": netlist}
+        t0 = time.perf_counter()  # the simulation, not the synthesis
     try:
         run_sim(
-            toplevel=f"{qnet.name}_top", module="test_mlp_top",
-            vhdl_sources=[str(p) for p in hdl_sources(gen_dir, qnet, rtl)],
+            module="test_mlp_top", **sources,
             build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
         )
     except SystemExit as exc:  # cocotb-test reports failed tests this way
@@ -243,6 +269,9 @@ def main() -> int:
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
     ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
                     help="inputs per clock of every layer (default 1)")
+    ap.add_argument("--netlist", action="store_true",
+                    default=os.environ.get("NETLIST", "0") == "1",
+                    help="simulate the ghdl --synth netlist (Verilog, NETLIST_SIM)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
@@ -251,7 +280,7 @@ def main() -> int:
     weights, note = choose_model(net, args.format, args.weights, args.prefer_qat)
     doc = run_network_sim(net, args.format, args.images, args.first, tag=args.tag,
                           weights=weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p,
+                          faults=parse_faults(args.fault), p=args.p, netlist=args.netlist,
                           announce=None if args.quiet else lambda: print(note, flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))

@@ -1,26 +1,205 @@
-"""ghdl --synth accepts the generated mlp256 top and infers every weight ROM as a ROM."""
+"""The synthesis flow (gen/synth.py) and the netlist simulation, on real tool runs.
+
+``test_l10_flow`` takes l10 int8 through ghdl --synth, yosys synth_ecp5, nextpnr-ecp5
+(LFE5UM-85F) and yosys synth_xilinx, and checks the figures against bounds that do
+not depend on the datapath's details and against the BRAM count expected from the
+ROM sizes. ``test_netlist_sim`` runs the whole-network cocotb bench on the Verilog
+that ghdl --synth writes (NETLIST_NETS, NETLIST_IMAGES widen it).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
+import gen.synth as gs
+from gen.errors import UserError
 from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, generate, load_sample
+from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
 from gen.quant import quantize_file
-from gen.synth import expected_roms, synth
+from tb.common import simulator_missing
 
-pytestmark = pytest.mark.skipif(shutil.which("ghdl") is None, reason="ghdl not installed")
+NO_GHDL = shutil.which("ghdl") is None
+SYNTH_RE = re.compile(
+    r"^SYNTH net=\w+ format=\S+ p=\S+ pe=\S+ device=\S+ lut=\d+ ff=\d+ dsp=\d+ "
+    r"bram=[\d.]+ fmax_mhz=(\d+\.\d|n/a) fit=(yes|no \(.+\))$"
+)
 
 
-@pytest.mark.parametrize("net", ["mlp256"])
-def test_synth_infers_roms(net: str, tmp_path) -> None:
+def qnet_of(net: str, fmt: str = "int8"):
     images, _ = load_sample(DEFAULT_SAMPLE)
-    qnet = quantize_file(ROOT / "models" / f"{net}.npz", parse_format("int8"), net,
+    return quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
                          calib_images=images)
-    gen_dir = generate(qnet, tmp_path / "gen", f"models/{net}.npz")
-    res = synth(qnet, gen_dir, tmp_path / "synth")
-    assert res["verilog"].stat().st_size > 0
-    for rom in expected_roms(qnet):
-        assert rom in res["roms"], f"weight ROM {rom} not inferred; got {res['roms']}"
+
+
+# ----------------------------------------------------------------- pure pieces
+
+def test_expected_bram_geometry() -> None:
+    """The expectation formula on hand-checked ROMs (DP16KD / RAMB18E1 / RAMB36E1 geometry)."""
+    assert gs.blocks(80, 1024, gs.DP16KD) == 5        # 1024 x 18: 5 blocks
+    assert gs.blocks(80, 256, gs.DP16KD) == 3         # 512 x 36: 3 blocks
+    assert gs.blocks(2048, 1024, gs.DP16KD) == 114
+    assert gs.blocks(8, 1024, gs.DP16KD) == 1         # 2048 x 9
+    assert gs.blocks(1, 16385, gs.DP16KD) == 2
+    assert gs.expected_bram([(2048, 1024), (80, 256)], "ecp5") == 117
+    assert gs.expected_bram([(80, 1024)], "xc7") == 2.5   # 5 RAMB18E1
+    assert gs.expected_bram([(72, 512)], "xc7") == 1.0    # one RAMB36E1 as 512 x 72
+    qnet = qnet_of("mlp256")
+    assert gs.expected_roms(qnet, 1) == [(2048, 1024), (80, 256)]
+    assert gs.expected_roms(qnet, 8) == [(16384, 128), (640, 32)]
+
+
+def test_fix_verilog_constants() -> None:
+    """GHDL 2.0's string constants become binary literals; other strings stay."""
+    text = ('localparam [5:0] n6_o = "0110XZ";\n  x <= "10";\n'
+            '$display("hello");\n  y = 4\'b0101;\n')
+    fixed, n = gs.fix_verilog_constants(text)
+    assert n == 2
+    assert "localparam [5:0] n6_o = 6'b0110xz;" in fixed
+    assert "x <= 2'b10;" in fixed
+    assert '$display("hello");' in fixed and "4'b0101" in fixed
+
+
+NEXTPNR_NOFIT = """\
+Info: Device utilisation:
+Info: \t          TRELLIS_IO:    17/   365     4%
+Info: \t              DP16KD:   117/   208    56%
+Info: \t          MULT18X18D:   268/   156   171%
+Info: \t          TRELLIS_FF: 11804/ 83640    14%
+
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT18X18D'
+"""
+
+
+def test_nextpnr_utilisation_and_fit() -> None:
+    """The device table is read from nextpnr's log; the reason names resource and counts."""
+    util = gs.nextpnr_utilisation(NEXTPNR_NOFIT)
+    assert util["MULT18X18D"] == (268, 156) and util["DP16KD"] == (117, 208)
+    used = {k: u for k, (u, _) in util.items()}
+    cap = {k: a for k, (_, a) in util.items()}
+    assert gs.misfits(used, cap, "LFE5UM-85F") == (
+        "does not fit LFE5UM-85F: 268 MULT18X18D of 156")
+    assert gs.misfits({"DP16KD": 5}, {"DP16KD": 208}, "LFE5UM-85F") is None
+    assert gs.misfits({"DSP48E1": 268, "LUT": 10}, gs.XC7_CAPACITY, "xc7z020") == (
+        "does not fit xc7z020: 268 DSP48E1 of 220")
+
+
+def test_missing_tool_is_one_line() -> None:
+    with pytest.raises(UserError, match="'yowasp-nothing' not found"):
+        gs.find_tool("yowasp-nothing")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gen.synth", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pe", "4"], "error: --pe 4: this generator has no neuron folding yet"),
+    (["--pe", "0"], "error: --pe 0: neurons in parallel must be >= 1"),
+    (["--p", "0"], "error: parallelism 0: give one integer >= 1"),
+    (["--freq", "0"], "error: --freq 0: give the target clock in MHz"),
+    (["--target", "ice40"], "error: argument --target: invalid choice"),
+], ids=["pe-unsupported", "pe-0", "p-0", "freq-0", "target"])
+def test_cli_refuses(args: list[str], message: str) -> None:
+    """Bad parameters: one error line, exit 2, no build folder for the parameter set."""
+    if gs.generator_has_pe() and args[:1] == ["--pe"] and args[1] != "0":
+        pytest.skip("the generator has neuron folding now")
+    before = set((ROOT / "build" / "synth").glob("zero_*"))
+    proc = run_cli("--net", "zero", "--target", "ecp5", *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert proc.stdout == ""
+    assert set((ROOT / "build" / "synth").glob("zero_*")) == before
+
+
+# ----------------------------------------------------------------- the whole flow on l10
+
+def check_figures(r: gs.SynthResult) -> None:
+    """Measured figures of l10 int8 at P=1 within sane bounds; BRAM as the ROM sizes say."""
+    print(r.line())
+    assert SYNTH_RE.match(r.line()), r.line()
+    assert r.fits, r.reason
+    # 10 neurons x 1 input per clock: 10 products. More means wide (32-bit) multipliers
+    # split over several DSPs; none means the MACs went to LUTs.
+    assert 1 <= r.dsp <= 10, r.dsp
+    # BRAM: the weight ROM really is block RAM, as many blocks as its size needs
+    assert r.bram == r.expected_bram == gs.expected_bram([(80, 1024)], r.target), (
+        r.bram, r.expected_bram, r.cells)
+    # at least the 10 accumulators and the 10-word holding register (23 bits each)
+    assert 2 * 10 * 23 <= r.ff <= 20000, r.ff
+    assert 100 <= r.lut <= 20000, r.lut
+    if r.target == "ecp5":
+        assert r.fmax_mhz is not None and 10 < r.fmax_mhz < 1000, r.fmax_mhz
+        assert r.utilisation["MULT18X18D"] == [r.dsp, 156]  # capacity from nextpnr
+        assert r.utilisation["DP16KD"] == [r.bram, 208]
+    else:
+        assert r.fmax_mhz is None
+
+
+def test_l10_flow(tmp_path) -> None:
+    """l10 int8 through ghdl, synth_ecp5 + nextpnr-ecp5 and synth_xilinx (one test: one run)."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    results = gs.run_flow(qnet_of("l10"), "models/l10.npz", ["ecp5", "xc7"], root=tmp_path)
+    assert [r.target for r in results] == ["ecp5", "xc7"]
+    for r in results:
+        check_figures(r)
+        assert (tmp_path / f"l10_int8_p1_pefull_{r.target}" / "synth.json").exists()
+
+
+def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:
+    """zero's small ROM (8 x 1024 bits): synth_xilinx would put it in LUTs, but the flow
+    gives it back the rom_style that ghdl --synth drops, so it is one RAMB18E1."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    (r,) = gs.run_flow(qnet_of("zero"), "models/zero.npz", ["xc7"], root=tmp_path)
+    print(r.line())
+    assert r.bram == r.expected_bram == 0.5, (r.bram, r.cells)
+    assert r.cells.get("RAMB18E1") == 1, r.cells
+
+
+# ----------------------------------------------------------------- netlist simulation
+
+NETLIST_NETS = os.environ.get("NETLIST_NETS", "zero,l10").split(",")
+NETLIST_IMAGES = int(os.environ.get("NETLIST_IMAGES", "3"))
+
+
+def needs_netlist_sim() -> None:
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    if reason := simulator_missing(os.environ.get("NETLIST_SIM", "icarus")):
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("net", NETLIST_NETS)
+def test_netlist_sim(net: str) -> None:
+    """The ghdl --synth netlist through the whole-network bench: every layer bit-exact."""
+    from tb.netsim import run_network_sim
+
+    needs_netlist_sim()
+    res = run_network_sim(net, "int8", n_images=NETLIST_IMAGES, netlist=True,
+                          tag=f"test-netlist-{net}-int8")
+    bad = [m for r in res["images"] for m in r["mismatches"]]
+    assert res["failure"] is None, (res["failure"], bad[:5])
+    assert len(res["images"]) == NETLIST_IMAGES
+    assert all(r["bit_exact"] for r in res["images"]), bad[:5]
+
+
+def test_netlist_sim_catches_wrong_netlist(monkeypatch) -> None:
+    """Without the constant fix the netlist has wrong biases: the bench must say so."""
+    from tb.netsim import run_network_sim
+
+    needs_netlist_sim()
+    monkeypatch.setattr(gs, "fix_verilog_constants", lambda text: (text, 0))
+    res = run_network_sim("l10", "int8", n_images=1, netlist=True,
+                          tag="test-netlist-l10-int8-unfixed")
+    img = res["images"][0]
+    assert res["failure"] is not None and not img["bit_exact"]
+    assert img["mismatches"][0].startswith("image 0 layer 0 neuron "), img["mismatches"][:1]
