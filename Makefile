@@ -1,12 +1,13 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR
+# Variables: NET BITS IMAGES P PE SIM WAVES=1 MNIST_DIR
 
 NET    ?= mlp256
 BITS   ?= int8
 IMAGES ?= 20
 P      ?= 1
+PE     ?=
 SIM    ?= ghdl
 WAVES  ?= 0
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
@@ -14,7 +15,7 @@ MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export SIM WAVES MNIST_DIR P
+export SIM WAVES MNIST_DIR P PE
 # Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
 ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
@@ -31,7 +32,8 @@ sim-deps: setup
 	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
 sim: sim-deps
-	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
+	@$(PY) -m tb.netsim --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P) \
+	    $(if $(PE),--pe $(PE))
 
 test: sim-deps
 	$(PY) -m pytest -q tests tb

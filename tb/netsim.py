@@ -28,6 +28,7 @@ from gen.generate import (
     generate,
     hdl_sources,
     load_sample,
+    neurons_parallel,
     parallelism,
 )
 from gen.model import QNet, check_images
@@ -40,7 +41,7 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1,
+    p: int = 1, pe: int | None = None,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -60,17 +61,19 @@ def run_network_sim(
     check_rtl_limits(qnet)
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
-    default = f"{net}-{fmt_.name}-p{p}-{simulator()}"  # one build folder per parameter set
+    # one build folder per parameter set
+    default = f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "") + f"-{simulator()}"
     if faults and faults.describe():
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
-    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p)
+    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
+                         pe)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None, p: int | list[int] = 1,
+    faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -80,7 +83,8 @@ def simulate_qnet(
     """
     faults = faults or Faults()
     ps = parallelism(qnet, p)
-    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps)
+    pes = neurons_parallel(qnet, pe)
+    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -107,6 +111,7 @@ def simulate_qnet(
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
     doc["p"] = ps
+    doc["pe"] = pes
     done = [r["done_cycle"] for r in doc["images"]]
     # steady-state initiation interval: clocks between consecutive results
     doc["interval"] = (done[-1] - done[1]) / (len(done) - 2) if len(done) > 2 else None
@@ -146,7 +151,8 @@ def print_report(doc: dict, bits: str) -> int:
         print(doc["coverage"] + "  (bit-exact images only)")
     lat = max(r["cycles"] for r in doc["images"])
     ii = f"{doc['interval']:.1f}" if doc.get("interval") else "n/a (needs 3 images)"
-    print(f"TIMING p={','.join(map(str, doc['p']))} latency_cycles={lat} "
+    pe = ",".join(map(str, doc.get("pe", [])))
+    print(f"TIMING p={','.join(map(str, doc['p']))} pe={pe} latency_cycles={lat} "
           f"initiation_interval_cycles={ii}")
     print(summary_line(doc, bits))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
@@ -170,13 +176,16 @@ def main() -> int:
                     help="inject a fault to see the bench fail (gen/faults.py), repeatable")
     ap.add_argument("--p", type=int, default=int(os.environ.get("P", "1")),
                     help="inputs per clock of every layer (default 1)")
+    ap.add_argument("--pe", type=int, default=int(os.environ.get("PE", "0")) or None,
+                    help="neurons in parallel, clamped to each layer's neurons "
+                         "(default: all of them)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
     doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
                           weights=args.weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p)
+                          faults=parse_faults(args.fault), p=args.p, pe=args.pe)
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:
