@@ -1,7 +1,7 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/)
-# Variables: NET BITS IMAGES P PE SIM WAVES=1 MNIST_DIR
+# Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -15,7 +15,8 @@ MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export SIM WAVES MNIST_DIR P PE
+LUT_MULT ?= 0
+export SIM WAVES MNIST_DIR P PE LUT_MULT
 # Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
 ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm

@@ -165,12 +165,13 @@ def _env() -> Environment:
 
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
-    pe: int | list[int] | None = None,
+    pe: int | list[int] | None = None, lut_mult: bool = False,
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
-    ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`).
+    ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
+    builds the products from adders in two pipeline stages instead of DSP multipliers.
     """
     env = _env()
     header = (
@@ -207,7 +208,7 @@ def render_network(
             addr_bits=v.addr_bits, word_bits=width, words=words,
         )
     pkg = f"{qnet.name}_pkg"
-    common = dict(header=header, net=qnet, layers=views, pkg=pkg)
+    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult)
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=clog2(max(qnet.n_classes, 2)),
     )
@@ -251,6 +252,7 @@ def _check_out_dir(out: Path) -> None:
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
+    lut_mult: bool = False,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
@@ -271,7 +273,7 @@ def generate(
         hdl, coe, mem = tmp / "hdl", tmp / "coe", tmp / "mem"
         for d in (hdl, coe, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults, ps, pes).items():
+        for name, text in render_network(qnet, source, faults, ps, pes, lut_mult).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k], pes[k]), pes[k] * ps[k] * layer.w_bits
@@ -333,6 +335,9 @@ def main() -> int:
     ap.add_argument("--pe", type=int, nargs="+", metavar="PE",
                     help="neurons in parallel: one for all layers or one per layer, clamped "
                          "to each layer's neurons (default: all of them)")
+    ap.add_argument("--lut-mult", action="store_true",
+                    help="products from adders in two pipeline stages instead of DSP "
+                         "multipliers (higher clock, no DSP blocks, more LUTs)")
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="negative tests only: make the RTL differ from the model (gen/faults.py)")
     args = ap.parse_args()
@@ -345,7 +350,8 @@ def main() -> int:
     check_rtl_limits(qnet)
     generate(qnet, args.out, display_path(args.weights), images[: max(args.test_inputs, 0)],
              faults=faults, p=args.p[0] if len(args.p) == 1 else args.p,
-             pe=None if not args.pe else args.pe[0] if len(args.pe) == 1 else args.pe)
+             pe=None if not args.pe else args.pe[0] if len(args.pe) == 1 else args.pe,
+             lut_mult=args.lut_mult)
     print(f"generated {name} ({fmt.name}) in {args.out}")
     return 0
 

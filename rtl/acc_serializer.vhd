@@ -10,6 +10,10 @@
 -- register is still streaming the previous image, the hand-over waits (pending): the
 -- last fold's values stay in the MAC array's res_data, and fin_block tells the input
 -- stage not to complete another fold until the hand-over has happened.
+--
+-- out_* is a register (loaded from the holding register by emit_idx): the wide
+-- multiplexer then ends at a flip-flop instead of running on into the consumer
+-- (argmax's comparator was the critical path of l10 without it).
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -49,8 +53,11 @@ architecture rtl of acc_serializer is
   signal col      : std_logic_vector(COL_BITS - 1 downto 0) := (others => '0');
   signal held     : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
   signal pending  : boolean := false;  -- all folds done, holding register still busy
-  signal emitting : boolean := false;
+  signal emitting : boolean := false;  -- holding register has beats not yet in the output
   signal emit_idx : natural range 0 to OUT_BEATS - 1 := 0;
+  signal ob_valid : boolean := false;  -- output register
+  signal ob_data  : std_logic_vector(Q * ACC_BITS - 1 downto 0) := (others => '0');
+  signal ob_last  : std_logic := '0';
 begin
   assert FOLDS * PE >= N_OUT and (FOLDS - 1) * PE < N_OUT
     report "acc_serializer: FOLDS must be ceil(N_OUT/PE)" severity failure;
@@ -58,9 +65,9 @@ begin
     report "acc_serializer: FOLD_BITS too small for FOLDS" severity failure;
 
   fin_block <= '1' when pending else '0';
-  out_valid <= '1' when emitting else '0';
-  out_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
-  out_last  <= '1' when emit_idx = OUT_BEATS - 1 else '0';
+  out_valid <= '1' when ob_valid else '0';
+  out_data  <= ob_data;
+  out_last  <= ob_last;
   acc_flat  <= held(N_OUT * ACC_BITS - 1 downto 0);
 
   p_main : process (clk)
@@ -71,7 +78,13 @@ begin
     if rising_edge(clk) then
       acc_valid <= '0';
       busy := emitting;
-      if emitting and out_ready = '1' then
+      if out_ready = '1' then
+        ob_valid <= false;
+      end if;
+      if emitting and (not ob_valid or out_ready = '1') then
+        ob_valid <= true;
+        ob_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
+        ob_last  <= '1' when emit_idx = OUT_BEATS - 1 else '0';
         if emit_idx = OUT_BEATS - 1 then
           busy := false;
         else
@@ -81,9 +94,12 @@ begin
 
       f := to_integer(unsigned(res_fold));
       want := pending or (res_valid = '1' and f = FOLDS - 1);
-      if FOLDS > 1 and res_valid = '1' and f < FOLDS - 1 then
-        col((f + 1) * FOLD_W - 1 downto f * FOLD_W) <= res_data;
-      end if;
+      -- static slices (one enable per fold): a dynamic slice became a latch in yosys
+      for g in 0 to FOLDS - 2 loop
+        if res_valid = '1' and f = g then
+          col((g + 1) * FOLD_W - 1 downto g * FOLD_W) <= res_data;
+        end if;
+      end loop;
       if want and not busy then
         if FOLDS > 1 then
           held((FOLDS - 1) * FOLD_W - 1 downto 0) <= col((FOLDS - 1) * FOLD_W - 1 downto 0);
@@ -101,6 +117,7 @@ begin
         pending   <= false;
         emitting  <= false;
         emit_idx  <= 0;
+        ob_valid  <= false;
         acc_valid <= '0';
       end if;
     end if;

@@ -33,7 +33,8 @@ entity mlp_layer is
     -- neurons in parallel; any value >= N_OUT (the default) means all N_OUT at once
     PE        : positive := positive'high;
     Q         : positive := 1;    -- accumulators per clock on out_data
-    ADDR_BITS : positive := 10    -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
+    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
+    LUT_MULT  : boolean  := false -- products in LUTs, pipelined (see mac_array)
   );
   port (
     clk       : in  std_logic;
@@ -72,8 +73,9 @@ architecture rtl of mlp_layer is
   constant FOLDS     : positive := (N_OUT + PE_N - 1) / PE_N;
   constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
-  -- clocks from an issued beat to its result in fin_block (mac_array: 3 + tree levels)
-  constant GUARD     : natural  := 3 + clog2(P) + 2;
+  -- clocks from an issued beat to its result in fin_block (mac_array: 3 + tree levels,
+  -- + 1 with LUT_MULT; + 2 to reach fin_block), at least
+  constant GUARD     : natural  := 3 + boolean'pos(LUT_MULT) + clog2(P) + 2;
 
   signal x_valid, x_first, x_last : std_logic;
   signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);
@@ -109,7 +111,7 @@ begin
   u_mac : entity work.mac_array
     generic map (
       PE => PE_N, P => P, W_BITS => W_BITS, A_BITS => A_BITS, ACC_BITS => ACC_BITS,
-      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS)
+      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, LUT_MULT => LUT_MULT)
     port map (
       clk => clk, rst => rst, x_valid => x_valid, x_first => x_first, x_last => x_last,
       x_fold => x_fold, x_data => x_data, w_data => rom_data, bias => bias_ext,

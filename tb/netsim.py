@@ -41,7 +41,7 @@ MODELS = ROOT / "models"
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1, pe: int | None = None,
+    p: int = 1, pe: int | None = None, lut_mult: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -62,18 +62,20 @@ def run_network_sim(
     if reason := simulator_missing():  # after the input checks: bad input is named first
         raise UserError(reason)
     # one build folder per parameter set
-    default = f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "") + f"-{simulator()}"
+    default = (f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "")
+               + ("-lutmult" if lut_mult else "") + f"-{simulator()}")
     if faults and faults.describe():
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         pe)
+                         pe, lut_mult)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
+    lut_mult: bool = False,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -84,7 +86,8 @@ def simulate_qnet(
     faults = faults or Faults()
     ps = parallelism(qnet, p)
     pes = neurons_parallel(qnet, pe)
-    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes)
+    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
+                       lut_mult=lut_mult)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -179,13 +182,17 @@ def main() -> int:
     ap.add_argument("--pe", type=int, default=int(os.environ.get("PE", "0")) or None,
                     help="neurons in parallel, clamped to each layer's neurons "
                          "(default: all of them)")
+    ap.add_argument("--lut-mult", action="store_true",
+                    default=os.environ.get("LUT_MULT", "0") == "1",
+                    help="products from adders (two pipeline stages), no DSP multipliers")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
     doc = run_network_sim(args.net, args.format, args.images, args.first, tag=args.tag,
                           weights=args.weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p, pe=args.pe)
+                          faults=parse_faults(args.fault), p=args.p, pe=args.pe,
+                          lut_mult=args.lut_mult)
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:

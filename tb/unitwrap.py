@@ -11,7 +11,7 @@ from pathlib import Path
 Port = tuple[str, str, int | None]  # name, "in" | "out", width (None: std_logic)
 
 
-def wrapper(unit: str, generics: dict[str, int], ports: list[Port], case: str) -> str:
+def wrapper(unit: str, generics: dict[str, int | str], ports: list[Port], case: str) -> str:
     """VHDL of entity ``<unit>_tb``: ``unit`` with ``generics``, every port passed through."""
     decl = []
     for name, mode, width in ports:
@@ -31,7 +31,7 @@ def wrapper(unit: str, generics: dict[str, int], ports: list[Port], case: str) -
     )
 
 
-def write_wrapper(build: Path, unit: str, generics: dict[str, int], ports: list[Port],
+def write_wrapper(build: Path, unit: str, generics: dict[str, int | str], ports: list[Port],
                   case: str) -> Path:
     """Write the wrapper into ``build`` and return its path."""
     build.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ the wrong way (``resize`` keeps the sign bit) gets wrong.
 The model (``expected_results``): acc = bias(f*PE+e) at a first beat, plus
 sum_q w(e,q) * x(q) per beat; a last beat emits the PE accumulators. The checker
 compares every res_valid strobe (values, fold, and the clock: exactly
-3 + ceil(log2 P) clocks after the last beat), the count, and that res_data holds
-still between strobes. ``TB_SEED`` overrides the fixed per-case seed.
+3 + ceil(log2 P) clocks after the last beat, one more with LUT_MULT), the count,
+and that res_data holds still between strobes. ``TB_SEED`` overrides the fixed per-case seed.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ if cocotb is not None:
                 await RisingEdge(dut.clk)
             dut.rst.value = 0
             sched = self.stim["schedule"]
-            lat = 3 + clog2(self.p)
+            lat = _env("MAC_LAT")  # 3 + ceil(log2 P), + 1 with LUT_MULT
             held = None
             for clk in range(len(sched) + lat + 8):  # bounded: the pipeline drains in lat
                 beat = sched[clk] if clk < len(sched) else None
@@ -216,7 +216,7 @@ if cocotb is not None:
 
 # ----------------------------------------------------------------------------- pytest runner
 
-# (pe, p, w_bits, a_bits, folds, narrow)
+# (pe, p, w_bits, a_bits, folds, narrow[, lut_mult])
 CASES = [
     (1, 1, 8, 8, 1, False),
     (4, 1, 8, 8, 3, False),
@@ -228,12 +228,16 @@ CASES = [
     (2, 4, 8, 8, 2, True),      # lane sums wider than the accumulator
     (2, 2, 16, 16, 2, True),    # the same in the numeric_std body
     (2, 1, 15, 15, 1, False),   # 31-bit products, integer body at its limit
+    (3, 1, 8, 8, 2, False, True),   # products from adders, one stage more
+    (2, 4, 8, 8, 2, True, True),
+    (2, 3, 4, 7, 2, False, True),   # odd activation width: unequal halves
 ]
 
 
 def _id(c: tuple) -> str:
-    pe, p, w, a, folds, narrow = c
-    return f"pe{pe}-p{p}-w{w}a{a}-f{folds}" + ("-narrow" if narrow else "")
+    pe, p, w, a, folds, narrow, *lut = c
+    return (f"pe{pe}-p{p}-w{w}a{a}-f{folds}" + ("-narrow" if narrow else "")
+            + ("-lutmult" if lut and lut[0] else ""))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -244,7 +248,8 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    pe, p, w_bits, a_bits, folds, narrow = case
+    pe, p, w_bits, a_bits, folds, narrow, *lut = case
+    lut_mult = bool(lut and lut[0])
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     print(f"seed {seed}")
     stim = make_stimulus(pe, p, w_bits, a_bits, folds, narrow, seed)
@@ -258,7 +263,7 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     build.mkdir(parents=True, exist_ok=True)
     (build / "stim.json").write_text(json.dumps(stim))
     generics = {"PE": pe, "P": p, "W_BITS": w_bits, "A_BITS": a_bits, "ACC_BITS": acc_bits,
-                "FOLDS": folds, "FOLD_BITS": fold_bits}
+                "FOLDS": folds, "FOLD_BITS": fold_bits, "LUT_MULT": str(lut_mult).lower()}
     ports = [("clk", "in", None), ("rst", "in", None), ("x_valid", "in", None),
              ("x_first", "in", None), ("x_last", "in", None), ("x_fold", "in", fold_bits),
              ("x_data", "in", p * a_bits), ("w_data", "in", pe * p * w_bits),
@@ -266,7 +271,7 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
              ("res_fold", "out", fold_bits), ("res_data", "out", pe * acc_bits)]
     wrap = write_wrapper(build, "mac_array", generics, ports, _id(case))
     env = {"MAC_STIM": build / "stim.json", "MAC_PE": pe, "MAC_P": p, "MAC_W_BITS": w_bits,
-           "MAC_A_BITS": a_bits, "MAC_SEED": seed}
+           "MAC_A_BITS": a_bits, "MAC_SEED": seed, "MAC_LAT": 3 + int(lut_mult) + clog2(p)}
     run_sim(toplevel="mac_array_tb", module="test_mac_array",
             vhdl_sources=[*rtl_sources("mac_array"), str(wrap)], build_dir=build / "sim",
             extra_env=env, bench_dir=HERE)

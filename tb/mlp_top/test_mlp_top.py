@@ -319,3 +319,20 @@ def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
         slowest = max(-(-ly.n_out // e) * -(-ly.n_in // p)
                       for ly, e in zip(qnet.layers, pes, strict=True))
         assert slowest <= res["interval"] <= slowest + 16, (res["interval"], slowest)
+
+
+@pytest.mark.parametrize(("net", "p", "pe"), [
+    pytest.param("l10", 2, 4, id="l10-int8-p2-pe4-lutmult"),
+    pytest.param("mlp256", 4, 64, id="mlp256-int8-p4-pe64-lutmult"),
+])
+def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
+    """Products from adders (mac_array LUT_MULT): bit-exact at every layer like DSP products."""
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, lut_mult=True)
+    assert res["failure"] is None, res["failure"]
+    assert all(r["bit_exact"] for r in res["images"])
