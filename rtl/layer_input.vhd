@@ -126,4 +126,7 @@ begin
       end if;
     end process p_ram;
   end generate g_buf;
+  g_nobuf : if FOLDS = 1 generate
+    x_buf <= (others => '0');  -- never selected (no replay): driven, not left floating
+  end generate g_nobuf;
 end architecture rtl;

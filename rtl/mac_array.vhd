@@ -6,7 +6,11 @@
 --   stage 2   PE x P products, exactly W_BITS + A_BITS + 1 signed bits, registered
 --   stage 2+l adder tree over the P lanes, one registered level per halving (P > 1)
 --   last      acc(e) := (x_first ? bias(x_fold*PE + e) : acc(e)) + sum over the lanes
--- so x_valid reaches res_valid after LAT = 3 + ceil(log2(P)) clocks. The beat with
+-- so x_valid reaches res_valid after LAT = 3 + ceil(log2(P)) clocks. With LUT_MULT a
+-- product is the sum of A_BITS gated, shifted copies of the weight, added as a tree with
+-- one register per level (ceil(log2 A_BITS) stages instead of 1): adders only, no DSP
+-- block, for clocks that an ECP5 MULT18X18D without its (not inferred) registers cannot
+-- reach. The beat with
 -- x_last completes a fold: its PE accumulators are copied into res_data (neuron e at
 -- bits [(e+1)*ACC_BITS-1 : e*ACC_BITS]) with a one-clock res_valid, and res_data holds
 -- until the next fold completes. The accumulators are exactly ACC_BITS wide: every
@@ -35,8 +39,8 @@ entity mac_array is
     ACC_BITS  : positive := 24;   -- signed accumulator width
     FOLDS     : positive := 1;    -- folds per image; bias holds FOLDS*PE neurons' biases
     FOLD_BITS : positive := 1;
-    -- products as shift-and-add in two registered halves (no DSP block, one clock more):
-    -- for clocks that an unregistered DSP multiplier cannot reach (integer body only)
+    -- products from adders, one register per level of their tree (no DSP block, more
+    -- clocks of latency): integer body only (accumulators up to 31 bits)
     LUT_MULT  : boolean  := false
   );
   port (
@@ -70,7 +74,11 @@ architecture rtl of mac_array is
   constant LEVELS  : natural  := clog2(P);             -- adder tree levels
   constant TB      : positive := PB + LEVELS;          -- lane-sum width
   constant USE_INT : boolean  := ACC_BITS <= 31 and TB <= 31;
-  constant M       : natural  := boolean'pos(LUT_MULT and USE_INT);  -- extra product stage
+  -- LUT_MULT: a product is the sum of A_BITS shifted, gated copies of the weight, added
+  -- as a tree with a register per level: PL = ceil(log2 A_BITS) product stages
+  constant LUTM    : boolean  := LUT_MULT and USE_INT and A_BITS >= 2;
+  constant PL      : natural  := clog2(A_BITS);
+  constant M       : natural  := (PL - 1) * boolean'pos(LUTM);  -- extra product stages
   constant PS      : positive := 2 + M;        -- the stage that holds the products
   constant LAT     : positive := PS + 1 + LEVELS;  -- x_valid to res_valid
 
@@ -139,20 +147,26 @@ begin
       return r;
     end function;
 
-    -- w * (bits lo .. hi-1 of x) by shift and add: adders only, no multiplier cell
-    function shift_add(w : w_t; x : x_t; lo, hi : natural) return p_t is
-      constant XB : unsigned(A_BITS - 1 downto 0) := to_unsigned(x, A_BITS);
-      variable r  : integer := 0;
+    -- LUT_MULT: level l of a product's tree holds ceil(A_BITS/2**l) partial sums
+    function pwidth(l : natural) return positive is
+      variable n : positive := A_BITS;
     begin
-      for b in lo to hi - 1 loop
-        if XB(b) = '1' then
-          r := r + w * 2**(b - lo);
-        end if;
+      for i in 1 to l loop
+        n := (n + 1) / 2;
       end loop;
-      return r;
+      return n;
     end function;
+    -- gated, shifted weight: bit b of x selects w * 2**b (adders only, no multiplier)
+    function term(w : w_t; x : x_t; b : natural) return p_t is
+    begin
+      if b < A_BITS and to_unsigned(x, A_BITS)(b) = '1' then
+        return w * 2**b;
+      end if;
+      return 0;
+    end function;
+    type pp_arr is array (0 to PE * P * A_BITS - 1) of p_t;  -- product i's sums at i*A_BITS
+    type ptree_t is array (1 to maximum(PL - 1, 1)) of pp_arr;
 
-    constant H : natural := (A_BITS + 1) / 2;  -- LUT_MULT: low half of the input bits
     signal bias_i : b_arr;
   begin
     bias_i <= to_bias(bias);
@@ -164,8 +178,8 @@ begin
       constant S    : positive := PS + LEVELS;  -- the stage that feeds the accumulators
       variable xr   : x_arr := (others => 0);              -- stage 1
       variable wr   : w_arr := (others => 0);              -- stage 1
-      variable plo  : p_arr := (others => 0);              -- stage 2 (LUT_MULT)
-      variable phi  : p_arr := (others => 0);              -- stage 2 (LUT_MULT)
+      variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
+      variable u    : p_t;
       variable prod : p_arr := (others => 0);              -- stage PS
       variable tree : tree_t := (others => (others => 0)); -- stages PS+1 .. PS+LEVELS
       variable acc  : a_arr := (others => 0);
@@ -224,20 +238,28 @@ begin
           end if;
         end loop;
         -- products, from last clock's operands (LUT_MULT: from last clock's halves)
-        if M = 1 then
-          if ctrl(2).valid and ctrl(2).nz then
-            for i in 0 to PE * P - 1 loop
-              prod(i) := plo(i) + phi(i) * 2**H;
-            end loop;
-          end if;
-          if ctrl(1).valid and ctrl(1).nz then
-            for e in 0 to PE - 1 loop
-              for q in 0 to P - 1 loop
-                plo(e * P + q) := shift_add(wr(e * P + q), xr(q), 0, H);
-                phi(e * P + q) := shift_add(wr(e * P + q), xr(q), H, A_BITS);
+        if LUTM then
+          -- product tree, top level first; level l (stage 1+l) from level l-1 (stage l)
+          for l in PL downto 1 loop
+            if ctrl(l).valid and ctrl(l).nz then
+              for i in 0 to PE * P - 1 loop
+                for k in 0 to pwidth(l) - 1 loop
+                  if l = 1 then
+                    u := term(wr(i), xr(i mod P), 2 * k) + term(wr(i), xr(i mod P), 2 * k + 1);
+                  elsif 2 * k + 1 < pwidth(l - 1) then
+                    u := pt(l - 1)(i * A_BITS + 2 * k) + pt(l - 1)(i * A_BITS + 2 * k + 1);
+                  else
+                    u := pt(l - 1)(i * A_BITS + 2 * k);
+                  end if;
+                  if l = PL then
+                    prod(i) := u;
+                  else
+                    pt(l)(i * A_BITS + k) := u;
+                  end if;
+                end loop;
               end loop;
-            end loop;
-          end if;
+            end if;
+          end loop;
         elsif ctrl(1).valid and ctrl(1).nz then
           for e in 0 to PE - 1 loop
             for q in 0 to P - 1 loop

@@ -34,7 +34,7 @@ entity mlp_layer is
     PE        : positive := positive'high;
     Q         : positive := 1;    -- accumulators per clock on out_data
     ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
-    LUT_MULT  : boolean  := false -- products in LUTs, pipelined (see mac_array)
+    LUT_MULT  : boolean  := false -- products from adders, pipelined (see mac_array)
   );
   port (
     clk       : in  std_logic;
@@ -73,9 +73,9 @@ architecture rtl of mlp_layer is
   constant FOLDS     : positive := (N_OUT + PE_N - 1) / PE_N;
   constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
-  -- clocks from an issued beat to its result in fin_block (mac_array: 3 + tree levels,
-  -- + 1 with LUT_MULT; + 2 to reach fin_block), at least
-  constant GUARD     : natural  := 3 + boolean'pos(LUT_MULT) + clog2(P) + 2;
+  -- clocks from an issued beat to its result in fin_block, at least (mac_array: 3 + lane
+  -- tree levels, + ceil(log2 A_BITS) - 1 product levels with LUT_MULT; + 2 to fin_block)
+  constant GUARD     : natural  := 3 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
 
   signal x_valid, x_first, x_last : std_logic;
   signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);
