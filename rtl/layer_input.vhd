@@ -54,6 +54,12 @@ architecture rtl of layer_input is
   signal fold      : natural range 0 to FOLDS - 1 := 0;
   signal addr      : natural range 0 to FOLDS * BEATS - 1 := 0;
   signal guard_cnt : natural range 0 to GUARD := 0;
+  -- registered decodes of the counters, so that the issue decision is two LUT levels
+  -- (it enables every register of the stage; decoding counters there was the critical path)
+  signal at_first  : boolean := true;   -- beat = 0
+  signal at_last   : boolean := BEATS = 1;  -- beat = BEATS-1
+  signal fold0     : boolean := true;   -- fold = 0
+  signal guard_ok  : boolean := true;   -- guard_cnt = 0
   signal can       : boolean;  -- the current beat may be issued (result stage permitting)
   signal take      : boolean;  -- the current beat is issued at the next edge
   signal x_str     : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
@@ -65,9 +71,9 @@ begin
   assert 2**FOLD_BITS >= FOLDS
     report "layer_input: FOLD_BITS too small for FOLDS" severity failure;
 
-  can      <= beat /= BEATS - 1 or (fin_block = '0' and guard_cnt = 0);
-  take     <= can and (fold /= 0 or in_valid = '1');
-  in_ready <= '1' when fold = 0 and can else '0';
+  can      <= not at_last or (fin_block = '0' and guard_ok);
+  take     <= can and (not fold0 or in_valid = '1');
+  in_ready <= '1' when fold0 and can else '0';
   rom_addr <= std_logic_vector(to_unsigned(addr, ADDR_BITS));
   x_data   <= x_buf when replay else x_str;
 
@@ -75,37 +81,49 @@ begin
   begin
     if rising_edge(clk) then
       x_valid <= '1' when take else '0';
-      x_first <= '1' when beat = 0 else '0';
-      x_last  <= '1' when beat = BEATS - 1 else '0';
+      x_first <= '1' when at_first else '0';
+      x_last  <= '1' when at_last else '0';
       x_fold  <= std_logic_vector(to_unsigned(fold, FOLD_BITS));
-      replay  <= fold /= 0;
+      replay  <= not fold0;
       if guard_cnt /= 0 then
         guard_cnt <= guard_cnt - 1;
+        guard_ok  <= guard_cnt = 1;
       end if;
       if take then
-        if fold = 0 then
+        if fold0 then
           x_str <= in_data;
         end if;
-        if beat = BEATS - 1 then
+        if at_last then
           beat      <= 0;
+          at_first  <= true;
+          at_last   <= BEATS = 1;
           guard_cnt <= GUARD;
+          guard_ok  <= GUARD = 0;
           if fold = FOLDS - 1 then
-            fold <= 0;
-            addr <= 0;
+            fold  <= 0;
+            fold0 <= true;
+            addr  <= 0;
           else
-            fold <= fold + 1;
-            addr <= addr + 1;
+            fold  <= fold + 1;
+            fold0 <= false;
+            addr  <= addr + 1;
           end if;
         else
-          beat <= beat + 1;
-          addr <= addr + 1;
+          beat     <= beat + 1;
+          at_first <= false;
+          at_last  <= beat = BEATS - 2;
+          addr     <= addr + 1;
         end if;
       end if;
       if rst = '1' then
         beat      <= 0;
+        at_first  <= true;
+        at_last   <= BEATS = 1;
         fold      <= 0;
+        fold0     <= true;
         addr      <= 0;
         guard_cnt <= 0;
+        guard_ok  <= true;
         x_valid   <= '0';
       end if;
     end if;
@@ -119,7 +137,7 @@ begin
     p_ram : process (clk)
     begin
       if rising_edge(clk) then
-        if take and fold = 0 then
+        if take and fold0 then
           ram(beat) <= in_data;
         end if;
         x_buf <= ram(beat);

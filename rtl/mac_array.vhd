@@ -267,13 +267,16 @@ begin
             end loop;
           end loop;
         end if;
-        -- operands
+        -- operands; a lane whose input is zero keeps its old weights (its product is 0)
         if x_valid = '1' and unsigned(x_data) /= 0 then
           for q in 0 to P - 1 loop
             xr(q) := to_integer(unsigned(x_data((q + 1) * A_BITS - 1 downto q * A_BITS)));
-          end loop;
-          for i in 0 to PE * P - 1 loop
-            wr(i) := to_integer(signed(w_data((i + 1) * W_BITS - 1 downto i * W_BITS)));
+            if xr(q) /= 0 then
+              for e in 0 to PE - 1 loop
+                wr(e * P + q) := to_integer(signed(
+                  w_data((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS)));
+              end loop;
+            end if;
           end loop;
         end if;
         if rst = '1' then
