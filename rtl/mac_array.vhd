@@ -180,6 +180,7 @@ begin
       variable wr   : w_arr := (others => 0);              -- stage 1
       variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
       variable u    : p_t;
+      variable add0 : boolean := true;  -- the addends (stage S) are all 0
       variable prod : p_arr := (others => 0);              -- stage PS
       variable tree : tree_t := (others => (others => 0)); -- stages PS+1 .. PS+LEVELS
       variable acc  : a_arr := (others => 0);
@@ -197,12 +198,12 @@ begin
             else
               a := acc(e);
             end if;
-            if ctrl(S).nz then
-              if LEVELS = 0 then
-                a := a + prod(e * P);
-              else
-                a := a + tree(LEVELS)(e * P);
-              end if;
+            -- the addend is 0 for an all-zero beat (cleared below): no multiplexer after
+            -- the adder, which was on the critical path
+            if LEVELS = 0 then
+              a := a + prod(e * P);
+            else
+              a := a + tree(LEVELS)(e * P);
             end if;
             acc(e) := a;
           end loop;
@@ -278,6 +279,22 @@ begin
               end loop;
             end if;
           end loop;
+        end if;
+        -- an all-zero beat entering stage S gets addends of 0 (a synchronous clear of that
+        -- register; in simulation only once per run of zero beats)
+        if ctrl(S - 1).valid then
+          if ctrl(S - 1).nz then
+            add0 := false;
+          elsif not add0 then
+            for e in 0 to PE - 1 loop
+              if LEVELS = 0 then
+                prod(e * P) := 0;
+              else
+                tree(LEVELS)(e * P) := 0;
+              end if;
+            end loop;
+            add0 := true;
+          end if;
         end if;
         if rst = '1' then
           res_valid <= '0';
