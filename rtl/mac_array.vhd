@@ -2,11 +2,12 @@
 --
 -- Per beat (x_* aligned with its ROM word w_data; weight of neuron e, lane q at field
 -- e*P+q, W_BITS wide; input lane q at field q, A_BITS wide, unsigned):
+--   stage 0   the ROM word and the beat registered as they arrive
 --   stage 1   operands registered (weights and inputs)
 --   stage 2   PE x P products, exactly W_BITS + A_BITS + 1 signed bits, registered
 --   stage 2+l adder tree over the P lanes, one registered level per halving (P > 1)
 --   last      acc(e) := (x_first ? bias(x_fold*PE + e) : acc(e)) + sum over the lanes
--- so x_valid reaches res_valid after LAT = 3 + ceil(log2(P)) clocks. With LUT_MULT a
+-- so x_valid reaches res_valid after LAT = 4 + ceil(log2(P)) clocks. With LUT_MULT a
 -- product is the sum of A_BITS gated, shifted copies of the weight, added as a tree with
 -- one register per level (ceil(log2 A_BITS) stages instead of 1): adders only, no DSP
 -- block, for clocks that an ECP5 MULT18X18D without its (not inferred) registers cannot
@@ -80,14 +81,14 @@ architecture rtl of mac_array is
   constant PL      : natural  := clog2(A_BITS);
   constant M       : natural  := (PL - 1) * boolean'pos(LUTM);  -- extra product stages
   constant PS      : positive := 2 + M;        -- the stage that holds the products
-  constant LAT     : positive := PS + 1 + LEVELS;  -- x_valid to res_valid
+  constant LAT     : positive := PS + 2 + LEVELS;  -- x_valid to res_valid
 
   -- control bits travelling with the data, stage 1 .. PS+LEVELS
   type ctrl_t is record
     valid, nz, first, last : boolean;
     fold : natural range 0 to FOLDS - 1;
   end record;
-  type ctrl_arr is array (1 to PS + LEVELS) of ctrl_t;
+  type ctrl_arr is array (0 to PS + LEVELS) of ctrl_t;
   constant IDLE : ctrl_t := (false, false, false, false, 0);
   signal ctrl : ctrl_arr := (others => IDLE);
 
@@ -113,9 +114,9 @@ begin
   begin
     if rising_edge(clk) then
       nz := unsigned(x_data) /= 0;
-      ctrl(1) <= (x_valid = '1', nz, x_first = '1', x_last = '1',
+      ctrl(0) <= (x_valid = '1', nz, x_first = '1', x_last = '1',
                   to_integer(unsigned(x_fold)));
-      for s in 2 to PS + LEVELS loop
+      for s in 1 to PS + LEVELS loop
         ctrl(s) <= ctrl(s - 1);
       end loop;
       if rst = '1' then
@@ -181,6 +182,8 @@ begin
       variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
       variable u    : p_t;
       variable add0 : boolean := true;  -- the addends (stage S) are all 0
+      variable x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
+      variable w0   : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
       variable prod : p_arr := (others => 0);              -- stage PS
       variable tree : tree_t := (others => (others => 0)); -- stages PS+1 .. PS+LEVELS
       variable acc  : a_arr := (others => 0);
@@ -269,16 +272,22 @@ begin
           end loop;
         end if;
         -- operands; a lane whose input is zero keeps its old weights (its product is 0)
-        if x_valid = '1' and unsigned(x_data) /= 0 then
+        if ctrl(0).valid and ctrl(0).nz then
           for q in 0 to P - 1 loop
-            xr(q) := to_integer(unsigned(x_data((q + 1) * A_BITS - 1 downto q * A_BITS)));
+            xr(q) := to_integer(unsigned(x0((q + 1) * A_BITS - 1 downto q * A_BITS)));
             if xr(q) /= 0 then
               for e in 0 to PE - 1 loop
                 wr(e * P + q) := to_integer(signed(
-                  w_data((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS)));
+                  w0((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS)));
               end loop;
             end if;
           end loop;
+        end if;
+        -- stage 0: the ROM word and the beat registered as they arrive (block RAM outputs,
+        -- whose clock-to-output leaves no time for logic in the same clock)
+        if x_valid = '1' then
+          x0 := x_data;
+          w0 := w_data;
         end if;
         -- an all-zero beat entering stage S gets addends of 0 (a synchronous clear of that
         -- register; in simulation only once per run of zero beats)
@@ -332,16 +341,22 @@ begin
       variable a  : signed(ACC_BITS - 1 downto 0);
       variable rd : std_logic_vector(PE * ACC_BITS - 1 downto 0);
       variable bi : natural;
+      variable x0 : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
+      variable w0 : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
     begin
       if rising_edge(clk) then
         res_valid <= '0';
-        if x_valid = '1' and unsigned(x_data) /= 0 then
+        if ctrl(0).valid and ctrl(0).nz then
           for q in 0 to P - 1 loop
-            xr(q) <= signed('0' & x_data((q + 1) * A_BITS - 1 downto q * A_BITS));
+            xr(q) <= signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
           end loop;
           for i in 0 to PE * P - 1 loop
-            wr(i) <= signed(w_data((i + 1) * W_BITS - 1 downto i * W_BITS));
+            wr(i) <= signed(w0((i + 1) * W_BITS - 1 downto i * W_BITS));
           end loop;
+        end if;
+        if x_valid = '1' then  -- stage 0, as in the integer body
+          x0 := x_data;
+          w0 := w_data;
         end if;
         if ctrl(1).valid and ctrl(1).nz then
           for e in 0 to PE - 1 loop

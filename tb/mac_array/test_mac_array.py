@@ -13,7 +13,7 @@ the wrong way (``resize`` keeps the sign bit) gets wrong.
 The model (``expected_results``): acc = bias(f*PE+e) at a first beat, plus
 sum_q w(e,q) * x(q) per beat; a last beat emits the PE accumulators. The checker
 compares every res_valid strobe (values, fold, and the clock: exactly
-3 + ceil(log2 P) clocks after the last beat, ceil(log2 A) - 1 more with LUT_MULT), the count,
+4 + ceil(log2 P) clocks after the last beat, ceil(log2 A) - 1 more with LUT_MULT), the count,
 and that res_data holds still between strobes. ``TB_SEED`` overrides the fixed per-case seed.
 """
 
@@ -151,7 +151,7 @@ if cocotb is not None:
                 await RisingEdge(dut.clk)
             dut.rst.value = 0
             sched = self.stim["schedule"]
-            lat = _env("MAC_LAT")  # 3 + ceil(log2 P), + ceil(log2 A) - 1 with LUT_MULT
+            lat = _env("MAC_LAT")  # 4 + ceil(log2 P), + ceil(log2 A) - 1 with LUT_MULT
             held = None
             for clk in range(len(sched) + lat + 8):  # bounded: the pipeline drains in lat
                 beat = sched[clk] if clk < len(sched) else None
@@ -273,7 +273,7 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     wrap = write_wrapper(build, "mac_array", generics, ports, _id(case))
     env = {"MAC_STIM": build / "stim.json", "MAC_PE": pe, "MAC_P": p, "MAC_W_BITS": w_bits,
            "MAC_A_BITS": a_bits, "MAC_SEED": seed,
-           "MAC_LAT": 3 + clog2(p) + (max(clog2(a_bits) - 1, 0) if lut_mult else 0)}
+           "MAC_LAT": 4 + clog2(p) + (max(clog2(a_bits) - 1, 0) if lut_mult else 0)}
     run_sim(toplevel="mac_array_tb", module="test_mac_array",
             vhdl_sources=[*rtl_sources("mac_array"), str(wrap)], build_dir=build / "sim",
             extra_env=env, bench_dir=HERE)
