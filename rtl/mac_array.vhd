@@ -91,6 +91,7 @@ architecture rtl of mac_array is
   type ctrl_arr is array (0 to PS + LEVELS) of ctrl_t;
   constant IDLE : ctrl_t := (false, false, false, false, 0);
   signal ctrl : ctrl_arr := (others => IDLE);
+  signal x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
 
   -- lanes per neuron at tree level l (level 0: the P products)
   function lanes(l : natural) return positive is
@@ -110,15 +111,20 @@ begin
     report "mac_array: FOLD_BITS too small for FOLDS" severity failure;
 
   p_ctrl : process (clk)
-    variable nz : boolean;
   begin
     if rising_edge(clk) then
-      nz := unsigned(x_data) /= 0;
-      ctrl(0) <= (x_valid = '1', nz, x_first = '1', x_last = '1',
+      -- the zero test reads the stage-0 register, not x_data: x_data may come straight
+      -- from a block RAM (the input stage's replay buffer)
+      ctrl(0) <= (x_valid = '1', false, x_first = '1', x_last = '1',
                   to_integer(unsigned(x_fold)));
-      for s in 1 to PS + LEVELS loop
+      ctrl(1)    <= ctrl(0);
+      ctrl(1).nz <= unsigned(x0) /= 0;
+      for s in 2 to PS + LEVELS loop
         ctrl(s) <= ctrl(s - 1);
       end loop;
+      if x_valid = '1' then
+        x0 <= x_data;
+      end if;
       if rst = '1' then
         ctrl <= (others => IDLE);
       end if;
@@ -182,7 +188,6 @@ begin
       variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
       variable u    : p_t;
       variable add0 : boolean := true;  -- the addends (stage S) are all 0
-      variable x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
       variable w0   : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
       variable prod : p_arr := (others => 0);              -- stage PS
       variable tree : tree_t := (others => (others => 0)); -- stages PS+1 .. PS+LEVELS
@@ -272,7 +277,7 @@ begin
           end loop;
         end if;
         -- operands; a lane whose input is zero keeps its old weights (its product is 0)
-        if ctrl(0).valid and ctrl(0).nz then
+        if ctrl(0).valid and unsigned(x0) /= 0 then
           for q in 0 to P - 1 loop
             xr(q) := to_integer(unsigned(x0((q + 1) * A_BITS - 1 downto q * A_BITS)));
             if xr(q) /= 0 then
@@ -286,7 +291,6 @@ begin
         -- stage 0: the ROM word and the beat registered as they arrive (block RAM outputs,
         -- whose clock-to-output leaves no time for logic in the same clock)
         if x_valid = '1' then
-          x0 := x_data;
           w0 := w_data;
         end if;
         -- an all-zero beat entering stage S gets addends of 0 (a synchronous clear of that
@@ -341,12 +345,11 @@ begin
       variable a  : signed(ACC_BITS - 1 downto 0);
       variable rd : std_logic_vector(PE * ACC_BITS - 1 downto 0);
       variable bi : natural;
-      variable x0 : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
       variable w0 : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
     begin
       if rising_edge(clk) then
         res_valid <= '0';
-        if ctrl(0).valid and ctrl(0).nz then
+        if ctrl(0).valid and unsigned(x0) /= 0 then
           for q in 0 to P - 1 loop
             xr(q) <= signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
           end loop;
@@ -355,7 +358,6 @@ begin
           end loop;
         end if;
         if x_valid = '1' then  -- stage 0, as in the integer body
-          x0 := x_data;
           w0 := w_data;
         end if;
         if ctrl(1).valid and ctrl(1).nz then
