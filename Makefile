@@ -1,14 +1,15 @@
 # mnist-fpga: train, quantize, generate VHDL, simulate bit-exactly.
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
-# Variables: NET BITS IMAGES P SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS, WEIGHTS (make
-# sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import); make synth: PE TARGET;
-#   make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
+# Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS,
+# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import); make
+# synth: PE TARGET; make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
 IMAGES ?= 20
 P      ?= 1
+PE     ?=
 SIM    ?= ghdl
 WAVES  ?= 0
 # make regress-full SHARD=i/n: only the i-th of n slices of the images (CI machines)
@@ -16,14 +17,14 @@ SHARD  ?=
 # pytest-xdist workers of make test (auto: one per core; 0 runs in this process)
 TEST_JOBS ?= auto
 TARGET ?= all
-PE     ?=
 NETLIST ?= 0
 # The offline MNIST copy when it sits beside the checkout; otherwise train/ downloads.
 MNIST_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export SIM WAVES MNIST_DIR P
+LUT_MULT ?= 0
+export SIM WAVES MNIST_DIR P PE LUT_MULT
 # Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
 ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
@@ -55,11 +56,13 @@ netlist-deps:
 SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(NET))
 sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
 	@$(PY) -m tb.netsim $(SIM_NET) --format $(BITS) --images $(IMAGES) --p $(P) \
-	    $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat) $(if $(filter 1,$(NETLIST)),--netlist)
+	    $(if $(PE),--pe $(PE)) $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat) \
+	    $(if $(filter 1,$(NETLIST)),--netlist)
 
 # The Verilog that ghdl --synth writes, through the same whole-network bench
 sim-netlist: sim-deps netlist-deps
-	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P)
+	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P) \
+	    $(if $(PE),--pe $(PE))
 
 # loadgroup: tests that share state stay on one worker (conftest.py)
 test: sim-deps netlist-deps

@@ -34,7 +34,9 @@ from gen.quant import int_to_vhdl_hex, quantize_file, read_npz
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
-HAND_RTL = ("mlp_layer", "requant", "argmax")  # hand-written units the top instantiates
+# hand-written units, in compile order: the layer and its parts, then what the top adds
+LAYER_RTL = ("layer_input", "mac_array", "acc_serializer", "mlp_layer")
+HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
 DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
@@ -63,17 +65,21 @@ def pack(values: list[int] | np.ndarray, bits: int) -> int:
     return word
 
 
-def rom_words(layer: QLayer, p: int = 1) -> list[int]:
-    """One word per beat j of ``p`` inputs: w(n, j*p+q) of neuron n, lane q at field n*p+q.
+def rom_words(layer: QLayer, p: int = 1, pe: int | None = None) -> list[int]:
+    """One word per fold f and beat j: w(f*pe+e, j*p+q) of lane e, input q at field e*p+q.
 
-    With ``p = 1`` neuron n sits at bits [(n+1)W-1 : nW]. Inputs past ``n_in`` (the
-    last beat when ``p`` does not divide it) get weight 0.
+    ``pe`` neurons are computed in parallel (default and any value >= n_out: all of
+    them, one fold); the word of fold f, beat j sits at address f*beats + j with
+    beats = ceil(n_in/p). With one fold and ``p = 1`` neuron n sits at bits
+    [(n+1)W-1 : nW]. Inputs past ``n_in`` and neurons past ``n_out`` get weight 0.
     """
-    beats = -(-layer.n_in // p)
-    w = np.zeros((layer.n_out, beats * p), dtype=np.int64)
-    w[:, : layer.n_in] = layer.w
-    w = w.reshape(layer.n_out, beats, p)  # [n, j, q]
-    return [pack(w[:, j, :].reshape(-1), layer.w_bits) for j in range(beats)]
+    pe = layer.n_out if pe is None else min(pe, layer.n_out)
+    beats, folds = -(-layer.n_in // p), -(-layer.n_out // pe)
+    w = np.zeros((folds * pe, beats * p), dtype=np.int64)
+    w[: layer.n_out, : layer.n_in] = layer.w
+    w = w.reshape(folds, pe, beats, p)  # [f, e, j, q]
+    return [pack(w[f, :, j, :].reshape(-1), layer.w_bits)
+            for f in range(folds) for j in range(beats)]
 
 
 def parallelism(qnet: QNet, p: int | list[int]) -> list[int]:
@@ -83,6 +89,21 @@ def parallelism(qnet: QNet, p: int | list[int]) -> list[int]:
     one beat (gen/legal.py).
     """
     return clamp_per_layer(p, [layer.n_in for layer in qnet.layers], "parallelism")
+
+
+def neurons_parallel(qnet: QNet, pe: int | list[int] | None) -> list[int]:
+    """Neurons in parallel (PE) of every layer, clamped to its neuron count.
+
+    ``None`` means every layer fully parallel (PE = N_OUT); otherwise one value for all
+    layers or one per layer.
+    """
+    if pe is None:
+        return [layer.n_out for layer in qnet.layers]
+    pes = [pe] * len(qnet.layers) if isinstance(pe, int) else list(pe)
+    if len(pes) != len(qnet.layers) or any(not isinstance(v, int) or v < 1 for v in pes):
+        raise UserError(f"neurons in parallel (PE) {pe!r}: give one integer >= 1 or one per "
+                        f"layer ({len(qnet.layers)} layers)")
+    return [min(v, layer.n_out) for v, layer in zip(pes, qnet.layers, strict=True)]
 
 
 def write_coe(path: Path, words: list[int], width: int) -> None:
@@ -122,6 +143,7 @@ class LayerView:
     layer: QLayer
     p: int  # inputs per clock
     q: int  # outputs per clock (the next layer's p; 1 for the last layer)
+    pe: int  # neurons in parallel (<= n_out)
     addr_bits: int
     rom_entity: str
     bias_bits: int
@@ -161,11 +183,14 @@ def _env() -> Environment:
 
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
+    pe: int | list[int] | None = None, lut_mult: bool = False,
     axis: AxisConfig | None = None,
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
+    ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
+    builds the products from adders in two pipeline stages instead of DSP multipliers.
     ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
@@ -178,12 +203,14 @@ def render_network(
         header += f"\n-- FAULT INJECTED for a negative test: {faults.describe()}"
         qnet = faulted_copy(qnet, faults)
     ps = parallelism(qnet, p)
+    pes = neurons_parallel(qnet, pe)
     views = []
     for k, layer in enumerate(qnet.layers):
         bias_bits = layer.n_out * layer.acc_bits
+        folds = -(-layer.n_out // pes[k])
         views.append(LayerView(
-            k=k, layer=layer, p=ps[k], q=ps[k + 1] if k + 1 < len(ps) else 1,
-            addr_bits=clog2(-(-layer.n_in // ps[k])),
+            k=k, layer=layer, p=ps[k], q=ps[k + 1] if k + 1 < len(ps) else 1, pe=pes[k],
+            addr_bits=clog2(folds * -(-layer.n_in // ps[k])),
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
             acc_bits_min=acc_bits_for(layer.w, layer.b, (1 << layer.a_bits) - 1, layer.w_bits),
@@ -191,14 +218,15 @@ def render_network(
         ))
     files = {}
     for v in views:
-        width = v.layer.n_out * v.p * v.layer.w_bits
-        words = [vhdl_literal(w, width) for w in rom_words(v.layer, v.p)]
+        width = v.pe * v.p * v.layer.w_bits
+        words = [vhdl_literal(w, width) for w in rom_words(v.layer, v.p, v.pe)]
         files[f"{v.rom_entity}.vhd"] = env.get_template("rom.vhd.j2").render(
-            header=header, k=v.k, layer=v.layer, entity=v.rom_entity, p=v.p,
+            header=header, k=v.k, layer=v.layer, entity=v.rom_entity, p=v.p, pe=v.pe,
+            beats=-(-v.layer.n_in // v.p),
             addr_bits=v.addr_bits, word_bits=width, words=words,
         )
     pkg = f"{qnet.name}_pkg"
-    common = dict(header=header, net=qnet, layers=views, pkg=pkg)
+    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult)
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=clog2(max(qnet.n_classes, 2)),
     )
@@ -251,16 +279,19 @@ def _check_out_dir(out: Path) -> None:
 
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
-    faults: Faults | None = None, p: int | list[int] = 1, axis: AxisConfig | None = None,
+    faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
+    lut_mult: bool = False, axis: AxisConfig | None = None,
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
     ``qnet.json`` is always the true model, also when ``faults`` change the RTL.
-    ``p`` is the inputs per clock, one for all layers or one per layer.
+    ``p`` is the inputs per clock, ``pe`` the neurons in parallel (default all), each
+    one for all layers or one per layer.
     """
     out = Path(out)
     check_qnet(qnet)
     ps = parallelism(qnet, p)
+    pes = neurons_parallel(qnet, pe)
     _check_out_dir(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -271,10 +302,11 @@ def generate(
         hdl, coe, mif, mem = tmp / "hdl", tmp / "coe", tmp / "mif", tmp / "mem"
         for d in (hdl, coe, mif, mem):
             d.mkdir()
-        for name, text in render_network(qnet, source, faults, ps, axis).items():
+        for name, text in render_network(qnet, source, faults, ps, pes, lut_mult,
+                                         axis).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
-            words, width = rom_words(layer, ps[k]), layer.n_out * ps[k] * layer.w_bits
+            words, width = rom_words(layer, ps[k], pes[k]), pes[k] * ps[k] * layer.w_bits
             write_coe(coe / f"{qnet.name}_l{k}_weights.coe", words, width)
             write_mif(mif / f"{qnet.name}_l{k}_weights.mif", words, width)
             write_mem(mem / f"{qnet.name}_l{k}_weights.mem", words, width)
@@ -332,6 +364,12 @@ def main() -> int:
                     help="how many sample images to export as test-input .coe/.mif/.mem")
     ap.add_argument("--p", type=int, nargs="+", default=[1], metavar="P",
                     help="inputs per clock: one for all layers or one per layer (default 1)")
+    ap.add_argument("--pe", type=int, nargs="+", metavar="PE",
+                    help="neurons in parallel: one for all layers or one per layer, clamped "
+                         "to each layer's neurons (default: all of them)")
+    ap.add_argument("--lut-mult", action="store_true",
+                    help="products from adders in two pipeline stages instead of DSP "
+                         "multipliers (higher clock, no DSP blocks, more LUTs)")
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="negative tests only: make the ROM or biases differ from the model "
                     "(gen/faults.py)")
@@ -347,7 +385,9 @@ def main() -> int:
     qnet = quantize_file(args.weights, fmt, name, calib_images=images)
     check_rtl_limits(qnet)
     generate(qnet, args.out, display_path(args.weights), images[: max(args.test_inputs, 0)],
-             faults=faults, p=args.p[0] if len(args.p) == 1 else args.p)
+             faults=faults, p=args.p[0] if len(args.p) == 1 else args.p,
+             pe=None if not args.pe else args.pe[0] if len(args.pe) == 1 else args.pe,
+             lut_mult=args.lut_mult)
     print(f"generated {name} ({fmt.name}) in {args.out}")
     return 0
 

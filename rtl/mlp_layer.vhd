@@ -1,23 +1,22 @@
--- mlp_layer: one fully connected layer, N_OUT neurons in parallel, P inputs per clock.
+-- mlp_layer: one fully connected layer, PE neurons in parallel, P inputs per clock.
 --
--- All neurons share one weight-ROM address: beat j carries inputs j*P .. j*P+P-1, and
--- the ROM word at address j holds w(n, j*P+p) of neuron n, lane p at bits
--- [(n*P+p+1)*W_BITS-1 : (n*P+p)*W_BITS] (P = 1: neuron n at [(n+1)*W-1 : n*W]). Weights
--- past N_IN are zero, so a P that does not divide N_IN needs no special case. The ROM
--- reads synchronously (block RAM), so the input is delayed one clock to meet its weights.
+--   in_* --> [layer_input] --rom_addr--> weight ROM (outside, registered read)
+--                 | beat, aligned with the ROM word        |
+--                 v                                        v
+--            [mac_array: PE x P products, adder tree, PE accumulators]
+--                 | PE accumulators per fold
+--                 v
+--            [acc_serializer: collect folds, holding register] --> acc_flat, out_* (Q/clock)
 --
--- After ceil(N_IN/P) beats the accumulators are final: they are copied into a holding
--- register (published on acc_flat with a one-clock acc_valid strobe) and the
--- accumulators restart from the biases at once, so the next image's beats are taken
--- while this one's results stream out on out_* (Q per clock, neuron 0 first) to the
--- requantizer (hidden layer) or argmax (last layer). Inputs stall only when an image
--- is finished before the previous one has left the holding register.
--- Arithmetic: docs/numerics.md, section 3.
+-- The layer has FOLDS = ceil(N_OUT/PE) folds of BEATS = ceil(N_IN/P) beats. ROM layout:
+-- the word at address f*BEATS + j holds w(f*PE+e, j*P+q) of lane e*P+q, at bits
+-- [(e*P+q+1)*W_BITS-1 : (e*P+q)*W_BITS], zero past N_OUT and N_IN. All neurons of a fold
+-- share the address. With PE = N_OUT (the default) there is one fold and the layout is
+-- the original one (neuron n, lane q at field n*P+q). Arithmetic: docs/numerics.md,
+-- section 3; the units: docs/architecture.md.
 --
--- Why integers: the MAC array is written as VHDL integer arithmetic in one clocked
--- process. It synthesizes to the same multipliers and adders as numeric_std and
--- simulates several times faster in GHDL. Accumulators wider than 31 bits (e.g. int16)
--- do not fit VHDL integers: then the same process uses numeric_std signed arithmetic.
+-- After the last beat of an image the accumulators go to a holding register (acc_flat,
+-- one-clock acc_valid) and the next image's beats are taken while it streams out.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -31,8 +30,11 @@ entity mlp_layer is
     ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/quant.py)
     ACC_BITS_MIN : natural := 0;  -- what this layer's weights and biases need (generator)
     P         : positive := 1;    -- inputs per clock (lanes of in_data and of the ROM word)
+    -- neurons in parallel; any value >= N_OUT (the default) means all N_OUT at once
+    PE        : positive := positive'high;
     Q         : positive := 1;    -- accumulators per clock on out_data
-    ADDR_BITS : positive := 10    -- ROM address width, 2**ADDR_BITS >= ceil(N_IN/P)
+    ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
+    LUT_MULT  : boolean  := false -- products from adders, pipelined (see mac_array)
   );
   port (
     clk       : in  std_logic;
@@ -41,9 +43,9 @@ entity mlp_layer is
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
     in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
-    -- weight ROM, shared address, registered read
+    -- weight ROM, registered read; min(PE, N_OUT) neurons x P lanes per word
     rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
-    rom_data  : in  std_logic_vector(N_OUT * P * W_BITS - 1 downto 0);
+    rom_data  : in  std_logic_vector(minimum(PE, N_OUT) * P * W_BITS - 1 downto 0);
     -- biases, neuron n at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS] (a constant in practice)
     bias      : in  std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
     -- every accumulator, valid in the clock where acc_valid is '1'
@@ -58,146 +60,70 @@ entity mlp_layer is
 end entity mlp_layer;
 
 architecture rtl of mlp_layer is
+  function clog2(n : positive) return natural is
+    variable r : natural := 0;
+  begin
+    while 2**r < n loop
+      r := r + 1;
+    end loop;
+    return r;
+  end function;
+
+  constant PE_N      : positive := minimum(PE, N_OUT);
+  constant FOLDS     : positive := (N_OUT + PE_N - 1) / PE_N;
+  constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
-  constant OUT_BEATS : positive := (N_OUT + Q - 1) / Q;
-  constant HELD_BITS : positive := OUT_BEATS * Q * ACC_BITS;
-  -- integer datapath when every value fits 31 bits, else numeric_std (wide formats)
-  constant USE_INT   : boolean  := ACC_BITS <= 31 and W_BITS + A_BITS <= 30;
-  -- numeric_std path: a product has W_BITS + A_BITS + 1 bits and may be wider than the
-  -- accumulator (a large product offset by a bias of the other sign), so the sum is
-  -- formed at SUM_BITS and only the result, a partial sum that fits ACC_BITS
-  -- (docs/numerics.md, section 3), is narrowed.
-  constant SUM_BITS  : positive := maximum(ACC_BITS, W_BITS + A_BITS + 1) + 1;
+  -- clocks from an issued beat to its result in fin_block, at least (mac_array: 4 + lane
+  -- tree levels, + ceil(log2 A_BITS) - 1 product levels with LUT_MULT; + 2 to fin_block)
+  constant GUARD     : natural  := 4 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
 
-  type lanes_t is array (0 to P - 1) of natural range 0 to 2**A_BITS - 1;
-
-  -- counters have one spare value: synthesis checks count + 1 statically, also for 1 beat
-  signal count     : natural range 0 to BEATS := 0;       -- beats taken of this image
-  signal x_d       : lanes_t := (others => 0);             -- beat aligned with its ROM word
-  signal x_d_valid : boolean := false;
-  signal x_d_last  : boolean := false;
-  signal pending   : boolean := false;  -- accumulators final, holding register still busy
-  signal emitting  : boolean := false;  -- holding register streams out
-  signal emit_idx  : natural range 0 to OUT_BEATS := 0;
-  signal held      : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
+  signal x_valid, x_first, x_last : std_logic;
+  signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);
+  signal x_data    : std_logic_vector(P * A_BITS - 1 downto 0);
+  signal res_valid : std_logic;
+  signal res_fold  : std_logic_vector(FOLD_BITS - 1 downto 0);
+  signal res_data  : std_logic_vector(PE_N * ACC_BITS - 1 downto 0);
+  signal fin_block : std_logic;
+  -- biases of FOLDS*PE_N neurons: zero past N_OUT, like their weights
+  signal bias_ext  : std_logic_vector(FOLDS * PE_N * ACC_BITS - 1 downto 0);
 begin
   assert ACC_BITS >= ACC_BITS_MIN
     report "mlp_layer: ACC_BITS=" & integer'image(ACC_BITS) & " is too narrow: the weights " &
            "need " & integer'image(ACC_BITS_MIN) & " bits (docs/numerics.md, section 3)"
     severity failure;
-  assert 2**ADDR_BITS >= BEATS
-    report "mlp_layer: ADDR_BITS too small for ceil(N_IN/P)" severity failure;
+  assert 2**ADDR_BITS >= FOLDS * BEATS
+    report "mlp_layer: ADDR_BITS too small for FOLDS*ceil(N_IN/P)" severity failure;
   assert ACC_BITS >= W_BITS + 1 and A_BITS <= 30
     report "mlp_layer: ACC_BITS must hold one product; A_BITS must be <= 30"
     severity failure;
 
-  -- Stall a beat whose product could reach the accumulators before they are handed over.
-  in_ready  <= '0' when pending or (x_d_valid and x_d_last and emitting) else '1';
-  rom_addr  <= std_logic_vector(to_unsigned(count, ADDR_BITS + 1)(ADDR_BITS - 1 downto 0));
-  out_valid <= '1' when emitting else '0';
-  out_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
-  out_last  <= '1' when emit_idx >= OUT_BEATS - 1 else '0';
-  acc_flat  <= held(N_OUT * ACC_BITS - 1 downto 0);
+  bias_ext <= std_logic_vector(resize(unsigned(bias), bias_ext'length));
 
-  p_main : process (clk)
-    type acc_sgn_t is array (0 to N_OUT - 1) of signed(ACC_BITS - 1 downto 0);
-    variable acc  : integer_vector(0 to N_OUT - 1);  -- USE_INT
-    variable accs : acc_sgn_t;                       -- not USE_INT
-    variable w    : integer;
-    variable ws   : signed(W_BITS - 1 downto 0);
-    variable xs   : signed(A_BITS downto 0);
-    variable busy : boolean;  -- holding register still in use after this clock
-    variable fin  : boolean;  -- accumulators final after this clock
-    variable h    : std_logic_vector(HELD_BITS - 1 downto 0);
-    procedure load_bias is
-    begin
-      for n in 0 to N_OUT - 1 loop
-        if USE_INT then
-          acc(n) := to_integer(signed(bias((n + 1) * ACC_BITS - 1 downto n * ACC_BITS)));
-        else
-          accs(n) := signed(bias((n + 1) * ACC_BITS - 1 downto n * ACC_BITS));
-        end if;
-      end loop;
-    end procedure;
-  begin
-    if rising_edge(clk) then
-      acc_valid <= '0';
+  u_input : entity work.layer_input
+    generic map (
+      N_IN => N_IN, P => P, A_BITS => A_BITS, FOLDS => FOLDS, FOLD_BITS => FOLD_BITS,
+      ADDR_BITS => ADDR_BITS, GUARD => GUARD)
+    port map (
+      clk => clk, rst => rst, in_valid => in_valid, in_ready => in_ready, in_data => in_data,
+      fin_block => fin_block, rom_addr => rom_addr, x_valid => x_valid, x_first => x_first,
+      x_last => x_last, x_fold => x_fold, x_data => x_data);
 
-      -- emitter: one beat of Q accumulators per accepted transfer
-      busy := emitting;
-      if emitting and out_ready = '1' then
-        if emit_idx >= OUT_BEATS - 1 then
-          busy := false;
-        else
-          emit_idx <= emit_idx + 1;
-        end if;
-      end if;
+  u_mac : entity work.mac_array
+    generic map (
+      PE => PE_N, P => P, W_BITS => W_BITS, A_BITS => A_BITS, ACC_BITS => ACC_BITS,
+      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, LUT_MULT => LUT_MULT)
+    port map (
+      clk => clk, rst => rst, x_valid => x_valid, x_first => x_first, x_last => x_last,
+      x_fold => x_fold, x_data => x_data, w_data => rom_data, bias => bias_ext,
+      res_valid => res_valid, res_fold => res_fold, res_data => res_data);
 
-      -- MAC: the ROM word read last clock belongs to x_d. A zero input adds nothing, so
-      -- it does not enable the accumulators: most MNIST pixels and many ReLU outputs
-      -- are 0, which makes simulation several times faster (and saves power).
-      if x_d_valid then
-        for p_i in 0 to P - 1 loop
-          if x_d(p_i) /= 0 and USE_INT then
-            for n in 0 to N_OUT - 1 loop
-              w := to_integer(signed(
-                     rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS)));
-              acc(n) := acc(n) + w * x_d(p_i);
-            end loop;
-          elsif x_d(p_i) /= 0 then
-            xs := signed('0' & to_unsigned(x_d(p_i), A_BITS));
-            for n in 0 to N_OUT - 1 loop
-              ws := signed(
-                      rom_data((n * P + p_i + 1) * W_BITS - 1 downto (n * P + p_i) * W_BITS));
-              accs(n) := resize(resize(accs(n), SUM_BITS) + ws * xs, ACC_BITS);
-            end loop;
-          end if;
-        end loop;
-      end if;
-      fin := pending or (x_d_valid and x_d_last);
-
-      -- hand-over: final accumulators to the holding register, restart from the biases
-      if fin and not busy then
-        h := (others => '0');
-        for n in 0 to N_OUT - 1 loop
-          if USE_INT then
-            h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) :=
-              std_logic_vector(to_signed(acc(n), ACC_BITS));
-          else
-            h((n + 1) * ACC_BITS - 1 downto n * ACC_BITS) := std_logic_vector(accs(n));
-          end if;
-        end loop;
-        held      <= h;
-        acc_valid <= '1';
-        emit_idx  <= 0;
-        busy      := true;
-        fin       := false;
-        load_bias;
-      end if;
-      emitting <= busy;
-      pending  <= fin;
-
-      -- input: register the beat so that it meets its ROM word next clock
-      x_d_valid <= false;
-      if in_valid = '1' and not pending and not (x_d_valid and x_d_last and emitting) then
-        for p_i in 0 to P - 1 loop
-          x_d(p_i) <= to_integer(unsigned(in_data((p_i + 1) * A_BITS - 1 downto p_i * A_BITS)));
-        end loop;
-        x_d_valid <= true;
-        x_d_last  <= count >= BEATS - 1;
-        count     <= 0 when count >= BEATS - 1 else count + 1;
-      end if;
-
-      if rst = '1' then
-        count     <= 0;
-        x_d_valid <= false;
-        x_d_last  <= false;
-        pending   <= false;
-        emitting  <= false;
-        emit_idx  <= 0;
-        acc_valid <= '0';
-        load_bias;
-      end if;
-    end if;
-  end process p_main;
+  u_out : entity work.acc_serializer
+    generic map (
+      N_OUT => N_OUT, PE => PE_N, FOLDS => FOLDS, FOLD_BITS => FOLD_BITS,
+      ACC_BITS => ACC_BITS, Q => Q)
+    port map (
+      clk => clk, rst => rst, res_valid => res_valid, res_fold => res_fold,
+      res_data => res_data, fin_block => fin_block, acc_flat => acc_flat,
+      acc_valid => acc_valid, out_valid => out_valid, out_ready => out_ready,
+      out_data => out_data, out_last => out_last);
 end architecture rtl;

@@ -31,6 +31,7 @@ from gen.generate import (
     generate,
     hdl_sources,
     load_sample,
+    neurons_parallel,
     parallelism,
 )
 from gen.model import QNet, check_images
@@ -52,6 +53,7 @@ def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
     p: int = 1, announce: Callable[[], None] | None = None, netlist: bool = False,
+    pe: int | None = None, lut_mult: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -79,7 +81,9 @@ def run_network_sim(
         raise UserError(reason)
     if announce is not None:
         announce()
-    default = f"{net}-{fmt_.name}-p{p}-{'netlist-' if netlist else ''}{sim}"  # one per set
+    # one build folder per parameter set
+    default = (f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "")
+               + ("-lutmult" if lut_mult else "") + f"-{'netlist-' if netlist else ''}{sim}")
     if weights.stem != net:  # another model of the same network: its own folder
         default += f"-{weights.stem}"
     if faults and faults.describe():
@@ -87,12 +91,13 @@ def run_network_sim(
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         netlist=sim if netlist else None)
+                         pe, lut_mult, netlist=sim if netlist else None)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
-    faults: Faults | None = None, p: int | list[int] = 1, netlist: str | None = None,
+    faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
+    lut_mult: bool = False, netlist: str | None = None,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -106,7 +111,9 @@ def simulate_qnet(
     """
     faults = faults or Faults()
     ps = parallelism(qnet, p)
-    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps)
+    pes = neurons_parallel(qnet, pe)
+    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
+                       lut_mult=lut_mult)
     rtl = None
     if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
         from tb.mutants import mutated_rtl
@@ -149,6 +156,7 @@ def simulate_qnet(
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
     doc["p"] = ps
+    doc["pe"] = pes
     done = [r["done_cycle"] for r in doc["images"]]
     # steady-state initiation interval: clocks between consecutive results
     doc["interval"] = (done[-1] - done[1]) / (len(done) - 2) if len(done) > 2 else None
@@ -192,7 +200,8 @@ def print_report(doc: dict, bits: str) -> int:
         print(doc["coverage"] + "  (bit-exact images only)")
     lat = max(r["cycles"] for r in doc["images"])
     ii = f"{doc['interval']:.1f}" if doc.get("interval") else "n/a (needs 3 images)"
-    print(f"TIMING p={','.join(map(str, doc['p']))} latency_cycles={lat} "
+    pe = ",".join(map(str, doc.get("pe", [])))
+    print(f"TIMING p={','.join(map(str, doc['p']))} pe={pe} latency_cycles={lat} "
           f"initiation_interval_cycles={ii}")
     print(summary_line(doc, bits))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
@@ -272,6 +281,12 @@ def main() -> int:
     ap.add_argument("--netlist", action="store_true",
                     default=os.environ.get("NETLIST", "0") == "1",
                     help="simulate the ghdl --synth netlist (Verilog, NETLIST_SIM)")
+    ap.add_argument("--pe", type=int, default=env_int("PE", 0, lo=0) or None,
+                    help="neurons in parallel, clamped to each layer's neurons "
+                         "(default: all of them)")
+    ap.add_argument("--lut-mult", action="store_true",
+                    default=os.environ.get("LUT_MULT", "0") == "1",
+                    help="products from adders (two pipeline stages), no DSP multipliers")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
@@ -280,7 +295,8 @@ def main() -> int:
     weights, note = choose_model(net, args.format, args.weights, args.prefer_qat)
     doc = run_network_sim(net, args.format, args.images, args.first, tag=args.tag,
                           weights=weights, sample=args.sample,
-                          faults=parse_faults(args.fault), p=args.p, netlist=args.netlist,
+                          faults=parse_faults(args.fault), p=args.p, pe=args.pe,
+                          lut_mult=args.lut_mult, netlist=args.netlist,
                           announce=None if args.quiet else lambda: print(note, flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))

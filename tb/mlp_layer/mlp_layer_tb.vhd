@@ -29,7 +29,7 @@ end entity mlp_layer_tb;
 
 architecture wrap of mlp_layer_tb is
   signal rom_addr : std_logic_vector(ADDR_BITS - 1 downto 0);
-  signal rom_data : std_logic_vector(N_OUT * P * W_BITS - 1 downto 0);
+  signal rom_data : std_logic_vector(PE * P * W_BITS - 1 downto 0);
 begin
   u_rom : entity work.tb_layer_l0_rom
     port map (clk => clk, addr => rom_addr, dout => rom_data);
@@ -37,7 +37,7 @@ begin
   u_dut : entity work.mlp_layer
     generic map (
       N_IN => N_IN, N_OUT => N_OUT, W_BITS => W_BITS, A_BITS => A_BITS,
-      ACC_BITS => ACC_BITS, P => P, Q => Q, ADDR_BITS => ADDR_BITS)
+      ACC_BITS => ACC_BITS, P => P, PE => PE, Q => Q, ADDR_BITS => ADDR_BITS)
     port map (
       clk => clk, rst => rst,
       in_valid => in_valid, in_ready => in_ready, in_data => in_data,

@@ -341,6 +341,7 @@ package mlp_layer_tb_pkg is
   constant A_BITS    : positive := {a_bits};
   constant ACC_BITS  : positive := {acc_bits};
   constant P         : positive := {p};
+  constant PE        : positive := {pe};  -- neurons in parallel (<= N_OUT)
   constant Q         : positive := {q};
   constant ADDR_BITS : positive := {addr_bits};
   -- neuron n's bias at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS]
@@ -349,25 +350,32 @@ package mlp_layer_tb_pkg is
 end package mlp_layer_tb_pkg;
 """
 
-# (n_in, n_out, w_bits, a_bits, p, q): p inputs and q outputs per clock
+# (n_in, n_out, w_bits, a_bits, p, q, pe): p inputs, q outputs and pe neurons per clock
 CASES = [
-    (1, 1, 8, 8, 1, 1),
-    (5, 3, 8, 8, 1, 1),
-    (784, 10, 8, 8, 1, 1),    # the l10 network's only layer
-    (784, 10, 8, 8, 8, 2),    # P and Q that divide the counts
-    (37, 16, 4, 8, 1, 1),
-    (37, 16, 4, 8, 4, 3),     # P and Q that do not divide 37 and 16
-    (20, 7, 2, 2, 3, 7),      # P not dividing, all outputs in one beat
-    (1, 2, 16, 15, 1, 1),     # a 31-bit accumulator: the limit of the integer datapath
-    (9, 3, 16, 16, 2, 2),     # wider than 31 bits: the numeric_std datapath
+    (1, 1, 8, 8, 1, 1, 1),
+    (5, 3, 8, 8, 1, 1, 3),
+    (784, 10, 8, 8, 1, 1, 10),   # the l10 network's only layer
+    (784, 10, 8, 8, 8, 2, 10),   # P and Q that divide the counts
+    (784, 10, 8, 8, 8, 2, 5),    # PE dividing N_OUT: 2 folds
+    (37, 16, 4, 8, 1, 1, 16),
+    (37, 16, 4, 8, 4, 3, 16),    # P and Q that do not divide 37 and 16
+    (37, 16, 4, 8, 4, 3, 3),     # PE not dividing 16: 6 folds, the last one with 1 neuron
+    (20, 7, 2, 2, 3, 7, 7),      # P not dividing, all outputs in one beat
+    (20, 7, 2, 2, 3, 7, 1),      # one neuron at a time
+    (5, 9, 8, 8, 2, 2, 4),       # 3 beats per fold: shorter than the MAC pipeline
+    (1, 2, 16, 15, 1, 1, 2),     # a 31-bit accumulator, a 32-bit product: numeric_std
+    (3, 2, 15, 15, 1, 1, 2),     # 31-bit products: the limit of the integer datapath
+    (9, 3, 16, 16, 2, 2, 3),     # wider than 31 bits: the numeric_std datapath
+    (9, 3, 16, 16, 2, 2, 2),     # ... folded
 ]
 
 
 def _id(case: tuple[int, ...]) -> str:
     from gen.formats import Format
 
-    n_in, n_out, w_bits, a_bits, p, q = case
+    n_in, n_out, w_bits, a_bits, p, q, pe = case
     par = "" if p == q == 1 else f"-p{p}q{q}"
+    par += "" if pe == n_out else f"-pe{pe}"
     return f"n{n_in}x{n_out}-{Format(w_bits, a_bits).name}{par}"
 
 
@@ -376,7 +384,7 @@ def _tag(request: pytest.FixtureRequest) -> str:
     return request.node.name.replace("[", "-").replace("]", "")
 
 
-def render_rom(layer: QLayer, p: int = 1) -> str:
+def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
     """The layer's weight ROM (entity ``ROM_ENTITY``), rendered by gen.generate.
 
     Through render_network, the generator's own path, so the bench follows whatever
@@ -387,17 +395,21 @@ def render_rom(layer: QLayer, p: int = 1) -> str:
     from gen.model import QNet
 
     qnet = QNet(NET, Format(layer.w_bits, layer.a_bits), [layer])
-    return render_network(qnet, "a random layer of tb/mlp_layer", p=p)[f"{ROM_ENTITY}.vhd"]
+    return render_network(qnet, "a random layer of tb/mlp_layer", p=p, pe=pe)[
+        f"{ROM_ENTITY}.vhd"]
 
 
-def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1) -> str:
+def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
+               pe: int | None = None) -> str:
     """The wrapper's package: sizes and the bias constant."""
     from gen.generate import clog2, pack, vhdl_literal
 
     bits = layer.n_out * layer.acc_bits
+    pe = min(pe or layer.n_out, layer.n_out)
+    folds = -(-layer.n_out // pe)
     return PKG.format(case=case_id, n_in=layer.n_in, n_out=layer.n_out, w_bits=layer.w_bits,
-                      a_bits=layer.a_bits, acc_bits=layer.acc_bits, p=p, q=q,
-                      addr_bits=clog2(-(-layer.n_in // p)),
+                      a_bits=layer.a_bits, acc_bits=layer.acc_bits, p=p, q=q, pe=pe,
+                      addr_bits=clog2(folds * -(-layer.n_in // p)),
                       bias=vhdl_literal(pack(layer.b, layer.acc_bits), bits))
 
 
@@ -410,12 +422,13 @@ def _images(n_in: int) -> int:
 def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> None:
     """mlp_layer + generated ROM against b + W @ x for one parameter set."""
     from gen.formats import Format
+    from gen.generate import LAYER_RTL
     from gen.model import QNet
     from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    n_in, n_out, w_bits, a_bits, p, q = case
+    n_in, n_out, w_bits, a_bits, p, q, pe = case
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     layer = make_layer(n_in, n_out, w_bits, a_bits, seed)
     extremes = layer_acc(layer, make_images(n_in, a_bits, 1, seed))[0]
@@ -425,9 +438,9 @@ def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> Non
     build = BUILD / "tb" / _tag(request)
     build.mkdir(parents=True, exist_ok=True)
     QNet(NET, Format(w_bits, a_bits), [layer]).save(build / "qnet.json")
-    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q))
-    (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer, p))
-    sources = [*rtl_sources("mlp_layer"), str(build / "mlp_layer_tb_pkg.vhd"),
+    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q, pe))
+    (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer, p, pe))
+    sources = [*rtl_sources(*LAYER_RTL), str(build / "mlp_layer_tb_pkg.vhd"),
                str(build / f"{ROM_ENTITY}.vhd"), str(HERE / "mlp_layer_tb.vhd")]
     env = {"LAYER_QNET": build / "qnet.json", "LAYER_SEED": seed,
            "LAYER_IMAGES": _images(n_in), "LAYER_P": p, "LAYER_Q": q}

@@ -1,0 +1,125 @@
+-- acc_serializer: result stage of mlp_layer. Collects the accumulators of an image fold
+-- by fold, hands them over to a holding register and streams them out, Q per clock.
+--
+-- Fold f's PE accumulators arrive on res_* (one-clock res_valid; res_data holds until
+-- the next fold completes) and belong to neurons f*PE .. f*PE+PE-1. Folds before the
+-- last are kept in a collection register. When the last fold arrives and the holding
+-- register is free, everything is copied into it in that clock: acc_flat (all N_OUT
+-- accumulators) is valid with a one-clock acc_valid, and out_* streams neuron i*Q+q in
+-- lane q of beat i (lanes past N_OUT are 0, out_last on the last beat). If the holding
+-- register is still streaming the previous image, the hand-over waits (pending): the
+-- last fold's values stay in the MAC array's res_data, and fin_block tells the input
+-- stage not to complete another fold until the hand-over has happened.
+--
+-- out_* is a register (loaded from the holding register by emit_idx): the wide
+-- multiplexer then ends at a flip-flop instead of running on into the consumer
+-- (argmax's comparator was the critical path of l10 without it).
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+
+entity acc_serializer is
+  generic (
+    N_OUT     : positive := 256;  -- neurons
+    PE        : positive := 256;  -- neurons per fold
+    FOLDS     : positive := 1;    -- ceil(N_OUT/PE)
+    FOLD_BITS : positive := 1;
+    ACC_BITS  : positive := 24;
+    Q         : positive := 1     -- accumulators per output beat
+  );
+  port (
+    clk       : in  std_logic;
+    rst       : in  std_logic;
+    res_valid : in  std_logic;
+    res_fold  : in  std_logic_vector(FOLD_BITS - 1 downto 0);
+    res_data  : in  std_logic_vector(PE * ACC_BITS - 1 downto 0);
+    fin_block : out std_logic;
+    acc_flat  : out std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
+    acc_valid : out std_logic;
+    out_valid : out std_logic;
+    out_ready : in  std_logic;
+    out_data  : out std_logic_vector(Q * ACC_BITS - 1 downto 0);
+    out_last  : out std_logic
+  );
+end entity acc_serializer;
+
+architecture rtl of acc_serializer is
+  constant OUT_BEATS : positive := (N_OUT + Q - 1) / Q;
+  constant FOLD_W    : positive := PE * ACC_BITS;  -- bits of one fold
+  -- the holding register covers every fold and every output lane (extra lanes stay 0)
+  constant HELD_BITS : positive := maximum(FOLDS * PE, OUT_BEATS * Q) * ACC_BITS;
+  constant COL_BITS  : positive := maximum(FOLDS - 1, 1) * FOLD_W;
+
+  signal col      : std_logic_vector(COL_BITS - 1 downto 0) := (others => '0');
+  signal held     : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
+  signal pending  : boolean := false;  -- all folds done, holding register still busy
+  signal emitting : boolean := false;  -- holding register has beats not yet in the output
+  signal emit_idx : natural range 0 to OUT_BEATS - 1 := 0;
+  signal ob_valid : boolean := false;  -- output register
+  signal ob_data  : std_logic_vector(Q * ACC_BITS - 1 downto 0) := (others => '0');
+  signal ob_last  : std_logic := '0';
+begin
+  assert FOLDS * PE >= N_OUT and (FOLDS - 1) * PE < N_OUT
+    report "acc_serializer: FOLDS must be ceil(N_OUT/PE)" severity failure;
+  assert 2**FOLD_BITS >= FOLDS
+    report "acc_serializer: FOLD_BITS too small for FOLDS" severity failure;
+
+  fin_block <= '1' when pending else '0';
+  out_valid <= '1' when ob_valid else '0';
+  out_data  <= ob_data;
+  out_last  <= ob_last;
+  acc_flat  <= held(N_OUT * ACC_BITS - 1 downto 0);
+
+  p_main : process (clk)
+    variable busy : boolean;  -- holding register in use after this clock
+    variable want : boolean;  -- a complete image waits for the holding register
+    variable f    : natural;
+  begin
+    if rising_edge(clk) then
+      acc_valid <= '0';
+      busy := emitting;
+      if out_ready = '1' then
+        ob_valid <= false;
+      end if;
+      if emitting and (not ob_valid or out_ready = '1') then
+        ob_valid <= true;
+        ob_data  <= held((emit_idx + 1) * Q * ACC_BITS - 1 downto emit_idx * Q * ACC_BITS);
+        ob_last  <= '1' when emit_idx = OUT_BEATS - 1 else '0';
+        if emit_idx = OUT_BEATS - 1 then
+          busy := false;
+        else
+          emit_idx <= emit_idx + 1;
+        end if;
+      end if;
+
+      f := to_integer(unsigned(res_fold));
+      want := pending or (res_valid = '1' and f = FOLDS - 1);
+      -- static slices (one enable per fold): a dynamic slice became a latch in yosys
+      for g in 0 to FOLDS - 2 loop
+        if res_valid = '1' and f = g then
+          col((g + 1) * FOLD_W - 1 downto g * FOLD_W) <= res_data;
+        end if;
+      end loop;
+      if want and not busy then
+        if FOLDS > 1 then
+          held((FOLDS - 1) * FOLD_W - 1 downto 0) <= col((FOLDS - 1) * FOLD_W - 1 downto 0);
+        end if;
+        held(FOLDS * FOLD_W - 1 downto (FOLDS - 1) * FOLD_W) <= res_data;
+        acc_valid <= '1';
+        emit_idx  <= 0;
+        busy      := true;
+        want      := false;
+      end if;
+      emitting <= busy;
+      pending  <= want;
+
+      if rst = '1' then
+        pending   <= false;
+        emitting  <= false;
+        emit_idx  <= 0;
+        ob_valid  <= false;
+        acc_valid <= '0';
+      end if;
+    end if;
+  end process p_main;
+end architecture rtl;

@@ -1,0 +1,230 @@
+"""layer_input bench: the beats issued to the MAC array, fold by fold, against a model.
+
+Random images stream in (random gaps, junk on in_data while in_valid is '0') while
+fin_block toggles in random runs. The model (``expected_beats``): image by image,
+fold f = 0 .. FOLDS-1, beat j = 0 .. BEATS-1 with x_first = (j == 0), x_last =
+(j == BEATS-1), x_fold = f, x_data = the image's beat j, and the ROM address f*BEATS + j
+in the clock before the beat shows on x_* (the ROM reads synchronously). The
+checker also enforces the hand-shake rules of the result stage: a fold-completing
+beat is never issued while fin_block is '1', nor within GUARD clocks of the previous
+one; and the replayed folds run at one beat per clock unless such a rule holds them.
+``TB_SEED`` overrides the fixed per-case seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+except ImportError:  # pragma: no cover - pytest collection without cocotb
+    cocotb = None
+
+HERE = Path(__file__).resolve().parent
+CLK_NS = 10
+
+
+def make_images(beats: int, p: int, a_bits: int, count: int, seed: int) -> list[list[int]]:
+    """``count`` images of ``beats`` beats of ``p`` lanes (some all-zero beats)."""
+    rng = random.Random(seed)
+    return [[0 if rng.random() < 0.2 else rng.getrandbits(p * a_bits) for _ in range(beats)]
+            for _ in range(count)]
+
+
+def expected_beats(images: list[list[int]], folds: int) -> list[tuple[int, int, int, int, int]]:
+    """(address, first, last, fold, data) of every issued beat, in order."""
+    out = []
+    for img in images:
+        beats = len(img)
+        for f in range(folds):
+            for j, x in enumerate(img):
+                out.append((f * beats + j, int(j == 0), int(j == beats - 1), f, x))
+    return out
+
+
+if cocotb is not None:
+
+    def _env(name: str) -> int:
+        return int(os.environ[name])
+
+    class InputTB:
+        """Clock, reset, the in_* driver and the fin_block driver."""
+
+        def __init__(self, dut, seed: int) -> None:
+            self.dut = dut
+            self.rng = random.Random(seed)
+            self.width = _env("LI_P") * _env("LI_A_BITS")
+            dut.rst.value = 1
+            dut.in_valid.value = 0
+            dut.in_data.value = 0
+            dut.fin_block.value = 0
+            Clock(dut.clk, CLK_NS, unit="ns").start()
+
+        async def reset(self) -> None:
+            for _ in range(3):
+                await RisingEdge(self.dut.clk)
+            self.dut.rst.value = 0
+            await RisingEdge(self.dut.clk)
+
+        async def send(self, beats: list[int]) -> None:
+            dut = self.dut
+            for v in beats:
+                while self.rng.random() < 0.3:
+                    dut.in_valid.value = 0
+                    dut.in_data.value = self.rng.getrandbits(self.width)
+                    await RisingEdge(dut.clk)
+                dut.in_valid.value = 1
+                dut.in_data.value = v
+                while True:
+                    await ReadOnly()
+                    taken = dut.in_ready.value == 1
+                    await RisingEdge(dut.clk)
+                    if taken:
+                        break
+            dut.in_valid.value = 0
+
+        async def block(self) -> None:
+            """fin_block in runs: mostly free, sometimes held for a while."""
+            while True:
+                run = self.rng.choice((1, 2, 5, 20))
+                val = int(self.rng.random() < 0.3)
+                for _ in range(run):
+                    self.dut.fin_block.value = val
+                    await RisingEdge(self.dut.clk)
+
+    class BeatMonitor:
+        """Every clock: x_* when x_valid, with rom_addr and fin_block of the clock before."""
+
+        def __init__(self, dut) -> None:
+            self.dut = dut
+            self.beats: list[tuple[int, int, int, int, int]] = []
+            self.clocks: list[int] = []       # clock of each beat on x_*
+            self.blocked_at: set[int] = set()  # clocks with fin_block = '1'
+            cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            dut, clk, addr = self.dut, 0, None
+            while True:
+                await ReadOnly()
+                if dut.x_valid.value == 1:
+                    self.beats.append((addr, int(dut.x_first.value), int(dut.x_last.value),
+                                       int(dut.x_fold.value.to_unsigned()),
+                                       int(dut.x_data.value.to_unsigned())))
+                    self.clocks.append(clk)
+                if dut.fin_block.value == 1:
+                    self.blocked_at.add(clk)
+                addr = int(dut.rom_addr.value.to_unsigned())
+                await RisingEdge(dut.clk)
+                clk += 1
+
+    def check(expected, mon: BeatMonitor, guard: int, beats: int) -> list[str]:
+        errors = []
+        got = mon.beats
+        if len(got) != len(expected):
+            errors.append(f"expected {len(expected)} beats, got {len(got)}")
+        for i, (e, g) in enumerate(zip(expected, got, strict=False)):
+            if e != g:
+                errors.append(f"beat {i}: expected (addr, first, last, fold, data) {e}, got {g}")
+        last_fin = None
+        for i, (g, c) in enumerate(zip(got, mon.clocks, strict=False)):
+            if g[2]:  # a fold-completing beat, issued in clock c-1
+                if c - 1 in mon.blocked_at:
+                    errors.append(f"beat {i}: completes a fold although fin_block was '1'")
+                if last_fin is not None and c - last_fin <= guard:
+                    errors.append(f"beat {i}: completes a fold {c - last_fin} clocks after "
+                                  f"the previous one (GUARD {guard})")
+                last_fin = c
+            elif g[3] > 0 and i > 0 and g[1] == 0 and c != mon.clocks[i - 1] + 1:
+                errors.append(f"beat {i}: a replayed beat that is not back to back")
+        return errors
+
+    async def run_case(dut, corrupt: bool) -> None:
+        beats = -(-_env("LI_N_IN") // _env("LI_P"))
+        folds, guard, seed = _env("LI_FOLDS"), _env("LI_GUARD"), _env("LI_SEED")
+        images = make_images(beats, _env("LI_P"), _env("LI_A_BITS"), _env("LI_IMAGES"), seed)
+        expected = expected_beats(images, folds)
+        if corrupt:  # self-test of the checker
+            a, f, la, fo, x = expected[-1]
+            expected[-1] = (a, f, la, fo, x ^ 1)
+        tb = InputTB(dut, seed)
+        await tb.reset()
+        mon = BeatMonitor(dut)
+        cocotb.start_soon(tb.block())
+        n = len(expected)
+        budget = (n * 2 + len(images) * beats * 3 + n // max(beats, 1) * (guard + 40) + 200)
+        await with_timeout(tb.send([x for img in images for x in img]), budget * CLK_NS, "ns")
+
+        async def drained() -> None:
+            while len(mon.beats) < n:
+                await RisingEdge(dut.clk)
+        await with_timeout(drained(), budget * CLK_NS, "ns")
+        for _ in range(guard + 5):  # a stray beat would show up here
+            await RisingEdge(dut.clk)
+        errors = check(expected, mon, guard, beats)
+        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:8])
+
+    @cocotb.test()
+    async def input_beats(dut) -> None:
+        """Every issued beat, its address and flags against the model; hand-shake rules."""
+        await run_case(dut, False)
+
+    @cocotb.test(expect_fail=True)
+    async def input_checker_catches_wrong_expectation(dut) -> None:
+        """The checker is not vacuous: one corrupted expected beat must fail."""
+        await run_case(dut, True)
+
+
+# ----------------------------------------------------------------------------- pytest runner
+
+# (n_in, p, a_bits, folds, guard)
+CASES = [
+    (1, 1, 8, 1, 5),
+    (7, 1, 8, 1, 5),
+    (7, 3, 8, 1, 6),     # P not dividing N_IN
+    (10, 2, 8, 3, 7),    # 3 folds replayed from the RAM
+    (13, 4, 4, 2, 7),
+    (2, 1, 8, 4, 5),     # folds shorter than GUARD: the guard throttles
+    (1, 1, 2, 3, 5),     # one beat per fold
+]
+
+
+def _id(c: tuple) -> str:
+    n_in, p, a, folds, guard = c
+    return f"n{n_in}-p{p}-a{a}-f{folds}-g{guard}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_layer_input(case: tuple, request: pytest.FixtureRequest) -> None:
+    """layer_input against the model for one parameter set."""
+    from gen.generate import clog2
+    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from tb.unitwrap import write_wrapper
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    n_in, p, a_bits, folds, guard = case
+    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
+    print(f"seed {seed}")
+    beats = -(-n_in // p)
+    fold_bits, addr_bits = max(clog2(folds), 1), clog2(folds * beats)
+    build = BUILD / "tb" / request.node.name.replace("[", "-").replace("]", "")
+    generics = {"N_IN": n_in, "P": p, "A_BITS": a_bits, "FOLDS": folds,
+                "FOLD_BITS": fold_bits, "ADDR_BITS": addr_bits, "GUARD": guard}
+    ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
+             ("in_ready", "out", None), ("in_data", "in", p * a_bits),
+             ("fin_block", "in", None), ("rom_addr", "out", addr_bits),
+             ("x_valid", "out", None), ("x_first", "out", None), ("x_last", "out", None),
+             ("x_fold", "out", fold_bits), ("x_data", "out", p * a_bits)]
+    wrap = write_wrapper(build, "layer_input", generics, ports, _id(case))
+    env = {"LI_N_IN": n_in, "LI_P": p, "LI_A_BITS": a_bits, "LI_FOLDS": folds,
+           "LI_GUARD": guard, "LI_SEED": seed, "LI_IMAGES": max(4, 60 // (beats * folds))}
+    run_sim(toplevel="layer_input_tb", module="test_layer_input",
+            vhdl_sources=[*rtl_sources("layer_input"), str(wrap)], build_dir=build / "sim",
+            extra_env=env, bench_dir=HERE)
