@@ -92,7 +92,10 @@ begin
         end if;
       end if;
 
-      f := to_integer(unsigned(res_fold));
+      f := 0;  -- res_fold is only defined with res_valid (no metavalue conversions)
+      if res_valid = '1' then
+        f := to_integer(unsigned(res_fold));
+      end if;
       want := pending or (res_valid = '1' and f = FOLDS - 1);
       -- static slices (one enable per fold): a dynamic slice became a latch in yosys
       for g in 0 to FOLDS - 2 loop

@@ -39,10 +39,12 @@ entity layer_input is
     fin_block : in  std_logic;  -- '1': the result stage cannot take a completed fold
     rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
     -- the beat, one clock after its issue (aligned with the ROM word)
-    x_valid   : out std_logic;
-    x_first   : out std_logic;  -- beat 0 of a fold
-    x_last    : out std_logic;  -- beat BEATS-1 of a fold
-    x_fold    : out std_logic_vector(FOLD_BITS - 1 downto 0);
+    -- registers with initial values, like every register here: no metavalue reaches the
+    -- MAC's conversions before the first beat
+    x_valid   : out std_logic := '0';
+    x_first   : out std_logic := '0';  -- beat 0 of a fold
+    x_last    : out std_logic := '0';  -- beat BEATS-1 of a fold
+    x_fold    : out std_logic_vector(FOLD_BITS - 1 downto 0) := (others => '0');
     x_data    : out std_logic_vector(P * A_BITS - 1 downto 0)
   );
 end entity layer_input;

@@ -28,7 +28,9 @@ from tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 # The tests that should kill a mutant of each file, cheapest first (pytest -x stops at the
 # first failure). The whole-network bench and a fixed fuzz slice back up the unit bench.
 KILL_SUITE = {
-    "rtl/mlp_layer.vhd": ["tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/layer_input.vhd": ["tb/layer_input", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/mac_array.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/acc_serializer.vhd": ["tb/acc_serializer", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/requant.vhd": ["tb/requant", "tb/mlp_top", "tb/fuzz"],
     "rtl/argmax.vhd": ["tb/argmax", "tb/mlp_top", "tb/fuzz"],
     "rtl/result_fifo.vhd": ["tb/result_fifo", "tb/mlp_axis"],
