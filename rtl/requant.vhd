@@ -7,7 +7,9 @@
 -- A shift-only requantizer is MULT = 1 with MULT_BITS = 1: no multiplier remains.
 -- Any shift is exact: a right shift past the product width gives 0 and a left shift of
 -- OUT_BITS or more saturates every r > 0, so both are clamped to those bounds inside.
--- One registered stage with a valid/ready handshake; LANES multipliers per layer.
+-- Two registered stages (the product, then rounding, shifting and saturation: one stage
+-- held them all and was the critical path of mlp256) that move together whenever the
+-- output register is free or read; LANES multipliers per layer.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -47,14 +49,29 @@ architecture rtl of requant is
   constant WIDE  : positive := PW + OUT_BITS + 1;
   constant YMAX  : unsigned(WIDE - 1 downto 0) := to_unsigned(2**OUT_BITS - 1, WIDE);
   constant BEATS : positive := (N_NEURONS + LANES - 1) / LANES;
-  signal   out_v : std_logic := '0';
+  -- the shifts a lane can carry: the layer's one shift, or any per-neuron field
+  function pick(pn : boolean; a, b : integer) return integer is
+  begin
+    if pn then
+      return a;
+    end if;
+    return b;
+  end function;
+  constant SMIN  : integer := pick(PER_NEURON, -(2**(SHIFT_BITS - 1)), SHIFT);
+  constant SMAX  : integer := pick(PER_NEURON, 2**(SHIFT_BITS - 1) - 1, SHIFT);
+  type prod_t  is array (0 to LANES - 1) of unsigned(PW - 1 downto 0);
+  type shift_t is array (0 to LANES - 1) of integer range SMIN to SMAX;
+  signal   p1    : prod_t := (others => (others => '0'));  -- stage 1: products
+  signal   s1    : shift_t := (others => SMAX);
+  signal   v1    : std_logic := '0';
+  signal   out_v : std_logic := '0';                       -- stage 2: out_data
   signal   ready : std_logic;
   -- PER_NEURON: which neurons (one spare value: synthesis checks beat + 1 statically)
   signal   beat  : natural range 0 to BEATS := 0;
 
-  -- The numerics of section 5 for one value, any shift.
-  function requantize(r : unsigned; m : unsigned; s : integer) return unsigned is
-    variable p : unsigned(WIDE - 1 downto 0) := resize(r * m, WIDE);
+  -- Section 5 after the product: round half up and shift right, or shift left; saturate.
+  function scale(prod : unsigned; s : integer) return unsigned is
+    variable p : unsigned(WIDE - 1 downto 0) := resize(prod, WIDE);
     variable n : natural;
   begin
     if s >= 1 then
@@ -76,6 +93,7 @@ begin
   assert OUT_BITS <= 30 report "requant: OUT_BITS must be <= 30" severity failure;
   assert SHIFT_BITS <= 31 report "requant: SHIFT_BITS must be <= 31" severity failure;
 
+  -- both stages move when the output register is free or being read
   ready     <= '1' when out_v = '0' or out_ready = '1' else '0';
   in_ready  <= ready;
   out_valid <= out_v;
@@ -83,12 +101,21 @@ begin
   p_main : process (clk)
     variable r : unsigned(ACC_BITS - 2 downto 0);
     variable m : unsigned(MULT_BITS - 1 downto 0);
-    variable s : integer;
+    variable s : integer range SMIN to SMAX;
     variable n : natural;
   begin
     if rising_edge(clk) then
       if ready = '1' then
-        out_v <= in_valid;
+        -- stage 2: round, shift, saturate the products of stage 1
+        out_v <= v1;
+        if v1 = '1' then
+          for l in 0 to LANES - 1 loop
+            out_data((l + 1) * OUT_BITS - 1 downto l * OUT_BITS) <=
+              std_logic_vector(scale(p1(l), s1(l)));
+          end loop;
+        end if;
+        -- stage 1: ReLU and the product
+        v1 <= in_valid;
         if in_valid = '1' then
           for l in 0 to LANES - 1 loop
             if in_data((l + 1) * ACC_BITS - 1) = '1' then  -- ReLU
@@ -105,15 +132,16 @@ begin
               s := to_integer(signed(shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS)));
             else  -- a lane past the last neuron: its output is ignored
               m := (others => '0');
-              s := 1;
+              s := SMAX;
             end if;
-            out_data((l + 1) * OUT_BITS - 1 downto l * OUT_BITS) <=
-              std_logic_vector(requantize(r, m, s));
+            p1(l) <= r * m;
+            s1(l) <= s;
           end loop;
           beat <= 0 when beat >= BEATS - 1 else beat + 1;
         end if;
       end if;
       if rst = '1' then
+        v1    <= '0';
         out_v <= '0';
         beat  <= 0;
       end if;
