@@ -35,7 +35,7 @@ entity acc_serializer is
     res_data  : in  std_logic_vector(PE * ACC_BITS - 1 downto 0);
     fin_block : out std_logic;
     acc_flat  : out std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
-    acc_valid : out std_logic;
+    acc_valid : out std_logic := '0';  -- a register: starts at 0
     out_valid : out std_logic;
     out_ready : in  std_logic;
     out_data  : out std_logic_vector(Q * ACC_BITS - 1 downto 0);

@@ -22,8 +22,8 @@ entity argmax is
     in_valid  : in  std_logic;
     in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
     in_last   : in  std_logic;
-    done      : out std_logic;
-    class_out : out std_logic_vector(CLASS_BITS - 1 downto 0)
+    done      : out std_logic := '0';  -- registers start at 0 (no X in a netlist)
+    class_out : out std_logic_vector(CLASS_BITS - 1 downto 0) := (others => '0')
   );
 end entity argmax;
 

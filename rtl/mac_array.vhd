@@ -55,9 +55,9 @@ entity mac_array is
     w_data    : in  std_logic_vector(PE * P * W_BITS - 1 downto 0);
     -- neuron n's bias at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS] (a constant in practice)
     bias      : in  std_logic_vector(FOLDS * PE * ACC_BITS - 1 downto 0);
-    res_valid : out std_logic;
-    res_fold  : out std_logic_vector(FOLD_BITS - 1 downto 0);
-    res_data  : out std_logic_vector(PE * ACC_BITS - 1 downto 0)
+    res_valid : out std_logic := '0';  -- registers start at 0: no X in a netlist simulation
+    res_fold  : out std_logic_vector(FOLD_BITS - 1 downto 0) := (others => '0');
+    res_data  : out std_logic_vector(PE * ACC_BITS - 1 downto 0) := (others => '0')
   );
 end entity mac_array;
 
@@ -311,6 +311,13 @@ begin
         end if;
         if rst = '1' then
           res_valid <= '0';
+          -- Operands to 0 and "the addend may be non-zero": the first zero beat then
+          -- clears the addends. Initial values of process variables do not survive GHDL's
+          -- synthesis, so without this the netlist (and the device after power-up) would
+          -- start from unknown operands that a zero input multiplies into its product.
+          xr   := (others => 0);
+          wr   := (others => 0);
+          add0 := false;
         end if;
       end if;
     end process p_mac;

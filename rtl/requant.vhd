@@ -37,7 +37,7 @@ entity requant is
     in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
     out_valid : out std_logic;
     out_ready : in  std_logic;
-    out_data  : out std_logic_vector(LANES * OUT_BITS - 1 downto 0)
+    out_data  : out std_logic_vector(LANES * OUT_BITS - 1 downto 0) := (others => '0')
   );
 end entity requant;
 
