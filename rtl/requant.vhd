@@ -7,9 +7,9 @@
 -- A shift-only requantizer is MULT = 1 with MULT_BITS = 1: no multiplier remains.
 -- Any shift is exact: a right shift past the product width gives 0 and a left shift of
 -- OUT_BITS or more saturates every r > 0, so both are clamped to those bounds inside.
--- Two registered stages (the product, then rounding, shifting and saturation: one stage
--- held them all and was the critical path of mlp256) that move together whenever the
--- output register is free or read; LANES multipliers per layer.
+-- Three registered stages (ReLU and the constants; the product; rounding, shifting and
+-- saturation: one stage held them all and was the critical path of mlp256) that move
+-- together whenever the output register is free or read; LANES multipliers per layer.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -59,8 +59,14 @@ architecture rtl of requant is
   end function;
   constant SMIN  : integer := pick(PER_NEURON, -(2**(SHIFT_BITS - 1)), SHIFT);
   constant SMAX  : integer := pick(PER_NEURON, 2**(SHIFT_BITS - 1) - 1, SHIFT);
+  type relu_t  is array (0 to LANES - 1) of unsigned(ACC_BITS - 2 downto 0);
+  type mult_t  is array (0 to LANES - 1) of unsigned(MULT_BITS - 1 downto 0);
   type prod_t  is array (0 to LANES - 1) of unsigned(PW - 1 downto 0);
   type shift_t is array (0 to LANES - 1) of integer range SMIN to SMAX;
+  signal   r0    : relu_t := (others => (others => '0'));  -- stage 0: ReLU, constants
+  signal   m0    : mult_t := (others => (others => '0'));
+  signal   s0    : shift_t := (others => SMAX);
+  signal   v0    : std_logic := '0';
   signal   p1    : prod_t := (others => (others => '0'));  -- stage 1: products
   signal   s1    : shift_t := (others => SMAX);
   signal   v1    : std_logic := '0';
@@ -114,8 +120,17 @@ begin
               std_logic_vector(scale(p1(l), s1(l)));
           end loop;
         end if;
-        -- stage 1: ReLU and the product
-        v1 <= in_valid;
+        -- stage 1: the products (registered operands in, registered product out: the
+        -- multiplier block alone between two registers)
+        v1 <= v0;
+        if v0 = '1' then
+          for l in 0 to LANES - 1 loop
+            p1(l) <= r0(l) * m0(l);
+            s1(l) <= s0(l);
+          end loop;
+        end if;
+        -- stage 0: ReLU and the lane's constants
+        v0 <= in_valid;
         if in_valid = '1' then
           for l in 0 to LANES - 1 loop
             if in_data((l + 1) * ACC_BITS - 1) = '1' then  -- ReLU
@@ -134,13 +149,15 @@ begin
               m := (others => '0');
               s := SMAX;
             end if;
-            p1(l) <= r * m;
-            s1(l) <= s;
+            r0(l) <= r;
+            m0(l) <= m;
+            s0(l) <= s;
           end loop;
           beat <= 0 when beat >= BEATS - 1 else beat + 1;
         end if;
       end if;
       if rst = '1' then
+        v0    <= '0';
         v1    <= '0';
         out_v <= '0';
         beat  <= 0;
