@@ -17,7 +17,6 @@ and by how much.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from gen.generate import (
     generate,
     hdl_sources,
     load_sample,
+    neurons_parallel,
     parallelism,
 )
 from gen.model import QNet
@@ -94,11 +94,22 @@ def tools_for(targets: list[str]) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ expectations
 
-def expected_roms(qnet: QNet, p: int | list[int] = 1) -> list[tuple[int, int]]:
-    """(width, depth) of every layer's weight ROM as the generator writes it."""
-    ps = parallelism(qnet, p)
-    return [(layer.n_out * pk * layer.w_bits, 1 << clog2(-(-layer.n_in // pk)))
-            for layer, pk in zip(qnet.layers, ps, strict=True)]
+def expected_roms(qnet: QNet, p: int | list[int] = 1,
+                  pe: int | list[int] | None = None) -> list[tuple[int, int]]:
+    """(width, depth) of every memory of the layers as the generator and RTL build them.
+
+    Each layer's weight ROM (PE x P weights a word, folds x beats words) and, for a
+    folded layer (PE < N_OUT), the input stage's replay RAM (P activations a word, one
+    word per beat).
+    """
+    ps, pes = parallelism(qnet, p), neurons_parallel(qnet, pe)
+    mems = []
+    for layer, pk, ek in zip(qnet.layers, ps, pes, strict=True):
+        beats, folds = -(-layer.n_in // pk), -(-layer.n_out // ek)
+        mems.append((ek * pk * layer.w_bits, 1 << clog2(folds * beats)))
+        if folds > 1:
+            mems.append((pk * layer.a_bits, beats))
+    return mems
 
 
 def blocks(width: int, depth: int, geometry: list[tuple[int, int]]) -> int:
@@ -410,20 +421,10 @@ def netsim_wrapper(qnet: QNet, netlist: Path, out: Path) -> str:
 
 # ------------------------------------------------------------------------ the whole flow
 
-def generator_has_pe() -> bool:
-    """Whether :func:`gen.generate.generate` takes neuron folding (``pe``)."""
-    return "pe" in inspect.signature(generate).parameters
-
-
 def check_pe(qnet: QNet, pe: int | None) -> None:
-    """Refuse a PE the generator cannot build (today: only every neuron in parallel)."""
-    if pe is None:
-        return
-    if pe < 1:
+    """Refuse a PE below 1 (larger ones are clamped per layer by the generator)."""
+    if pe is not None and pe < 1:
         raise UserError(f"--pe {pe}: neurons in parallel must be >= 1")
-    if not generator_has_pe() and any(pe != layer.n_out for layer in qnet.layers):
-        raise UserError(f"--pe {pe}: this generator has no neuron folding yet; only the "
-                        "default (every neuron of a layer in parallel) can be synthesized")
 
 
 def label(p: int, pe: int | None) -> tuple[str, str]:
@@ -446,10 +447,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
               f"{display_path(work)}", flush=True)
         (work / "synth.json").unlink(missing_ok=True)
-        gen_kwargs: dict = {"p": ps}
-        if pe is not None and generator_has_pe():
-            gen_kwargs["pe"] = pe  # the one place PE reaches the generator
-        gen_dir = generate(qnet, work / "gen", source, **gen_kwargs)
+        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe)
         net = ghdl_synth(qnet, gen_dir, work, t0)
         if target == "ecp5":
             fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
@@ -457,7 +455,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
             fig = run_xc7(tools, qnet, net["verilog"], work, t0)
         fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
         res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
-                          expected_bram=expected_bram(expected_roms(qnet, ps), target), **fig)
+                          expected_bram=expected_bram(expected_roms(qnet, ps, pe), target), **fig)
         (work / "synth.json").write_text(json.dumps(asdict(res), indent=1))
         print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
         print(res.line(), flush=True)
