@@ -3,7 +3,7 @@
 # are root, otherwise print the one command to run. The llvm back end simulates about
 # twice as fast as mcode, so it is the one we install.
 #
-# No pipelines into readers that exit early (`| head`): under pipefail the writer may
+# No pipe into a reader that exits early (such as head): under pipefail the writer may
 # die of SIGPIPE and the script would exit 141 at random. The version is read whole
 # into a variable and parsed in the shell.
 set -euo pipefail
