@@ -265,6 +265,7 @@ class SynthResult:
     fits: bool = True
     reason: str = ""
     expected_bram: float = 0.0
+    mult: str = "dsp"  # "lut": products from adders (LUT_MULT), no DSP block
     seconds: dict[str, float] = field(default_factory=dict)
     cells: dict[str, int] = field(default_factory=dict)
     utilisation: dict[str, list[int]] = field(default_factory=dict)
@@ -272,6 +273,7 @@ class SynthResult:
     def line(self) -> str:
         fmax = f"{self.fmax_mhz:.1f}" if self.fmax_mhz else "n/a"
         out = (f"SYNTH net={self.net} format={self.format} p={self.p} pe={self.pe} "
+               f"{'mult=lut ' if self.mult == 'lut' else ''}"
                f"device={self.device} lut={self.lut} ff={self.ff} dsp={self.dsp} "
                f"bram={self.bram:g} fmax_mhz={fmax}")
         return out + (" fit=yes" if self.fits else f" fit=no ({self.reason})")
@@ -284,12 +286,20 @@ def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
     user attributes), and without it synth_xilinx maps a small ROM (zero: 8 x 1024
     bits) to LUTs. The flow sets it again on the memories of the ``<net>_l<k>_rom``
     modules, and stops if there are fewer such memories than layers.
+
+    It also marks ``keep`` the MAC's input registers (``xr``, one copy per multiplier):
+    equal flip-flops that yosys would merge back into one register per lane, whose
+    fan-out to every DSP block of a layer was the critical path (docs/synthesis.md).
     """
     roms = f"{qnet.name}_l*_rom/m:*"
+    xr = "w:*p_mac_xr w:*g_wide_xr %u %ci2 t:$dff %i"
     return (f"read_verilog {os.path.relpath(netlist, work)}\n"
             f"hierarchy -top {qnet.name}_top\n"
             f"select -assert-min {len(qnet.layers)} {roms}\n"
-            f'setattr -set rom_style "block" {roms}\n')
+            f'setattr -set rom_style "block" {roms}\n'
+            "proc\n"
+            f"select -assert-min {len(qnet.layers)} {xr}\n"
+            f"setattr -set keep 1 {xr}\n")
 
 
 def yosys(tools: dict[str, str], script: str, work: Path, t0: float, label: str) -> float:
@@ -433,7 +443,8 @@ def label(p: int, pe: int | None) -> tuple[str, str]:
 
 
 def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | None = None,
-             freq: float = 100.0, seed: int = 1, root: Path | None = None) -> list[SynthResult]:
+             freq: float = 100.0, seed: int = 1, root: Path | None = None,
+             lut_mult: bool = False) -> list[SynthResult]:
     """Generate, synthesize and (ECP5) place and route ``qnet`` for every target."""
     check_pe(qnet, pe)
     ps = parallelism(qnet, p)
@@ -443,11 +454,12 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
     results = []
     for target in targets:
         t0 = time.perf_counter()
-        work = root / f"{qnet.name}_{qnet.fmt.name}_p{p_s}_pe{pe_s}_{target}"
+        mult = "_lutmult" if lut_mult else ""
+        work = root / f"{qnet.name}_{qnet.fmt.name}_p{p_s}_pe{pe_s}{mult}_{target}"
         print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
               f"{display_path(work)}", flush=True)
         (work / "synth.json").unlink(missing_ok=True)
-        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe)
+        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult)
         net = ghdl_synth(qnet, gen_dir, work, t0)
         if target == "ecp5":
             fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
@@ -455,7 +467,8 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
             fig = run_xc7(tools, qnet, net["verilog"], work, t0)
         fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
         res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
-                          expected_bram=expected_bram(expected_roms(qnet, ps, pe), target), **fig)
+                          expected_bram=expected_bram(expected_roms(qnet, ps, pe), target),
+                          mult="lut" if lut_mult else "dsp", **fig)
         (work / "synth.json").write_text(json.dumps(asdict(res), indent=1))
         print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
         print(res.line(), flush=True)
@@ -474,6 +487,8 @@ def main() -> int:
     ap.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr target clock, MHz")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--lut-mult", action="store_true",
+                    help="products from adders and registers instead of DSP blocks")
     args = ap.parse_args()
     fmt = parse_format(args.format)
     check_net_name(args.net)
@@ -485,7 +500,7 @@ def main() -> int:
     check_rtl_limits(qnet)
     targets = list(TARGETS) if args.target == "all" else [args.target]
     run_flow(qnet, display_path(weights), targets, p=args.p, pe=args.pe, freq=args.freq,
-             seed=args.seed)
+             seed=args.seed, lut_mult=args.lut_mult)
     return 0
 
 

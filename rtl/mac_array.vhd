@@ -137,7 +137,11 @@ begin
     subtype p_t is integer range -(2**(PB - 1)) to 2**(PB - 1) - 1;
     subtype t_t is integer range -(2**(TB - 1)) to 2**(TB - 1) - 1;
     subtype a_t is integer range -(2**(ACC_BITS - 1)) to 2**(ACC_BITS - 1) - 1;
-    type x_arr is array (0 to P - 1) of x_t;
+    -- one input register per multiplier, not per lane: a lane's input feeds PE
+    -- multipliers spread over the chip, and a shared register put long routing in
+    -- front of every DSP block (mlp256, PE = 64: 4.3 ns of a 12.4 ns critical path).
+    -- The copies are equal; the synthesis flow marks them keep so they are not merged.
+    type x_arr is array (0 to PE * P - 1) of x_t;
     type w_arr is array (0 to PE * P - 1) of w_t;
     type p_arr is array (0 to PE * P - 1) of p_t;
     type t_arr is array (0 to PE * P - 1) of t_t;   -- neuron e's lanes at e*P ..
@@ -184,6 +188,7 @@ begin
     p_mac : process (clk)
       constant S    : positive := PS + LEVELS;  -- the stage that feeds the accumulators
       variable xr   : x_arr := (others => 0);              -- stage 1
+      variable xq   : x_t;
       variable wr   : w_arr := (others => 0);              -- stage 1
       variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
       variable u    : p_t;
@@ -254,7 +259,7 @@ begin
               for i in 0 to PE * P - 1 loop
                 for k in 0 to pwidth(l) - 1 loop
                   if l = 1 then
-                    u := term(wr(i), xr(i mod P), 2 * k) + term(wr(i), xr(i mod P), 2 * k + 1);
+                    u := term(wr(i), xr(i), 2 * k) + term(wr(i), xr(i), 2 * k + 1);
                   elsif 2 * k + 1 < pwidth(l - 1) then
                     u := pt(l - 1)(i * A_BITS + 2 * k) + pt(l - 1)(i * A_BITS + 2 * k + 1);
                   else
@@ -272,20 +277,21 @@ begin
         elsif ctrl(1).valid and ctrl(1).nz then
           for e in 0 to PE - 1 loop
             for q in 0 to P - 1 loop
-              prod(e * P + q) := wr(e * P + q) * xr(q);
+              prod(e * P + q) := wr(e * P + q) * xr(e * P + q);
             end loop;
           end loop;
         end if;
         -- operands; a lane whose input is zero keeps its old weights (its product is 0)
         if ctrl(0).valid and unsigned(x0) /= 0 then
           for q in 0 to P - 1 loop
-            xr(q) := to_integer(unsigned(x0((q + 1) * A_BITS - 1 downto q * A_BITS)));
-            if xr(q) /= 0 then
-              for e in 0 to PE - 1 loop
+            xq := to_integer(unsigned(x0((q + 1) * A_BITS - 1 downto q * A_BITS)));
+            for e in 0 to PE - 1 loop
+              xr(e * P + q) := xq;
+              if xq /= 0 then
                 wr(e * P + q) := to_integer(signed(
                   w0((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS)));
-              end loop;
-            end if;
+              end if;
+            end loop;
           end loop;
         end if;
         -- stage 0: the ROM word and the beat registered as they arrive (block RAM outputs,
@@ -324,7 +330,7 @@ begin
   end generate g_int;
 
   g_wide : if not USE_INT generate
-    type x_arr is array (0 to P - 1) of signed(A_BITS downto 0);
+    type x_arr is array (0 to PE * P - 1) of signed(A_BITS downto 0);  -- per multiplier
     type w_arr is array (0 to PE * P - 1) of signed(W_BITS - 1 downto 0);
     type p_arr is array (0 to PE * P - 1) of signed(PB - 1 downto 0);
     type t_arr is array (0 to PE * P - 1) of signed(TB - 1 downto 0);
@@ -357,8 +363,8 @@ begin
       if rising_edge(clk) then
         res_valid <= '0';
         if ctrl(0).valid and unsigned(x0) /= 0 then
-          for q in 0 to P - 1 loop
-            xr(q) <= signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
+          for i in 0 to PE * P - 1 loop
+            xr(i) <= signed('0' & x0((i mod P + 1) * A_BITS - 1 downto (i mod P) * A_BITS));
           end loop;
           for i in 0 to PE * P - 1 loop
             wr(i) <= signed(w0((i + 1) * W_BITS - 1 downto i * W_BITS));
@@ -371,7 +377,7 @@ begin
           for e in 0 to PE - 1 loop
             for q in 0 to P - 1 loop
               -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
-              prod(e * P + q) <= wr(e * P + q) * xr(q);
+              prod(e * P + q) <= wr(e * P + q) * xr(e * P + q);
             end loop;
           end loop;
         end if;
