@@ -30,7 +30,7 @@ ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
 endif
 
-.PHONY: all sim test gen train synth sim-netlist accuracy regress-full report qat bench lint \
+.PHONY: all sim test gen train synth sim-netlist accuracy regress-full report qat bench bench-hw lint \
 	clean setup sim-deps netlist-deps mutants fuzz
 
 all: sim
@@ -117,10 +117,16 @@ import: setup
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)
 
-# images/s for GHDL, and for NVC when it is on PATH; then the P sweep
+# images/s for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE
+# hardware sweep (bench-hw: synthesis and place and route, an hour the first time,
+# seconds when the RTL has not changed)
 bench: sim-deps
 	$(PY) -m bench.bench_sim
 	$(PY) -m bench.bench_parallel
+	$(PY) -m bench.sweep_hw
+
+bench-hw: sim-deps
+	$(PY) -m bench.sweep_hw --net $(or $(NET),mlp256) $(if $(POINTS),--points $(POINTS))
 
 # Every RTL mutant of tb/mutants/mutants.toml must be killed by its kill suite
 # (writes docs/mutants.md).
