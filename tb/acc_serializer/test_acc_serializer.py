@@ -190,21 +190,25 @@ if cocotb is not None:
 
 # ----------------------------------------------------------------------------- pytest runner
 
-# (n_out, pe, q, acc_bits)
+# (n_out, pe, q, acc_bits, group): group = beats per group of the output multiplexer
 CASES = [
-    (1, 1, 1, 8),
-    (5, 5, 1, 12),
-    (5, 5, 2, 12),     # Q not dividing N_OUT
-    (10, 5, 3, 20),    # 2 folds
-    (16, 3, 4, 9),     # 6 folds, the last one with 1 neuron
-    (7, 2, 8, 40),     # Q > N_OUT, accumulators wider than 31 bits
-    (12, 1, 5, 5),     # one neuron per fold
+    (1, 1, 1, 8, 16),
+    (5, 5, 1, 12, 16),
+    (5, 5, 2, 12, 16),     # Q not dividing N_OUT
+    (10, 5, 3, 20, 16),    # 2 folds
+    (16, 3, 4, 9, 16),     # 6 folds, the last one with 1 neuron
+    (7, 2, 8, 40, 16),     # Q > N_OUT, accumulators wider than 31 bits
+    (12, 1, 5, 5, 16),     # one neuron per fold
+    (40, 16, 1, 10, 16),   # 3 groups of the default 16 beats, the last of 8
+    (37, 37, 2, 12, 2),    # 19 beats in groups of 2, the last of 1
+    (24, 5, 1, 11, 8),     # 3 full groups, 5 folds
+    (9, 9, 1, 7, 1),       # groups of one beat
 ]
 
 
 def _id(c: tuple) -> str:
-    n_out, pe, q, bits = c
-    return f"n{n_out}-pe{pe}-q{q}-acc{bits}"
+    n_out, pe, q, bits, group = c
+    return f"n{n_out}-pe{pe}-q{q}-acc{bits}-g{group}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -216,14 +220,14 @@ def test_acc_serializer(case: tuple, request: pytest.FixtureRequest) -> None:
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    n_out, pe, q, bits = case
+    n_out, pe, q, bits, group = case
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     print(f"seed {seed}")
     folds = -(-n_out // pe)
     fold_bits = max(clog2(folds), 1)
     build = BUILD / "tb" / request.node.name.replace("[", "-").replace("]", "")
     generics = {"N_OUT": n_out, "PE": pe, "FOLDS": folds, "FOLD_BITS": fold_bits,
-                "ACC_BITS": bits, "Q": q}
+                "ACC_BITS": bits, "Q": q, "MUX_GROUP": group}
     ports = [("clk", "in", None), ("rst", "in", None), ("res_valid", "in", None),
              ("res_fold", "in", fold_bits), ("res_data", "in", pe * bits),
              ("fin_block", "out", None), ("acc_flat", "out", n_out * bits),
