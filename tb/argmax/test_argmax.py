@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
 CLK_NS = 10
+LATENCY = 3  # rtl/argmax.vhd: input register, compare, class register
 
 
 def make_vectors(n_in: int, acc_bits: int, count: int, seed: int) -> list[list[int]]:
@@ -151,7 +152,8 @@ if cocotb is not None:
 
     def check(vecs: list[list[int]], expected: list[int], sent_at: list[int],
               seen: list[tuple[int, int]]) -> list[str]:
-        """Compare every decision with the model; a done must follow its last value by one clock."""
+        """Compare every decision with the model; a done must come LATENCY clocks after the
+        clock that carried its last value (that clock counted as the first)."""
         errors = []
         if len(seen) != len(vecs):
             errors.append(f"expected {len(vecs)} done strobes, got {len(seen)}")
@@ -161,9 +163,10 @@ if cocotb is not None:
             t, got = seen[j]
             if got != e:
                 errors.append(f"vector {j} {vec}: class expected {e} got {got}")
-            if t != sent_at[j]:
-                errors.append(f"vector {j}: done at {t} ns, expected at {sent_at[j]} ns "
-                              "(the clock after its last value)")
+            want = sent_at[j] + (LATENCY - 1) * CLK_NS
+            if t != want:
+                errors.append(f"vector {j}: done at {t} ns, expected at {want} ns "
+                              f"({LATENCY} clocks from its last value)")
         return errors
 
     def _seed() -> int:
