@@ -7,9 +7,13 @@
 -- A shift-only requantizer is MULT = 1 with MULT_BITS = 1: no multiplier remains.
 -- Any shift is exact: a right shift past the product width gives 0 and a left shift of
 -- OUT_BITS or more saturates every r > 0, so both are clamped to those bounds inside.
--- Three registered stages (ReLU and the constants; the product; rounding, shifting and
--- saturation: one stage held them all and was the critical path of mlp256) that move
--- together whenever the output register is free or read; LANES multipliers per layer.
+-- Four registered stages that move together whenever the output register is free or
+-- read: ReLU and the constants; partial products; their sum; rounding, shifting and
+-- saturation (one stage held them all and was the critical path of mlp256). The
+-- product r * m is split into partial products of 17-bit chunks of r, each one
+-- multiplier block between two registers (17 unsigned bits fit a DSP's 18-bit signed
+-- input, and MULT_BITS <= 16): a product wider than a block had become two blocks and
+-- an adder in one clock, the critical path of mlp256 at PE = 64 (12.1 ns).
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -62,15 +66,21 @@ architecture rtl of requant is
   type relu_t  is array (0 to LANES - 1) of unsigned(ACC_BITS - 2 downto 0);
   type mult_t  is array (0 to LANES - 1) of unsigned(MULT_BITS - 1 downto 0);
   type prod_t  is array (0 to LANES - 1) of unsigned(PW - 1 downto 0);
+  constant CB    : positive := 17;                      -- bits of r per partial product
+  constant NCH   : positive := (ACC_BITS - 1 + CB - 1) / CB;  -- partial products per lane
+  type part_t  is array (0 to LANES * NCH - 1) of unsigned(CB + MULT_BITS - 1 downto 0);
   type shift_t is array (0 to LANES - 1) of integer range SMIN to SMAX;
   signal   r0    : relu_t := (others => (others => '0'));  -- stage 0: ReLU, constants
   signal   m0    : mult_t := (others => (others => '0'));
   signal   s0    : shift_t := (others => SMAX);
   signal   v0    : std_logic := '0';
-  signal   p1    : prod_t := (others => (others => '0'));  -- stage 1: products
+  signal   pp    : part_t := (others => (others => '0'));  -- stage 1: partial products
+  signal   sp    : shift_t := (others => SMAX);
+  signal   vp    : std_logic := '0';
+  signal   p1    : prod_t := (others => (others => '0'));  -- stage 2: products
   signal   s1    : shift_t := (others => SMAX);
   signal   v1    : std_logic := '0';
-  signal   out_v : std_logic := '0';                       -- stage 2: out_data
+  signal   out_v : std_logic := '0';                       -- stage 3: out_data
   signal   ready : std_logic;
   -- PER_NEURON: which neurons (one spare value: synthesis checks beat + 1 statically)
   signal   beat  : natural range 0 to BEATS := 0;
@@ -109,10 +119,12 @@ begin
     variable m : unsigned(MULT_BITS - 1 downto 0);
     variable s : integer range SMIN to SMAX;
     variable n : natural;
+    variable c : unsigned(CB - 1 downto 0);
+    variable t : unsigned(PW - 1 downto 0);
   begin
     if rising_edge(clk) then
       if ready = '1' then
-        -- stage 2: round, shift, saturate the products of stage 1
+        -- stage 3: round, shift, saturate the products of stage 2
         out_v <= v1;
         if v1 = '1' then
           for l in 0 to LANES - 1 loop
@@ -120,13 +132,33 @@ begin
               std_logic_vector(scale(p1(l), s1(l)));
           end loop;
         end if;
-        -- stage 1: the products (registered operands in, registered product out: the
-        -- multiplier block alone between two registers)
-        v1 <= v0;
+        -- stage 2: the product, the sum of the shifted partial products
+        v1 <= vp;
+        if vp = '1' then
+          for l in 0 to LANES - 1 loop
+            t := (others => '0');
+            for k in 0 to NCH - 1 loop
+              t := t + shift_left(resize(pp(l * NCH + k), PW), k * CB);
+            end loop;
+            p1(l) <= t;
+            s1(l) <= sp(l);
+          end loop;
+        end if;
+        -- stage 1: partial products (registered operands in, registered partial product
+        -- out: one multiplier block alone between two registers)
+        vp <= v0;
         if v0 = '1' then
           for l in 0 to LANES - 1 loop
-            p1(l) <= r0(l) * m0(l);
-            s1(l) <= s0(l);
+            for k in 0 to NCH - 1 loop
+              c := (others => '0');
+              for b in 0 to CB - 1 loop
+                if k * CB + b < ACC_BITS - 1 then
+                  c(b) := r0(l)(k * CB + b);
+                end if;
+              end loop;
+              pp(l * NCH + k) <= c * m0(l);
+            end loop;
+            sp(l) <= s0(l);
           end loop;
         end if;
         -- stage 0: ReLU and the lane's constants
@@ -158,6 +190,7 @@ begin
       end if;
       if rst = '1' then
         v0    <= '0';
+        vp    <= '0';
         v1    <= '0';
         out_v <= '0';
         beat  <= 0;

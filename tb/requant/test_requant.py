@@ -348,6 +348,7 @@ CASES = [
     RqCase("int4", 14, 4, 40960, 15),   # MULT = 5 * 2**13: ties at r = 2, 6, 10
     RqCase("int2", 2, 2, 32769, 1),     # the narrowest accumulator and the smallest SHIFT
     RqCase("int16", 31, 16, 65535, 29),  # the widest accumulator, largest MULT: 47-bit product
+    RqCase("int16", 40, 16, 65521, 38),  # 39-bit ReLU output: three 17-bit partial products
     RqCase("int4", 14, 4, 40000, -1),   # a left shift with a multiplier
     RqCase("int8", 20, 8, 50000, 36),   # SHIFT = PW + 1: every output 0
     RqCase("int8", 20, 8, 50000, 200),  # far past the product width
