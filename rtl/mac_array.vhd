@@ -4,10 +4,16 @@
 -- e*P+q, W_BITS wide; input lane q at field q, A_BITS wide, unsigned):
 --   stage 0   the ROM word and the beat registered as they arrive
 --   stage 1   operands registered (weights and inputs)
---   stage 2   PE x P products, exactly W_BITS + A_BITS + 1 signed bits, registered
---   stage 2+l adder tree over the P lanes, one registered level per halving (P > 1)
+--   stage 2   operands registered again, next to the multiplier blocks
+--   stage 3   PE x P products, exactly W_BITS + A_BITS + 1 signed bits, registered
+--   stage 4   products registered again, away from the multiplier blocks
+--   stage 4+l adder tree over the P lanes, one registered level per halving (P > 1)
 --   last      acc(e) := (x_first ? bias(x_fold*PE + e) : acc(e)) + sum over the lanes
--- so x_valid reaches res_valid after LAT = 4 + ceil(log2(P)) clocks. With LUT_MULT a
+-- so x_valid reaches res_valid after LAT = 6 + ceil(log2(P)) clocks. Why stages 2 and 4:
+-- the multiplier blocks sit in a few rows of the device, and with one register on each
+-- side the placer put those registers between the block RAMs and the accumulators,
+-- leaving 3 ns of routing on each side of the block (mlp256 at PE = 64: 11.4 ns). A
+-- second register whose only neighbour is the block can sit beside it. With LUT_MULT a
 -- product is the sum of A_BITS gated, shifted copies of the weight, added as a tree with
 -- one register per level (ceil(log2 A_BITS) stages instead of 1): adders only, no DSP
 -- block, for clocks that an ECP5 MULT18X18D without its (not inferred) registers cannot
@@ -80,7 +86,9 @@ architecture rtl of mac_array is
   constant LUTM    : boolean  := LUT_MULT and USE_INT and A_BITS >= 2;
   constant PL      : natural  := clog2(A_BITS);
   constant M       : natural  := (PL - 1) * boolean'pos(LUTM);  -- extra product stages
-  constant PS      : positive := 2 + M;        -- the stage that holds the products
+  -- the registers before and after the multiplier blocks (stages 2 and 4; not LUT_MULT)
+  constant DX      : natural  := 2 * boolean'pos(not LUTM);
+  constant PS      : positive := 2 + M + DX;   -- the stage that holds the products
   constant LAT     : positive := PS + 2 + LEVELS;  -- x_valid to res_valid
 
   -- control bits travelling with the data, stage 1 .. PS+LEVELS
@@ -189,6 +197,9 @@ begin
       constant S    : positive := PS + LEVELS;  -- the stage that feeds the accumulators
       variable xr   : x_arr := (others => 0);              -- stage 1
       variable xq   : x_t;
+      variable xr2  : x_arr := (others => 0);              -- stage 2
+      variable wr2  : w_arr := (others => 0);              -- stage 2
+      variable pr   : p_arr := (others => 0);              -- stage 3
       variable wr   : w_arr := (others => 0);              -- stage 1
       variable pt   : ptree_t := (others => (others => 0)); -- stages 2 .. PS-1 (LUT_MULT)
       variable u    : p_t;
@@ -274,12 +285,22 @@ begin
               end loop;
             end if;
           end loop;
-        elsif ctrl(1).valid and ctrl(1).nz then
-          for e in 0 to PE - 1 loop
-            for q in 0 to P - 1 loop
-              prod(e * P + q) := wr(e * P + q) * xr(e * P + q);
+        else
+          -- stage 4: the products registered again
+          if ctrl(3).valid and ctrl(3).nz then
+            prod := pr;
+          end if;
+          -- stage 3: the multiplier blocks, a register on each side
+          if ctrl(2).valid and ctrl(2).nz then
+            for i in 0 to PE * P - 1 loop
+              pr(i) := wr2(i) * xr2(i);
             end loop;
-          end loop;
+          end if;
+          -- stage 2: the operands registered again
+          if ctrl(1).valid and ctrl(1).nz then
+            xr2 := xr;
+            wr2 := wr;
+          end if;
         end if;
         -- operands; a lane whose input is zero keeps its old weights (its product is 0)
         if ctrl(0).valid and unsigned(x0) /= 0 then
@@ -323,6 +344,8 @@ begin
           -- start from unknown operands that a zero input multiplies into its product.
           xr   := (others => 0);
           wr   := (others => 0);
+          xr2  := (others => 0);
+          wr2  := (others => 0);
           add0 := false;
         end if;
       end if;
@@ -346,14 +369,17 @@ begin
       return r(ACC_BITS - 1 downto 0);
     end function;
 
-    signal xr   : x_arr := (others => (others => '0'));
+    signal xr   : x_arr := (others => (others => '0'));  -- stage 1
     signal wr   : w_arr := (others => (others => '0'));
-    signal prod : p_arr := (others => (others => '0'));
+    signal xr2  : x_arr := (others => (others => '0'));  -- stage 2
+    signal wr2  : w_arr := (others => (others => '0'));
+    signal pr   : p_arr := (others => (others => '0'));  -- stage 3
+    signal prod : p_arr := (others => (others => '0'));  -- stage 4
     signal tree : tree_t := (others => (others => (others => '0')));
     signal acc  : a_arr := (others => (others => '0'));
   begin
     p_mac : process (clk)
-      constant S  : positive := 2 + LEVELS;
+      constant S  : positive := PS + LEVELS;
       variable t  : signed(TB - 1 downto 0);
       variable a  : signed(ACC_BITS - 1 downto 0);
       variable rd : std_logic_vector(PE * ACC_BITS - 1 downto 0);
@@ -373,16 +399,21 @@ begin
         if x_valid = '1' then  -- stage 0, as in the integer body
           w0 := w_data;
         end if;
-        if ctrl(1).valid and ctrl(1).nz then
-          for e in 0 to PE - 1 loop
-            for q in 0 to P - 1 loop
-              -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
-              prod(e * P + q) <= wr(e * P + q) * xr(e * P + q);
-            end loop;
+        if ctrl(1).valid and ctrl(1).nz then  -- stage 2, as in the integer body
+          xr2 <= xr;
+          wr2 <= wr;
+        end if;
+        if ctrl(2).valid and ctrl(2).nz then
+          for i in 0 to PE * P - 1 loop
+            -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
+            pr(i) <= wr2(i) * xr2(i);
           end loop;
         end if;
+        if ctrl(3).valid and ctrl(3).nz then
+          prod <= pr;
+        end if;
         for l in 1 to LEVELS loop
-          if ctrl(l + 1).valid and ctrl(l + 1).nz then
+          if ctrl(PS + l - 1).valid and ctrl(PS + l - 1).nz then
             for e in 0 to PE - 1 loop
               for k in 0 to lanes(l) - 1 loop
                 if l = 1 then
