@@ -36,7 +36,9 @@ architecture rtl of argmax is
   signal   beat     : natural range 0 to BEATS := 0;  -- one spare value, as in mlp_layer
   signal   best     : signed(ACC_BITS - 1 downto 0) := (others => '0');
   signal   best_idx : natural range 0 to N_IN - 1 := 0;
-  -- stage 1: the beat as it arrived
+  -- stage 1: the beat as it arrived, and the index of its lane 0 (the beat counter runs
+  -- here, so that the compare stage only compares and selects)
+  signal   r_base   : natural range 0 to BEATS * LANES := 0;
   signal   r_valid  : std_logic := '0';
   signal   r_last   : std_logic := '0';
   signal   r_data   : std_logic_vector(LANES * ACC_BITS - 1 downto 0) := (others => '0');
@@ -68,6 +70,12 @@ begin
       r_last  <= in_last;
       if in_valid = '1' then
         r_data <= in_data;
+        r_base <= beat * LANES;
+        if in_last = '1' then
+          beat <= 0;
+        elsif beat < BEATS - 1 then
+          beat <= beat + 1;
+        end if;
       end if;
       -- stage 2: compare with the best so far
       fin <= '0';
@@ -75,7 +83,7 @@ begin
         b     := best;
         b_idx := best_idx;
         for l in 0 to LANES - 1 loop
-          idx := beat * LANES + l;
+          idx := r_base + l;
           if idx < N_IN then
             v := signed(r_data((l + 1) * ACC_BITS - 1 downto l * ACC_BITS));
             if idx = 0 or v > b then
@@ -86,12 +94,7 @@ begin
         end loop;
         best     <= b;
         best_idx <= b_idx;
-        if r_last = '1' then
-          beat <= 0;
-          fin  <= '1';
-        elsif beat < BEATS - 1 then
-          beat <= beat + 1;
-        end if;
+        fin      <= r_last;
       end if;
       if rst = '1' then
         beat    <= 0;
