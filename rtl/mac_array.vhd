@@ -2,14 +2,19 @@
 --
 -- Per beat (x_* aligned with its ROM word w_data; weight of neuron e, lane q at field
 -- e*P+q, W_BITS wide; input lane q at field q, A_BITS wide, unsigned):
---   stage 0   the ROM word and the beat registered as they arrive
+--   stage -1  the ROM word and the beat registered as they arrive, no enable
+--   stage 0   registered again, no enable
 --   stage 1   operands registered (weights and inputs)
 --   stage 2   operands registered again, next to the multiplier blocks
 --   stage 3   PE x P products, exactly W_BITS + A_BITS + 1 signed bits, registered
 --   stage 4   products registered again, away from the multiplier blocks
 --   stage 4+l adder tree over the P lanes, one registered level per halving (P > 1)
 --   last      acc(e) := (x_first ? bias(x_fold*PE + e) : acc(e)) + sum over the lanes
--- so x_valid reaches res_valid after LAT = 6 + ceil(log2(P)) clocks. Why stages 2 and 4:
+-- so x_valid reaches res_valid after LAT = 7 + ceil(log2(P)) clocks. Why stages -1 and 0:
+-- a ROM word may come from block RAMs across the chip, through the multiplexer of a
+-- deep ROM; two plain registers let the placer put one beside the block RAMs and one on
+-- the way (with one, mlp256 at PE = 64 had 6.9 ns of routing after the block RAM's
+-- 5.6 ns clock-to-output). Why stages 2 and 4:
 -- the multiplier blocks sit in a few rows of the device, and with one register on each
 -- side the placer put those registers between the block RAMs and the accumulators,
 -- leaving 3 ns of routing on each side of the block (mlp256 at PE = 64: 11.4 ns). A
@@ -89,7 +94,7 @@ architecture rtl of mac_array is
   -- the registers before and after the multiplier blocks (stages 2 and 4; not LUT_MULT)
   constant DX      : natural  := 2 * boolean'pos(not LUTM);
   constant PS      : positive := 2 + M + DX;   -- the stage that holds the products
-  constant LAT     : positive := PS + 2 + LEVELS;  -- x_valid to res_valid
+  constant LAT     : positive := PS + 3 + LEVELS;  -- x_valid to res_valid
 
   -- control bits travelling with the data, stage 1 .. PS+LEVELS
   type ctrl_t is record
@@ -99,6 +104,8 @@ architecture rtl of mac_array is
   type ctrl_arr is array (0 to PS + LEVELS) of ctrl_t;
   constant IDLE : ctrl_t := (false, false, false, false, 0);
   signal ctrl : ctrl_arr := (others => IDLE);
+  signal xa   : ctrl_t := IDLE;                                                 -- stage -1
+  signal xa_d : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
   signal x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
 
   -- lanes per neuron at tree level l (level 0: the P products)
@@ -123,17 +130,22 @@ begin
     if rising_edge(clk) then
       -- the zero test reads the stage-0 register, not x_data: x_data may come straight
       -- from a block RAM (the input stage's replay buffer)
-      ctrl(0) <= (x_valid = '1', false, x_first = '1', x_last = '1',
-                  to_integer(unsigned(x_fold)));
+      xa      <= (x_valid = '1', false, x_first = '1', x_last = '1', 0);
+      if x_valid = '1' then  -- x_fold is only defined with x_valid
+        xa.fold <= to_integer(unsigned(x_fold));
+      end if;
+      xa_d    <= x_data;
+      ctrl(0) <= xa;
       ctrl(1)    <= ctrl(0);
       ctrl(1).nz <= unsigned(x0) /= 0;
       for s in 2 to PS + LEVELS loop
         ctrl(s) <= ctrl(s - 1);
       end loop;
-      if x_valid = '1' then
-        x0 <= x_data;
+      if xa.valid then
+        x0 <= xa_d;
       end if;
       if rst = '1' then
+        xa   <= IDLE;
         ctrl <= (others => IDLE);
       end if;
     end if;
@@ -205,6 +217,7 @@ begin
       variable u    : p_t;
       variable add0 : boolean := true;  -- the addends (stage S) are all 0
       variable w0   : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
+      variable wa   : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
       variable prod : p_arr := (others => 0);              -- stage PS
       variable tree : tree_t := (others => (others => 0)); -- stages PS+1 .. PS+LEVELS
       variable acc  : a_arr := (others => 0);
@@ -315,11 +328,11 @@ begin
             end loop;
           end loop;
         end if;
-        -- stage 0: the ROM word and the beat registered as they arrive (block RAM outputs,
-        -- whose clock-to-output leaves no time for logic in the same clock)
-        if x_valid = '1' then
-          w0 := w_data;
-        end if;
+        -- stages 0 and -1: the ROM word registered twice as it arrives, without enables
+        -- (block RAM outputs, whose clock-to-output leaves no time for logic or a long
+        -- route in the same clock; x_* and w_data are aligned clock by clock)
+        w0 := wa;
+        wa := w_data;
         -- an all-zero beat entering stage S gets addends of 0 (a synchronous clear of that
         -- register; in simulation only once per run of zero beats)
         if ctrl(S - 1).valid then
@@ -385,6 +398,7 @@ begin
       variable rd : std_logic_vector(PE * ACC_BITS - 1 downto 0);
       variable bi : natural;
       variable w0 : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
+      variable wa : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
     begin
       if rising_edge(clk) then
         res_valid <= '0';
@@ -396,9 +410,8 @@ begin
             wr(i) <= signed(w0((i + 1) * W_BITS - 1 downto i * W_BITS));
           end loop;
         end if;
-        if x_valid = '1' then  -- stage 0, as in the integer body
-          w0 := w_data;
-        end if;
+        w0 := wa;  -- stages 0 and -1, as in the integer body
+        wa := w_data;
         if ctrl(1).valid and ctrl(1).nz then  -- stage 2, as in the integer body
           xr2 <= xr;
           wr2 <= wr;

@@ -74,10 +74,10 @@ architecture rtl of mlp_layer is
   constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
   -- clocks from an issued beat to its result in fin_block, at least: mac_array's latency
-  -- (6 + lane tree levels; 4 + lane tree levels + ceil(log2 A_BITS) - 1 product levels
+  -- (7 + lane tree levels; 5 + lane tree levels + ceil(log2 A_BITS) - 1 product levels
   -- with LUT_MULT) + 2 to fin_block. A bound over both, as mac_array may fall back to
   -- DSP products; a larger GUARD only costs clocks when BEATS <= GUARD.
-  constant GUARD     : natural  := 6 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
+  constant GUARD     : natural  := 7 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
 
   signal x_valid, x_first, x_last : std_logic;
   signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);

@@ -242,13 +242,14 @@ def _id(c: tuple) -> str:
 
 
 def mac_latency(p: int, w_bits: int, a_bits: int, acc_bits: int, lut_mult: bool) -> int:
-    """x_valid to res_valid, as rtl/mac_array.vhd documents it: stage 0, operands, (DSP:
-    operands again, products, products again | LUT_MULT: ceil(log2 A) product levels),
-    the adder tree's ceil(log2 P) levels, the accumulator, the result register."""
+    """x_valid to res_valid, as rtl/mac_array.vhd documents it: stages -1 and 0,
+    operands, (DSP: operands again, products, products again | LUT_MULT: ceil(log2 A)
+    product levels), the adder tree's ceil(log2 P) levels, the accumulator, the result
+    register."""
     use_int = acc_bits <= 31 and w_bits + a_bits + 1 + clog2(p) <= 31
     if lut_mult and use_int and a_bits >= 2:
-        return 4 + clog2(p) + clog2(a_bits) - 1
-    return 6 + clog2(p)
+        return 5 + clog2(p) + clog2(a_bits) - 1
+    return 7 + clog2(p)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])

@@ -390,8 +390,8 @@ PARALLEL_CASES = [
 # operands, products, result register) and the output register: 1053 before, 1063 with
 # them; 1065 with the three-stage requantizer, 1067 with argmax's input and class registers,
 # 1068 with the requantizer's partial products, 1072 with a second register on each side
-# of the multiplier blocks.
-LATENCY_MAX_P1 = 784 + 256 + 16 + 2 * 7 + 3
+# of the multiplier blocks, 1074 with a second register after the block RAMs.
+LATENCY_MAX_P1 = 784 + 256 + 16 + 2 * 8 + 3
 INTERVAL_MAX_P8 = 100  # mlp256 at P=8
 
 
