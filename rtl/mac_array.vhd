@@ -130,7 +130,11 @@ begin
     if rising_edge(clk) then
       -- the zero test reads the stage-0 register, not x_data: x_data may come straight
       -- from a block RAM (the input stage's replay buffer)
-      xa      <= (x_valid = '1', false, x_first = '1', x_last = '1', 0);
+      -- field by field: an aggregate with a literal fold of 0 (one fold: a 0-bit field)
+      -- became "0'b" in GHDL 2.0's Verilog, which yosys rejects
+      xa.valid <= x_valid = '1';
+      xa.first <= x_first = '1';
+      xa.last  <= x_last = '1';
       if x_valid = '1' then  -- x_fold is only defined with x_valid
         xa.fold <= to_integer(unsigned(x_fold));
       end if;
