@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
 from tb.common import decode_flat, env_int, write_progress
 
 CLK_NS = 10
+RESOLVABLE = frozenset("01LH")  # the characters of a resolvable std_logic value
+TO_01 = str.maketrans("LH", "01")
 
 
 def pack_beats(pixels, p: int) -> list[int]:
@@ -176,16 +178,20 @@ if cocotb is not None:
 
         async def _run(self) -> None:
             async for _ in strobes(self.valid, self.clk):
-                value = self.flat.value
+                # the value as the simulator's string: LogicArray.is_resolvable and
+                # to_unsigned build an object per bit (6,144 for mlp256's layer 0), which
+                # was most of the bench's Python time once the pixels came from VHDL
+                value = str(self.flat.value)
                 if self.count < len(self.order):
                     j = self.order[self.count]
-                    if value.is_resolvable:
-                        self.check(j, decode_flat(value.to_unsigned(), self.n, self.bits))
+                    if RESOLVABLE.issuperset(value):  # LogicArray.is_resolvable
+                        self.check(j, decode_flat(int(value.translate(TO_01), 2),
+                                                  self.n, self.bits))
                     else:  # 'U'/'X'/'Z'/'W'/'-' in an accumulator: never a pass
                         res: ImageResult = self.results[j]
                         res.layers_seen += 1
                         res.mismatches.append(f"image {res.index} layer {self.k}: metavalue "
-                                              f"in the accumulators ({str(value)[:40]}...)")
+                                              f"in the accumulators ({value[:40]}...)")
                 self.count += 1
 
         def check(self, j: int, got: list[int]) -> None:
