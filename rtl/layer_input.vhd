@@ -11,6 +11,13 @@
 -- The ROM and the RAM read synchronously, so the beat is registered here: x_* in the
 -- clock after the issue is aligned with the ROM word (rom_data) of its address.
 --
+-- rom_en is the ROM's read enable: '1' only for a beat issued now that may need its
+-- weights. A streamed beat whose inputs are all zero leaves the ROM word as it was
+-- (mac_array enables no operand register for an all-zero beat, so it never reads that
+-- word; most MNIST pixels are 0): block RAMs have the enable for free, and simulators
+-- spare a PE x P x W-bit word update per clock. Replayed beats (folds 1 ..) always read:
+-- their data comes out of the replay RAM only with the ROM word.
+--
 -- A beat that completes a fold (j = BEATS-1) produces a result that the result stage
 -- (acc_serializer) must take: it is held back while fin_block is '1' (the previous
 -- image's results still wait for the holding register) and for GUARD clocks after the
@@ -38,6 +45,7 @@ entity layer_input is
     in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
     fin_block : in  std_logic;  -- '1': the result stage cannot take a completed fold
     rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
+    rom_en    : out std_logic;  -- read enable of the ROM at rom_addr
     -- the beat, one clock after its issue (aligned with the ROM word)
     -- registers with initial values, like every register here: no metavalue reaches the
     -- MAC's conversions before the first beat
@@ -77,6 +85,7 @@ begin
   take     <= can and (not fold0 or in_valid = '1');
   in_ready <= '1' when fold0 and can else '0';
   rom_addr <= std_logic_vector(to_unsigned(addr, ADDR_BITS));
+  rom_en   <= '1' when take and (not fold0 or in_data /= (in_data'range => '0')) else '0';
   x_data   <= x_buf when replay else x_str;
 
   p_seq : process (clk)

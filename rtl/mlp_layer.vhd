@@ -45,6 +45,9 @@ entity mlp_layer is
     in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
     -- weight ROM, registered read; min(PE, N_OUT) neurons x P lanes per word
     rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
+    -- read enable: '0' for beats that are not issued or whose inputs are all zero
+    -- (mac_array never reads their word), so the ROM word may then stay as it was
+    rom_en    : out std_logic;
     rom_data  : in  std_logic_vector(minimum(PE, N_OUT) * P * W_BITS - 1 downto 0);
     -- biases, neuron n at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS] (a constant in practice)
     bias      : in  std_logic_vector(N_OUT * ACC_BITS - 1 downto 0);
@@ -107,8 +110,8 @@ begin
       ADDR_BITS => ADDR_BITS, GUARD => GUARD)
     port map (
       clk => clk, rst => rst, in_valid => in_valid, in_ready => in_ready, in_data => in_data,
-      fin_block => fin_block, rom_addr => rom_addr, x_valid => x_valid, x_first => x_first,
-      x_last => x_last, x_fold => x_fold, x_data => x_data);
+      fin_block => fin_block, rom_addr => rom_addr, rom_en => rom_en, x_valid => x_valid,
+      x_first => x_first, x_last => x_last, x_fold => x_fold, x_data => x_data);
 
   u_mac : entity work.mac_array
     generic map (

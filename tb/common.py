@@ -121,8 +121,10 @@ def run_sim(
     build_dir = build_dir / sim
     env = {k: str(v) for k, v in (extra_env or {}).items()}
     # IEEE asserts stay on (numeric_std warnings are scanned below), except at time 0,
-    # before reset has given every register a value.
-    sim_args = ["--ieee-asserts=disable-at-0"] if sim == "ghdl" else []
+    # before reset has given every register a value (and before concurrent conversions
+    # of constants, e.g. mac_array's biases, have seen their inputs): for both simulators.
+    sim_args = (["--ieee-asserts=disable-at-0"] if sim == "ghdl"
+                else ["--ieee-warnings=off-at-0"] if sim == "nvc" else [])
     env.setdefault("COCOTB_LOG_LEVEL", os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
     # cocotb rewrites the asserts of every imported module ("*.py", numpy included) for
     # pytest-style messages; only the bench modules need it: 0.45 s less per start.

@@ -17,7 +17,7 @@ library ieee;
 use ieee.std_logic_1164.all;
 entity narrow_tb is end entity;
 architecture sim of narrow_tb is
-  signal clk, rst, v, r, av, ov, orr, ol : std_logic := '0';
+  signal clk, rst, v, r, re, av, ov, orr, ol : std_logic := '0';
   signal x : std_logic_vector(7 downto 0);
   signal a : std_logic_vector(3 downto 0);
   signal rd : std_logic_vector(2 * 8 - 1 downto 0);
@@ -27,7 +27,7 @@ begin
   u : entity work.mlp_layer
     generic map (N_IN => 9, N_OUT => 2, W_BITS => 8, A_BITS => 8, ACC_BITS => {acc},
                  ACC_BITS_MIN => {need}, ADDR_BITS => 4)
-    port map (clk, rst, v, r, x, a, rd, b, af, av, ov, orr, od, ol);
+    port map (clk, rst, v, r, x, a, re, rd, b, af, av, ov, orr, od, ol);
 end architecture;
 """
 

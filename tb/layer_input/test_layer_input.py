@@ -100,27 +100,33 @@ if cocotb is not None:
                     await RisingEdge(self.dut.clk)
 
     class BeatMonitor:
-        """Every clock: x_* when x_valid, with rom_addr and fin_block of the clock before."""
+        """Every clock: x_* when x_valid, with rom_addr, rom_en and fin_block of the clock
+        before; and the clocks in which rom_en was '1'."""
 
         def __init__(self, dut) -> None:
             self.dut = dut
             self.beats: list[tuple[int, int, int, int, int]] = []
+            self.ens: list[int] = []          # rom_en in the clock each beat was issued
+            self.en_clocks = 0                # clocks with rom_en = '1'
             self.clocks: list[int] = []       # clock of each beat on x_*
             self.blocked_at: set[int] = set()  # clocks with fin_block = '1'
             cocotb.start_soon(self._run())
 
         async def _run(self) -> None:
-            dut, clk, addr = self.dut, 0, None
+            dut, clk, addr, en = self.dut, 0, None, 0
             while True:
                 await ReadOnly()
                 if dut.x_valid.value == 1:
                     self.beats.append((addr, int(dut.x_first.value), int(dut.x_last.value),
                                        int(dut.x_fold.value.to_unsigned()),
                                        int(dut.x_data.value.to_unsigned())))
+                    self.ens.append(en)
                     self.clocks.append(clk)
                 if dut.fin_block.value == 1:
                     self.blocked_at.add(clk)
                 addr = int(dut.rom_addr.value.to_unsigned())
+                en = 1 if dut.rom_en.value == 1 else 0  # '0' for 'U'/'X' too: then a miss
+                self.en_clocks += en
                 await RisingEdge(dut.clk)
                 clk += 1
 
@@ -143,6 +149,17 @@ if cocotb is not None:
                 last_fin = c
             elif g[3] > 0 and i > 0 and g[1] == 0 and c != mon.clocks[i - 1] + 1:
                 errors.append(f"beat {i}: a replayed beat that is not back to back")
+        # The ROM read enable: every beat whose weights the MAC uses (non-zero inputs, or a
+        # replayed fold) reads its word; a streamed all-zero beat and a clock without an
+        # issue do not (what makes the enable worth having).
+        for i, (g, en) in enumerate(zip(got, mon.ens, strict=False)):
+            want = int(g[4] != 0 or g[3] > 0)
+            if en != want:
+                errors.append(f"beat {i} (fold {g[3]}, data {g[4]:#x}): rom_en {en}, "
+                              f"expected {want}")
+        reads = sum(int(g[4] != 0 or g[3] > 0) for g in got)
+        if mon.en_clocks != reads:
+            errors.append(f"rom_en was '1' in {mon.en_clocks} clocks for {reads} reads")
         return errors
 
     async def run_case(dut, corrupt: bool) -> None:
@@ -220,6 +237,7 @@ def test_layer_input(case: tuple, request: pytest.FixtureRequest) -> None:
     ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
              ("in_ready", "out", None), ("in_data", "in", p * a_bits),
              ("fin_block", "in", None), ("rom_addr", "out", addr_bits),
+             ("rom_en", "out", None),
              ("x_valid", "out", None), ("x_first", "out", None), ("x_last", "out", None),
              ("x_fold", "out", fold_bits), ("x_data", "out", p * a_bits)]
     wrap = write_wrapper(build, "layer_input", generics, ports, _id(case))

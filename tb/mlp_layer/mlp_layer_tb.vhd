@@ -29,10 +29,11 @@ end entity mlp_layer_tb;
 
 architecture wrap of mlp_layer_tb is
   signal rom_addr : std_logic_vector(ADDR_BITS - 1 downto 0);
+  signal rom_en   : std_logic;
   signal rom_data : std_logic_vector(PE * P * W_BITS - 1 downto 0);
 begin
   u_rom : entity work.tb_layer_l0_rom
-    port map (clk => clk, addr => rom_addr, dout => rom_data);
+    port map (clk => clk, addr => rom_addr, en => rom_en, dout => rom_data);
 
   u_dut : entity work.mlp_layer
     generic map (
@@ -41,7 +42,7 @@ begin
     port map (
       clk => clk, rst => rst,
       in_valid => in_valid, in_ready => in_ready, in_data => in_data,
-      rom_addr => rom_addr, rom_data => rom_data, bias => BIAS,
+      rom_addr => rom_addr, rom_en => rom_en, rom_data => rom_data, bias => BIAS,
       acc_flat => acc_flat, acc_valid => acc_valid,
       out_valid => out_valid, out_ready => out_ready, out_data => out_data,
       out_last => out_last);

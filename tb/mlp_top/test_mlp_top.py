@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
 from tb.common import decode_flat, env_int, write_progress
 
 CLK_NS = 10
+RESOLVABLE = frozenset("01LH")  # the characters of a resolvable std_logic value
+TO_01 = str.maketrans("LH", "01")
 
 
 def pack_beats(pixels, p: int) -> list[int]:
@@ -69,12 +71,23 @@ def clock_budget(qnet) -> int:
 if cocotb is not None:
 
     class NetTB:
-        """Clock, reset and the pixel-stream driver of ``<net>_top``."""
+        """Clock, reset and the pixel driver of ``<net>_top``.
 
-        def __init__(self, dut) -> None:
+        With ``feeder`` the toplevel is ``<net>_tbtop`` (tb/netsim.py): the VHDL pixel
+        feeder streams whole images that :meth:`load_image` hands over, and ``top`` is the
+        ``<net>_top`` instance inside it. Without it (the Verilog netlist), Python drives
+        every beat (:meth:`send_image`).
+        """
+
+        def __init__(self, dut, feeder: bool) -> None:
             self.dut = dut
-            dut.s_valid.value = 0
-            dut.s_data.value = 0
+            self.feeder = feeder
+            self.top = dut.u_top if feeder else dut
+            if feeder:
+                dut.load_valid.value = 0
+            else:
+                dut.s_valid.value = 0
+                dut.s_data.value = 0
             dut.rst.value = 1
             # The clock in the GPI (C) rather than a Python task: same edges, same
             # cycle counts, 20 % (GHDL) to 55 % (NVC) less CPU at P=1 (docs/simspeed.md).
@@ -111,6 +124,28 @@ if cocotb is not None:
                     first = False
             dut.s_valid.value = 0
 
+        async def load_image(self, pixels: np.ndarray, p: int, budget: int) -> None:
+            """Hand one image to the feeder (beat j's byte q = pixel j*p+q, the last beat
+            padded with 0); returns once it is taken, the next image may follow at once.
+
+            Raises :class:`Stuck` when no image slot frees up within ``budget`` clocks.
+            """
+            dut, clk = self.dut, self.dut.clk
+            px = np.zeros(-(-pixels.size // p) * p, dtype=np.uint8)
+            px[:pixels.size] = pixels
+            # little-endian bytes: pixel j*p+q lands at bits 8*(j*p+q) = beat j, byte q
+            dut.load_data.value = int.from_bytes(px.tobytes(), "little")
+            dut.load_valid.value = 1
+            await RisingEdge(clk)  # load_ready as the feeder saw it at this edge
+            if not dut.load_ready.value:
+                try:  # a slot frees when the image before the queued one is streamed out
+                    await with_timeout(RisingEdge(dut.load_ready), budget * CLK_NS, "ns")
+                except cocotb.triggers.SimTimeoutError:
+                    raise Stuck(f"the pixel feeder's image slots stayed full for {budget} "
+                                "clocks (s_ready low)") from None
+                await RisingEdge(clk)  # taken at this edge: load_ready stays '1' until then
+            dut.load_valid.value = 0
+
     class Stuck(Exception):
         """The DUT made no progress within its clock budget."""
 
@@ -143,16 +178,20 @@ if cocotb is not None:
 
         async def _run(self) -> None:
             async for _ in strobes(self.valid, self.clk):
-                value = self.flat.value
+                # the value as the simulator's string: LogicArray.is_resolvable and
+                # to_unsigned build an object per bit (6,144 for mlp256's layer 0), which
+                # was most of the bench's Python time once the pixels came from VHDL
+                value = str(self.flat.value)
                 if self.count < len(self.order):
                     j = self.order[self.count]
-                    if value.is_resolvable:
-                        self.check(j, decode_flat(value.to_unsigned(), self.n, self.bits))
+                    if RESOLVABLE.issuperset(value):  # LogicArray.is_resolvable
+                        self.check(j, decode_flat(int(value.translate(TO_01), 2),
+                                                  self.n, self.bits))
                     else:  # 'U'/'X'/'Z'/'W'/'-' in an accumulator: never a pass
                         res: ImageResult = self.results[j]
                         res.layers_seen += 1
                         res.mismatches.append(f"image {res.index} layer {self.k}: metavalue "
-                                              f"in the accumulators ({str(value)[:40]}...)")
+                                              f"in the accumulators ({value[:40]}...)")
                 self.count += 1
 
         def check(self, j: int, got: list[int]) -> None:
@@ -194,8 +233,9 @@ if cocotb is not None:
             for j, i in enumerate(idx)
         ]
         order = list(range(len(idx)))
-        tb = NetTB(dut)
-        monitors = [AccMonitor(dut, k, layer.n_out, layer.acc_bits, expected, results, order)
+        tb = NetTB(dut, feeder=os.environ.get("MLP_FEEDER", "0") == "1")
+        top = tb.top
+        monitors = [AccMonitor(top, k, layer.n_out, layer.acc_bits, expected, results, order)
                     for k, layer in enumerate(qnet.layers)]
         await tb.reset()
         budget = clock_budget(qnet)
@@ -231,17 +271,30 @@ if cocotb is not None:
                 if progress and (j % 25 == 24 or j == len(idx) - 1):
                     write_progress(progress, j + 1)  # atomic: the bar never goes back
 
+        async def record_starts() -> None:
+            """The feeder's first_taken: one strobe per image, at its first beat's edge."""
+            async for _ in strobes(dut.first_taken, dut.clk):
+                starts.append(get_sim_time(unit="ns"))
+
         collector = cocotb.start_soon(collect_classes())
+        if tb.feeder:
+            cocotb.start_soon(record_starts())
         t0, cpu0 = time.perf_counter(), time.process_time()
         stuck = None
+        p = int(os.environ.get("MLP_P", "1"))
         try:
             for j, i in enumerate(idx):
-                beats = pack_beats(images[i].reshape(-1), int(os.environ.get("MLP_P", "1")))
                 try:
-                    await tb.send_image(beats, lambda: starts.append(get_sim_time(unit="ns")),
-                                        budget)
+                    if tb.feeder:
+                        await tb.load_image(images[i].reshape(-1), p, budget)
+                    else:
+                        await tb.send_image(pack_beats(images[i].reshape(-1), p),
+                                            lambda: starts.append(get_sim_time(unit="ns")),
+                                            budget)
                 except Stuck as exc:
-                    raise Stuck(stuck_message(j, str(exc))) from None
+                    # the feeder holds two images: the oldest one not done is the stuck one
+                    first_open = sum(r.cycles >= 0 for r in results) if tb.feeder else j
+                    raise Stuck(stuck_message(first_open, str(exc))) from None
             await collector
         except Stuck as exc:
             stuck = str(exc)

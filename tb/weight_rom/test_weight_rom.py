@@ -4,7 +4,8 @@ A sequential sweep over every address (past the last word too, where the ROM
 must read zero), runs of a held address, then random addresses. The read is
 registered: in the clock after the address changes, dout must still hold the
 previous address's word, all clock long (a combinational ROM fails here), and
-then the new one.
+then the new one. The read enable ``en`` is '0' in about a quarter of the clocks:
+then dout keeps the last word read.
 The expected word is rebuilt from the weight matrix by the documented layout
 (neuron n at bits [(n+1)W-1 : nW]), independently of ``gen.generate.pack``.
 ``TB_ROM_READS`` (default 300) sets the number of random reads, ``TB_SEED`` the seed
@@ -106,15 +107,26 @@ if cocotb is not None:
             w = w.copy()
             w[0, n_in - 1] = w[0, n_in - 1] + 1 if w[0, n_in - 1] < 0 else w[0, n_in - 1] - 1
         addrs = make_addresses(n_in, addr_bits, count, seed)
+        # the read enable: '0' in about a quarter of the clocks, where dout must hold
+        rng = random.Random(seed ^ 0x5A5A)
+        ens = [1] + [int(rng.random() >= 0.25) for _ in addrs[1:]]
         Clock(dut.clk, CLK_NS, unit="ns").start()
         await RisingEdge(dut.clk)
         dut.addr.value = addrs[0]
+        dut.en.value = 1
         await RisingEdge(dut.clk)  # the first address is sampled here
         errors: list[str] = []
         telling = 0  # clocks where a combinational (unregistered) read would differ
-        for prev, addr in itertools.pairwise(addrs):
+        held_telling = 0  # clocks where a ROM that ignores en would differ
+        exp = expected_word(w, w_bits, addrs[0])
+        for i, (prev, addr) in enumerate(itertools.pairwise(addrs), start=1):
             dut.addr.value = addr
-            exp = expected_word(w, w_bits, prev)
+            dut.en.value = ens[i]
+            word = expected_word(w, w_bits, prev)
+            if ens[i - 1]:  # the edge that took prev read it; else dout holds
+                exp = word
+            else:
+                held_telling += word != exp
             telling += exp != expected_word(w, w_bits, addr)
             # Right after the edge that took `prev` (addr already shows the next address),
             # and again half a clock later: dout must be prev's word all clock long.
@@ -127,10 +139,12 @@ if cocotb is not None:
                     bad = [(n, e, g) for n, (e, g) in enumerate(zip(
                         decode(exp, n_out, w_bits), decode(got, n_out, w_bits), strict=True))
                         if e != g]
-                    errors.append(f"address {prev} ({when}, addr={addr}): word expected "
+                    errors.append(f"address {prev} en={ens[i - 1]} ({when}, addr={addr}): "
+                                  "word expected "
                                   f"{exp:#x} got {got:#x}; neuron, expected, got: {bad[:4]}")
             await RisingEdge(dut.clk)
         assert telling > 0, "these addresses cannot tell a registered from a combinational read"
+        assert held_telling > 0, "these reads cannot tell a ROM that ignores its enable"
         checks = 2 * (len(addrs) - 1)
         assert not errors, f"{len(errors)} of {checks} checks wrong: " + "; ".join(errors[:8])
 
