@@ -107,6 +107,9 @@ architecture rtl of mac_array is
   signal xa   : ctrl_t := IDLE;                                                 -- stage -1
   signal xa_d : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
   signal x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
+  -- the zero test as a vector compare: numeric_std's unsigned(x0) /= 0 every clock was a
+  -- visible cost in GHDL (a metavalue in x0 still warns, in the input's conversion)
+  constant X_ZERO : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
 
   -- lanes per neuron at tree level l (level 0: the P products)
   function lanes(l : natural) return positive is
@@ -141,7 +144,7 @@ begin
       xa_d    <= x_data;
       ctrl(0) <= xa;
       ctrl(1)    <= ctrl(0);
-      ctrl(1).nz <= unsigned(x0) /= 0;
+      ctrl(1).nz <= x0 /= X_ZERO;
       for s in 2 to PS + LEVELS loop
         ctrl(s) <= ctrl(s - 1);
       end loop;
@@ -342,7 +345,7 @@ begin
           end if;
         end if;
         -- operands; a lane whose input is zero keeps its old weights (its product is 0)
-        if ctrl(0).valid and unsigned(x0) /= 0 then
+        if ctrl(0).valid and x0 /= X_ZERO then
           for q in 0 to P - 1 loop
             xq := to_integer(unsigned(x0((q + 1) * A_BITS - 1 downto q * A_BITS)));
             for e in 0 to PE - 1 loop
@@ -428,7 +431,7 @@ begin
     begin
       if rising_edge(clk) then
         res_valid <= '0';
-        if ctrl(0).valid and unsigned(x0) /= 0 then
+        if ctrl(0).valid and x0 /= X_ZERO then
           for i in 0 to PE * P - 1 loop
             xr(i) <= signed('0' & x0((i mod P + 1) * A_BITS - 1 downto (i mod P) * A_BITS));
           end loop;
