@@ -128,6 +128,9 @@ begin
   assert 2**FOLD_BITS >= FOLDS
     report "mac_array: FOLD_BITS too small for FOLDS" severity failure;
 
+  -- The control pipeline as signals, for the numeric_std body; the integer body keeps the
+  -- same registers as variables of its process (GHDL: no signal updates per clock).
+  g_ctrl : if not USE_INT generate
   p_ctrl : process (clk)
   begin
     if rising_edge(clk) then
@@ -157,6 +160,7 @@ begin
       end if;
     end if;
   end process p_ctrl;
+  end generate g_ctrl;
 
   g_int : if USE_INT generate
     subtype x_t is natural range 0 to 2**A_BITS - 1;
@@ -238,6 +242,11 @@ begin
       constant S    : positive := PS + LEVELS;  -- the stage that feeds the accumulators
       variable xr   : x_arr := (others => 0);              -- stage 1
       variable xq   : x_t;
+      -- the control pipeline (the signals of the same names serve the numeric_std body)
+      variable xa   : ctrl_t := IDLE;                                       -- stage -1
+      variable xa_d : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
+      variable x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
+      variable ctrl : ctrl_arr := (others => IDLE);
       variable xr2  : x_arr := (others => 0);              -- stage 2
       variable wr2  : w_arr := (others => 0);              -- stage 2
       variable pr   : p_arr := (others => 0);              -- stage 3
@@ -378,7 +387,27 @@ begin
             add0 := true;
           end if;
         end if;
+        -- the control pipeline, after every read of it in this clock (stages in reverse
+        -- order: the same flip-flops as the signals of the numeric_std body)
+        for st in PS + LEVELS downto 2 loop
+          ctrl(st) := ctrl(st - 1);
+        end loop;
+        ctrl(1)    := ctrl(0);
+        ctrl(1).nz := x0 /= X_ZERO;  -- the zero test reads the stage-0 register
+        ctrl(0)    := xa;
+        if xa.valid then
+          x0 := xa_d;
+        end if;
+        xa.valid := x_valid = '1';
+        xa.first := x_first = '1';
+        xa.last  := x_last = '1';
+        if x_valid = '1' then  -- x_fold is only defined with x_valid
+          xa.fold := to_integer(unsigned(x_fold));
+        end if;
+        xa_d := x_data;
         if rst = '1' then
+          xa   := IDLE;
+          ctrl := (others => IDLE);
           res_valid <= '0';
           -- Operands to 0 and "the addend may be non-zero": the first zero beat then
           -- clears the addends. Initial values of process variables do not survive GHDL's
