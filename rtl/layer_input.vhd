@@ -94,7 +94,11 @@ begin
       x_valid <= '1' when take else '0';
       x_first <= '1' when at_first else '0';
       x_last  <= '1' when at_last else '0';
-      x_fold  <= std_logic_vector(to_unsigned(fold, FOLD_BITS));
+      -- the fold is constant through its beats: converted once, at its first beat
+      -- (a conversion every clock was a visible GHDL cost)
+      if take and at_first then
+        x_fold <= std_logic_vector(to_unsigned(fold, FOLD_BITS));
+      end if;
       replay  <= not fold0;
       if guard_cnt /= 0 then
         guard_cnt <= guard_cnt - 1;

@@ -1,7 +1,8 @@
 -- mac_array: PE neurons x P inputs of multiply-accumulate, pipelined, exact widths.
 --
 -- Per beat (x_* aligned with its ROM word w_data; weight of neuron e, lane q at field
--- e*P+q, W_BITS wide; input lane q at field q, A_BITS wide, unsigned):
+-- e*P+q, W_BITS wide; input lane q at field q, A_BITS wide, unsigned; x_fold is read at
+-- a fold's first beat, x_first, and must stay the same through its beats):
 --   stage -1  the ROM word and the beat registered as they arrive, no enable
 --   stage 0   registered again, no enable
 --   stage 1   operands registered (weights and inputs)
@@ -401,7 +402,9 @@ begin
         xa.valid := x_valid = '1';
         xa.first := x_first = '1';
         xa.last  := x_last = '1';
-        if x_valid = '1' then  -- x_fold is only defined with x_valid
+        -- x_fold is only defined with x_valid, and constant through a fold: converted at
+        -- the fold's first beat only (the record holds it for the others)
+        if x_valid = '1' and x_first = '1' then
           xa.fold := to_integer(unsigned(x_fold));
         end if;
         xa_d := x_data;
