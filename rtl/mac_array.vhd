@@ -112,14 +112,20 @@ architecture rtl of mac_array is
   -- visible cost in GHDL (a metavalue in x0 still warns, in the input's conversion)
   constant X_ZERO : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
 
-  -- lanes per neuron at tree level l (level 0: the P products)
-  function lanes(l : natural) return positive is
-    variable n : positive := P;
+  -- ceil(n / 2**l): the values left at level l of a tree of pairwise adders over n
+  function halved(n : positive; l : natural) return positive is
+    variable r : positive := n;
   begin
     for i in 1 to l loop
-      n := (n + 1) / 2;
+      r := (r + 1) / 2;
     end loop;
-    return n;
+    return r;
+  end function;
+
+  -- lanes per neuron at tree level l (level 0: the P products)
+  function lanes(l : natural) return positive is
+  begin
+    return halved(P, l);
   end function;
 begin
   assert W_BITS >= 2 and A_BITS >= 1 and W_BITS <= 30 and A_BITS <= 30
@@ -214,12 +220,8 @@ begin
 
     -- LUT_MULT: level l of a product's tree holds ceil(A_BITS/2**l) partial sums
     function pwidth(l : natural) return positive is
-      variable n : positive := A_BITS;
     begin
-      for i in 1 to l loop
-        n := (n + 1) / 2;
-      end loop;
-      return n;
+      return halved(A_BITS, l);
     end function;
     -- gated, shifted weight: bit b of x selects w * 2**b (adders only, no multiplier)
     function term(w : w_t; x : x_t; b : natural) return p_t is
