@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
 # hand-written units, in compile order: the layer and its parts, then what the top adds
-LAYER_RTL = ("layer_input", "mac_array", "acc_serializer", "mlp_layer")
+LAYER_RTL = ("layer_input", "ecp5_mult", "mac_array", "acc_serializer", "mlp_layer")
+DSP_CHOICES = ("infer", "ecp5")  # mac_array's DSP generic
 HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
@@ -184,13 +185,14 @@ def _env() -> Environment:
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
     pe: int | list[int] | None = None, lut_mult: bool = False,
-    axis: AxisConfig | None = None,
+    axis: AxisConfig | None = None, dsp: str = "infer",
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
     ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
-    builds the products from adders in two pipeline stages instead of DSP multipliers.
+    builds the products from adders in two pipeline stages instead of DSP multipliers;
+    ``dsp="ecp5"`` puts them in ECP5 multiplier blocks with their registers (mac_array).
     ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
@@ -226,7 +228,10 @@ def render_network(
             addr_bits=v.addr_bits, word_bits=width, words=words,
         )
     pkg = f"{qnet.name}_pkg"
-    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult)
+    if dsp not in DSP_CHOICES:
+        raise UserError(f"dsp={dsp!r}: choose one of {', '.join(DSP_CHOICES)}")
+    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult,
+                  dsp=dsp)
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=clog2(max(qnet.n_classes, 2)),
     )
@@ -280,13 +285,13 @@ def _check_out_dir(out: Path) -> None:
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
-    lut_mult: bool = False, axis: AxisConfig | None = None,
+    lut_mult: bool = False, axis: AxisConfig | None = None, dsp: str = "infer",
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
     ``qnet.json`` is always the true model, also when ``faults`` change the RTL.
     ``p`` is the inputs per clock, ``pe`` the neurons in parallel (default all), each
-    one for all layers or one per layer.
+    one for all layers or one per layer. ``dsp``: see :func:`render_network`.
     """
     out = Path(out)
     check_qnet(qnet)
@@ -303,7 +308,7 @@ def generate(
         for d in (hdl, coe, mif, mem):
             d.mkdir()
         for name, text in render_network(qnet, source, faults, ps, pes, lut_mult,
-                                         axis).items():
+                                         axis, dsp).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k], pes[k]), pes[k] * ps[k] * layer.w_bits

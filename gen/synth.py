@@ -194,6 +194,36 @@ def fix_verilog_constants(text: str) -> tuple[str, int]:
     return STRING_CONST_RE.subn(lambda m: f"{len(m[1])}'b{m[1].lower()}", text)
 
 
+VENDOR_BLOCKS = ("MULT18X18D",)  # vendor cells that rtl/ instantiates (rtl/ecp5_mult.vhd)
+BLACKBOX_RE = re.compile(r"^module (%s)\b.*?^endmodule\n?" % "|".join(VENDOR_BLOCKS),
+                         re.M | re.S)
+VENDOR_INST_RE = re.compile(r"^(\s*)(%s) #\((.*?)\)\n(\s*\w+ \()" % "|".join(VENDOR_BLOCKS),
+                            re.M | re.S)
+BIN_PARAM_RE = re.compile(r"\.(\w+)\((\d+)'b([01]+)\)")
+
+
+def fix_vendor_cells(text: str) -> str:
+    """Make ``ghdl --synth``'s instances of the vendor cells in VENDOR_BLOCKS readable.
+
+    GHDL has no entity for a vendor cell (only a component): it writes an empty module
+    whose parameters have no defaults (SystemVerilog only), removed here so that
+    synthesis takes the cell from its own library (synth_ecp5: MULT18X18D); and it writes
+    string generics ("CLK0") as bit vectors of their ASCII codes, which nextpnr rejects:
+    written back as strings.
+    """
+    def strings(m: re.Match) -> str:
+        def one(p: re.Match) -> str:
+            n, bits = int(p[2]), p[3]
+            if n != len(bits) or n % 8:
+                return p[0]
+            chars = bytes(int(bits[i:i + 8], 2) for i in range(0, n, 8))
+            if not all(32 < c < 127 and c != 34 for c in chars):
+                return p[0]
+            return f'.{p[1]}("{chars.decode()}")'
+        return f"{m[1]}{m[2]} #({BIN_PARAM_RE.sub(one, m[3])})\n{m[4]}"
+    return VENDOR_INST_RE.sub(strings, BLACKBOX_RE.sub("", text))
+
+
 def ghdl_synth(qnet: QNet, gen_dir: Path, work: Path, t0: float | None = None,
                quiet: bool = False) -> dict:
     """``ghdl --synth`` of the generated top to Verilog; returns the netlist and ROMs found."""
@@ -206,7 +236,7 @@ def ghdl_synth(qnet: QNet, gen_dir: Path, work: Path, t0: float | None = None,
     verilog, log = work / f"{top}.v", work / "ghdl.log"
     raw = work / f"{top}.ghdl.v"
     seconds = run_step("ghdl --synth to Verilog", cmd, work, log, t0, stdout=raw, quiet=quiet)
-    text, fixed = fix_verilog_constants(raw.read_text())
+    text, fixed = fix_verilog_constants(fix_vendor_cells(raw.read_text()))
     verilog.write_text(text)
     if not quiet:
         print(f"synth: {fixed} wide constants rewritten from strings to binary literals "
@@ -291,10 +321,12 @@ def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
 
     It also marks ``keep`` the MAC's input registers (``xr``, one copy per multiplier):
     equal flip-flops that yosys would merge back into one register per lane, whose
-    fan-out to every DSP block of a layer was the critical path (docs/synthesis.md).
+    fan-out to every DSP block of a layer was the critical path (docs/synthesis.md);
+    and the result stage's replicated load strobes (``held_ld``, ``col_ld``), for the
+    same reason: each copy drives a few hundred register enables, not thousands.
     """
     roms = f"{qnet.name}_l*_rom/m:*"
-    xr = "w:*p_mac_xr w:*g_wide_xr %u %ci2 t:$dff %i"
+    xr = "w:*p_mac_xr w:*g_wide_xr w:*held_ld w:*col_ld %u %u %u %ci2 t:$dff %i"
     return (f"read_verilog {os.path.relpath(netlist, work)}\n"
             f"hierarchy -top {qnet.name}_top\n"
             f"select -assert-min {len(qnet.layers)} {roms}\n"
@@ -486,7 +518,10 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
               f"{display_path(work)}", flush=True)
         old = previous_key(work / "synth.json")
         (work / "synth.json").unlink(missing_ok=True)
-        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult)
+        # ECP5: the products in multiplier blocks with their own registers (mac_array)
+        dsp = "ecp5" if target == "ecp5" and not lut_mult else "infer"
+        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
+                           dsp=dsp)
         net = ghdl_synth(qnet, gen_dir, work, t0)
         key = run_key(net["verilog"], target, freq, seed)
         if reuse and old is not None and old[0] == key:

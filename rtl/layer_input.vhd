@@ -8,11 +8,14 @@
 -- into a small RAM of BEATS words; folds 1 .. FOLDS-1 replay the beats from that RAM at
 -- one per clock while in_ready is '0'. With FOLDS = 1 there is no RAM (today's layer).
 --
--- The ROM and the RAM read synchronously, so the beat is registered here: x_* in the
--- clock after the issue is aligned with the ROM word (rom_data) of its address.
+-- rom_addr and rom_en are registers, loaded when a beat is issued: the ROM reads at the
+-- next edge, and the beat is registered twice here, so that x_* two clocks after the
+-- issue is aligned with the ROM word (rom_data) of its address. (The address and the
+-- enable go to every block RAM of the ROM, across the chip: on mlp256 at PE = 64 a
+-- combinational read enable into 118 block RAMs was the critical path.)
 --
--- rom_en is the ROM's read enable: '1' only for a beat issued now that may need its
--- weights. A streamed beat whose inputs are all zero leaves the ROM word as it was
+-- rom_en is the ROM's read enable: '1' only for a beat issued at the last edge that may
+-- need its weights. A streamed beat whose inputs are all zero leaves the ROM word as it was
 -- (mac_array enables no operand register for an all-zero beat, so it never reads that
 -- word; most MNIST pixels are 0): block RAMs have the enable for free, and simulators
 -- spare a PE x P x W-bit word update per clock. Replayed beats (folds 1 ..) always read:
@@ -44,16 +47,17 @@ entity layer_input is
     in_ready  : out std_logic;
     in_data   : in  std_logic_vector(P * A_BITS - 1 downto 0);
     fin_block : in  std_logic;  -- '1': the result stage cannot take a completed fold
-    rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0);
-    rom_en    : out std_logic;  -- read enable of the ROM at rom_addr
-    -- the beat, one clock after its issue (aligned with the ROM word)
+    -- registers: the address and read enable of the beat issued at the last edge
+    rom_addr  : out std_logic_vector(ADDR_BITS - 1 downto 0) := (others => '0');
+    rom_en    : out std_logic := '0';
+    -- the beat, two clocks after its issue (aligned with the ROM word)
     -- registers with initial values, like every register here: no metavalue reaches the
     -- MAC's conversions before the first beat
     x_valid   : out std_logic := '0';
     x_first   : out std_logic := '0';  -- beat 0 of a fold
     x_last    : out std_logic := '0';  -- beat BEATS-1 of a fold
     x_fold    : out std_logic_vector(FOLD_BITS - 1 downto 0) := (others => '0');
-    x_data    : out std_logic_vector(P * A_BITS - 1 downto 0)
+    x_data    : out std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0')
   );
 end entity layer_input;
 
@@ -75,6 +79,9 @@ architecture rtl of layer_input is
   signal x_str     : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
   signal x_buf     : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
   signal replay    : boolean := false;  -- the registered beat comes from the RAM
+  -- the beat, one clock after its issue (the first of its two registers)
+  signal x1_valid, x1_first, x1_last : std_logic := '0';
+  signal x1_fold   : std_logic_vector(FOLD_BITS - 1 downto 0) := (others => '0');
 begin
   assert 2**ADDR_BITS >= FOLDS * BEATS
     report "layer_input: ADDR_BITS too small for FOLDS*ceil(N_IN/P)" severity failure;
@@ -84,20 +91,33 @@ begin
   can      <= not at_last or (fin_block = '0' and guard_ok);
   take     <= can and (not fold0 or in_valid = '1');
   in_ready <= '1' when fold0 and can else '0';
-  rom_addr <= std_logic_vector(to_unsigned(addr, ADDR_BITS));
-  rom_en   <= '1' when take and (not fold0 or in_data /= (in_data'range => '0')) else '0';
-  x_data   <= x_buf when replay else x_str;
 
   p_seq : process (clk)
   begin
     if rising_edge(clk) then
-      x_valid <= '1' when take else '0';
-      x_first <= '1' when at_first else '0';
-      x_last  <= '1' when at_last else '0';
+      if take then
+        rom_addr <= std_logic_vector(to_unsigned(addr, ADDR_BITS));
+      end if;
+      rom_en   <= '1' when take and (not fold0 or in_data /= (in_data'range => '0')) else '0';
+      x1_valid <= '1' when take else '0';
+      x1_first <= '1' when at_first else '0';
+      x1_last  <= '1' when at_last else '0';
       -- the fold is constant through its beats: converted once, at its first beat
       -- (a conversion every clock was a visible GHDL cost)
       if take and at_first then
-        x_fold <= std_logic_vector(to_unsigned(fold, FOLD_BITS));
+        x1_fold <= std_logic_vector(to_unsigned(fold, FOLD_BITS));
+      end if;
+      -- second register of the beat, beside the ROM's read
+      x_valid <= x1_valid;
+      x_first <= x1_first;
+      x_last  <= x1_last;
+      x_fold  <= x1_fold;
+      if x1_valid = '1' then
+        if replay then
+          x_data <= x_buf;
+        else
+          x_data <= x_str;
+        end if;
       end if;
       replay  <= not fold0;
       if guard_cnt /= 0 then
@@ -139,6 +159,8 @@ begin
         addr      <= 0;
         guard_cnt <= 0;
         guard_ok  <= true;
+        rom_en    <= '0';
+        x1_valid  <= '0';
         x_valid   <= '0';
       end if;
     end if;

@@ -54,7 +54,11 @@ entity mac_array is
     FOLD_BITS : positive := 1;
     -- products from adders, one register per level of their tree (no DSP block, more
     -- clocks of latency): integer body only (accumulators up to 31 bits)
-    LUT_MULT  : boolean  := false
+    LUT_MULT  : boolean  := false;
+    -- "ecp5": stages 2 and 3 in ECP5 multiplier blocks with their own registers
+    -- (rtl/ecp5_mult.vhd; the ECP5 synthesis flow); anything else: inferred, plain VHDL.
+    -- Integer body with W_BITS <= 18 and A_BITS <= 17 only; otherwise inferred.
+    DSP       : string   := "infer"
   );
   port (
     clk       : in  std_logic;
@@ -96,6 +100,9 @@ architecture rtl of mac_array is
   constant DX      : natural  := 2 * boolean'pos(not LUTM);
   constant PS      : positive := 2 + M + DX;   -- the stage that holds the products
   constant LAT     : positive := PS + 3 + LEVELS;  -- x_valid to res_valid
+  -- stages 2 (operands) and 3 (products) inside ECP5 multiplier blocks
+  constant ECP5    : boolean  := DSP = "ecp5" and USE_INT and not LUTM and W_BITS <= 18 and
+                                 A_BITS <= 17;
 
   -- control bits travelling with the data, stage 1 .. PS+LEVELS
   type ctrl_t is record
@@ -235,8 +242,26 @@ begin
     type ptree_t is array (1 to maximum(PL - 1, 1)) of pp_arr;
 
     signal bias_i : b_arr;
+    -- DSP = "ecp5": the stage-1 operands into the blocks, their products out, and the
+    -- enables of the blocks' input (stage 2) and output (stage 3) registers
+    signal dsp_w  : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
+    signal dsp_x  : std_logic_vector(PE * P * A_BITS - 1 downto 0) := (others => '0');
+    signal dsp_p  : std_logic_vector(PE * P * PB - 1 downto 0);
+    signal dsp_ce_in, dsp_ce_out : std_logic := '0';
   begin
     bias_i <= to_bias(bias);
+
+    g_ecp5 : if ECP5 generate
+      g_mult : for i in 0 to PE * P - 1 generate
+        u_mult : entity work.ecp5_mult
+          generic map (A_BITS => W_BITS, B_BITS => A_BITS, P_BITS => PB)
+          port map (
+            clk => clk, rst => rst, ce_in => dsp_ce_in, ce_out => dsp_ce_out,
+            a => dsp_w((i + 1) * W_BITS - 1 downto i * W_BITS),
+            b => dsp_x((i + 1) * A_BITS - 1 downto i * A_BITS),
+            p => dsp_p((i + 1) * PB - 1 downto i * PB));
+      end generate g_mult;
+    end generate g_ecp5;
 
     -- Why variables: the pipeline registers are variables read before they are written
     -- (stages in reverse order), which synthesizes to the same flip-flops as signals
@@ -339,6 +364,13 @@ begin
               end loop;
             end if;
           end loop;
+        elsif ECP5 then
+          -- stage 4: the blocks' registered products (stages 2 and 3 are in the blocks)
+          if ctrl(3).valid and ctrl(3).nz then
+            for i in 0 to PE * P - 1 loop
+              prod(i) := to_integer(signed(dsp_p((i + 1) * PB - 1 downto i * PB)));
+            end loop;
+          end if;
         else
           -- stage 4: the products registered again
           if ctrl(3).valid and ctrl(3).nz then
@@ -368,6 +400,14 @@ begin
               end if;
             end loop;
           end loop;
+          if ECP5 then  -- the same stage-1 registers, as the blocks' inputs
+            for i in 0 to PE * P - 1 loop
+              dsp_w((i + 1) * W_BITS - 1 downto i * W_BITS) <=
+                std_logic_vector(to_signed(wr(i), W_BITS));
+              dsp_x((i + 1) * A_BITS - 1 downto i * A_BITS) <=
+                std_logic_vector(to_unsigned(xr(i), A_BITS));
+            end loop;
+          end if;
         end if;
         -- stages 0 and -1: the ROM word registered twice as it arrives, without enables
         -- (block RAM outputs, whose clock-to-output leaves no time for logic or a long
@@ -423,6 +463,14 @@ begin
           xr2  := (others => 0);
           wr2  := (others => 0);
           add0 := false;
+          if ECP5 then
+            dsp_w <= (others => '0');
+            dsp_x <= (others => '0');
+          end if;
+        end if;
+        if ECP5 then  -- the blocks' enables for the next edge: stages 1 and 2 as updated
+          dsp_ce_in  <= '1' when ctrl(1).valid and ctrl(1).nz else '0';
+          dsp_ce_out <= '1' when ctrl(2).valid and ctrl(2).nz else '0';
         end if;
       end if;
     end process p_mac;

@@ -34,7 +34,8 @@ entity mlp_layer is
     PE        : positive := positive'high;
     Q         : positive := 1;    -- accumulators per clock on out_data
     ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
-    LUT_MULT  : boolean  := false -- products from adders, pipelined (see mac_array)
+    LUT_MULT  : boolean  := false; -- products from adders, pipelined (see mac_array)
+    DSP       : string   := "infer" -- "ecp5": ECP5 multiplier blocks (see mac_array)
   );
   port (
     clk       : in  std_logic;
@@ -76,11 +77,12 @@ architecture rtl of mlp_layer is
   constant FOLDS     : positive := (N_OUT + PE_N - 1) / PE_N;
   constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
-  -- clocks from an issued beat to its result in fin_block, at least: mac_array's latency
-  -- (7 + lane tree levels; 5 + lane tree levels + ceil(log2 A_BITS) - 1 product levels
-  -- with LUT_MULT) + 2 to fin_block. A bound over both, as mac_array may fall back to
-  -- DSP products; a larger GUARD only costs clocks when BEATS <= GUARD.
-  constant GUARD     : natural  := 7 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
+  -- clocks from an issued beat to its result in fin_block, at least: 1 (the ROM read
+  -- after its registered address) + mac_array's latency (7 + lane tree levels; 5 + lane
+  -- tree levels + ceil(log2 A_BITS) - 1 product levels with LUT_MULT) + 2 to fin_block.
+  -- A bound over both, as mac_array may fall back to DSP products; a larger GUARD only
+  -- costs clocks when BEATS <= GUARD.
+  constant GUARD     : natural  := 1 + 7 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
 
   signal x_valid, x_first, x_last : std_logic;
   signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);
@@ -116,7 +118,7 @@ begin
   u_mac : entity work.mac_array
     generic map (
       PE => PE_N, P => P, W_BITS => W_BITS, A_BITS => A_BITS, ACC_BITS => ACC_BITS,
-      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, LUT_MULT => LUT_MULT)
+      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, LUT_MULT => LUT_MULT, DSP => DSP)
     port map (
       clk => clk, rst => rst, x_valid => x_valid, x_first => x_first, x_last => x_last,
       x_fold => x_fold, x_data => x_data, w_data => rom_data, bias => bias_ext,

@@ -81,6 +81,23 @@ ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT1
 """
 
 
+def test_fix_vendor_cells() -> None:
+    """GHDL's empty module for the ECP5 multiplier goes; its ASCII-coded generics become
+    strings again; other modules and bit-vector parameters stay as they were."""
+    clk0 = "".join(f"{ord(c):08b}" for c in "CLK0")
+    text = ("module MULT18X18D\n  #(parameter\n    REG_INPUTA_CLK)\n  (input  A0);\nendmodule\n\n"
+            "module top (input a);\n"
+            f"  MULT18X18D #(\n    .REG_INPUTA_CLK(32'b{clk0}),\n    .W(4'b0101))\n"
+            "    u_mult (\n    .A0(a));\n"
+            "  other #(\n    .S(32'b" + clk0 + "))\n    u_o (\n    .x(a));\nendmodule\n")
+    out = gs.fix_vendor_cells(text)
+    assert "module MULT18X18D" not in out
+    assert '.REG_INPUTA_CLK("CLK0")' in out
+    assert ".W(4'b0101)" in out  # not a whole number of characters: left alone
+    assert f".S(32'b{clk0})" in out  # not a vendor cell: left alone
+    assert out.startswith("\nmodule top") or out.startswith("module top")
+
+
 def test_nextpnr_utilisation_and_fit() -> None:
     """The device table is read from nextpnr's log; the reason names resource and counts."""
     util = gs.nextpnr_utilisation(NEXTPNR_NOFIT)
@@ -154,6 +171,13 @@ def test_l10_flow(tmp_path) -> None:
     for r in results:
         check_figures(r)
         assert (tmp_path / f"l10_int8_p1_pefull_{r.target}" / "synth.json").exists()
+    # ECP5: every multiplier is a block with its input and output registers on
+    doc = json.loads((tmp_path / "l10_int8_p1_pefull_ecp5" / "ecp5.json").read_text())
+    mults = [c["parameters"] for m in doc["modules"].values() for c in m["cells"].values()
+             if c["type"] == "MULT18X18D"]
+    assert len(mults) == results[0].dsp
+    assert all(m["REG_INPUTA_CLK"] == m["REG_INPUTB_CLK"] == m["REG_OUTPUT_CLK"] == "CLK0"
+               for m in mults), mults[:1]
 
 
 def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
 
 HERE = Path(__file__).resolve().parent
 CLK_NS = 10
+ISSUE_TO_X = 2  # clocks from a beat's issue (the edge that takes it) to x_valid
 
 
 def make_images(beats: int, p: int, a_bits: int, count: int, seed: int) -> list[list[int]]:
@@ -140,8 +141,8 @@ if cocotb is not None:
                 errors.append(f"beat {i}: expected (addr, first, last, fold, data) {e}, got {g}")
         last_fin = None
         for i, (g, c) in enumerate(zip(got, mon.clocks, strict=False)):
-            if g[2]:  # a fold-completing beat, issued in clock c-1
-                if c - 1 in mon.blocked_at:
+            if g[2]:  # a fold-completing beat, issued in clock c-ISSUE_TO_X
+                if c - ISSUE_TO_X in mon.blocked_at:
                     errors.append(f"beat {i}: completes a fold although fin_block was '1'")
                 if last_fin is not None and c - last_fin <= guard:
                     errors.append(f"beat {i}: completes a fold {c - last_fin} clocks after "

@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
 from tb.common import decode_flat
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 CLK_NS = 10
 
 
@@ -216,7 +217,8 @@ if cocotb is not None:
 
 # ----------------------------------------------------------------------------- pytest runner
 
-# (pe, p, w_bits, a_bits, folds, narrow[, lut_mult])
+# (pe, p, w_bits, a_bits, folds, narrow[, mult]): mult True = LUT_MULT, "ecp5" = DSP "ecp5"
+# (ECP5 multiplier blocks, with the model tb/hdl/MULT18X18D.vhd)
 CASES = [
     (1, 1, 8, 8, 1, False),
     (4, 1, 8, 8, 3, False),
@@ -232,13 +234,17 @@ CASES = [
     (2, 4, 8, 8, 2, True, True),
     (2, 3, 4, 7, 2, False, True),   # odd activation width
     (1, 2, 6, 5, 1, False, True),   # 5 bits: an odd level inside the product tree
+    (4, 1, 8, 8, 3, False, "ecp5"),
+    (3, 4, 8, 8, 2, True, "ecp5"),   # lane sums wider than the accumulator
+    (2, 1, 15, 15, 1, False, "ecp5"),  # the widest operands of the integer body
 ]
 
 
 def _id(c: tuple) -> str:
-    pe, p, w, a, folds, narrow, *lut = c
+    pe, p, w, a, folds, narrow, *mult = c
     return (f"pe{pe}-p{p}-w{w}a{a}-f{folds}" + ("-narrow" if narrow else "")
-            + ("-lutmult" if lut and lut[0] else ""))
+            + ("-lutmult" if mult and mult[0] is True else "")
+            + ("-dspecp5" if mult and mult[0] == "ecp5" else ""))
 
 
 def mac_latency(p: int, w_bits: int, a_bits: int, acc_bits: int, lut_mult: bool) -> int:
@@ -260,8 +266,9 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    pe, p, w_bits, a_bits, folds, narrow, *lut = case
-    lut_mult = bool(lut and lut[0])
+    pe, p, w_bits, a_bits, folds, narrow, *mult = case
+    lut_mult = bool(mult and mult[0] is True)
+    dsp = "ecp5" if mult and mult[0] == "ecp5" else "infer"
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     print(f"seed {seed}")
     stim = make_stimulus(pe, p, w_bits, a_bits, folds, narrow, seed)
@@ -275,7 +282,8 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     build.mkdir(parents=True, exist_ok=True)
     (build / "stim.json").write_text(json.dumps(stim))
     generics = {"PE": pe, "P": p, "W_BITS": w_bits, "A_BITS": a_bits, "ACC_BITS": acc_bits,
-                "FOLDS": folds, "FOLD_BITS": fold_bits, "LUT_MULT": str(lut_mult).lower()}
+                "FOLDS": folds, "FOLD_BITS": fold_bits, "LUT_MULT": str(lut_mult).lower(),
+                "DSP": f'"{dsp}"'}
     ports = [("clk", "in", None), ("rst", "in", None), ("x_valid", "in", None),
              ("x_first", "in", None), ("x_last", "in", None), ("x_fold", "in", fold_bits),
              ("x_data", "in", p * a_bits), ("w_data", "in", pe * p * w_bits),
@@ -286,5 +294,7 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
            "MAC_A_BITS": a_bits, "MAC_SEED": seed,
            "MAC_LAT": mac_latency(p, w_bits, a_bits, acc_bits, lut_mult)}
     run_sim(toplevel="mac_array_tb", module="test_mac_array",
-            vhdl_sources=[*rtl_sources("mac_array"), str(wrap)], build_dir=build / "sim",
+            vhdl_sources=[*([str(ROOT / "tb" / "hdl" / "MULT18X18D.vhd")] if dsp == "ecp5"
+                            else []), *rtl_sources("ecp5_mult", "mac_array"), str(wrap)],
+            build_dir=build / "sim",
             extra_env=env, bench_dir=HERE)

@@ -443,8 +443,9 @@ PARALLEL_CASES = [
 # operands, products, result register) and the output register: 1053 before, 1063 with
 # them; 1065 with the three-stage requantizer, 1067 with argmax's input and class registers,
 # 1068 with the requantizer's partial products, 1072 with a second register on each side
-# of the multiplier blocks, 1074 with a second register after the block RAMs.
-LATENCY_MAX_P1 = 784 + 256 + 16 + 2 * 8 + 3
+# of the multiplier blocks, 1074 with a second register after the block RAMs, 1078 with
+# the registered ROM address and the registered hand-over to the holding register.
+LATENCY_MAX_P1 = 784 + 256 + 16 + 2 * 8 + 7
 INTERVAL_MAX_P8 = 100  # mlp256 at P=8
 
 
@@ -559,5 +560,24 @@ def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
         pytest.skip(reason)
     tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
     res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, lut_mult=True)
+    assert res["failure"] is None, res["failure"]
+    assert all(r["bit_exact"] for r in res["images"])
+
+
+@pytest.mark.parametrize(("net", "p", "pe"), [
+    pytest.param("l10", 1, None, id="l10-int8-p1-dspecp5"),
+    pytest.param("mlp256", 1, 64, id="mlp256-int8-p1-pe64-dspecp5"),
+    pytest.param("mlp256", 4, 48, id="mlp256-int8-p4-pe48-dspecp5"),
+])
+def test_mlp_top_dsp_ecp5(net: str, p: int, pe: int | None, request) -> None:
+    """The ECP5 synthesis flow's products (mac_array DSP "ecp5": multiplier blocks with
+    their registers, simulated with tb/hdl/MULT18X18D.vhd): bit-exact at every layer."""
+    from tb.common import simulator, simulator_missing
+    from tb.netsim import run_network_sim
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
+    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, dsp="ecp5")
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])

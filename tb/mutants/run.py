@@ -30,6 +30,7 @@ from tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 KILL_SUITE = {
     "rtl/layer_input.vhd": ["tb/layer_input", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/mac_array.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/ecp5_mult.vhd": ["tb/ecp5_mult", "tb/mac_array", "tb/mlp_top"],
     "rtl/acc_serializer.vhd": ["tb/acc_serializer", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/requant.vhd": ["tb/requant", "tb/mlp_top", "tb/fuzz"],
     "rtl/argmax.vhd": ["tb/argmax", "tb/mlp_top", "tb/fuzz"],
