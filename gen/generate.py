@@ -36,7 +36,7 @@ RTL = ROOT / "rtl"
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
 # hand-written units, in compile order: the layer and its parts, then what the top adds
 LAYER_RTL = ("layer_input", "ecp5_mult", "mac_array", "acc_serializer", "mlp_layer")
-DSP_CHOICES = ("infer", "ecp5")  # mac_array's DSP generic
+TECH_CHOICES = ("generic", "ecp5")  # device-specific code: see render_network
 HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
@@ -182,17 +182,42 @@ def _env() -> Environment:
     )
 
 
+# ECP5 DP16KD in true dual-port mode (data width <= 18, so that yosys maps one port of
+# one block and its output register can be used): (depth, width) of each aspect ratio
+DP16KD_TDP = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18)]
+
+
+def rom_slice_bits(addr_bits: int) -> int:
+    """Width of a ROM slice one DP16KD deep for a ROM of 2**addr_bits words."""
+    return max([w for d, w in DP16KD_TDP if d >= 1 << addr_bits], default=1)
+
+
+def rom_slices(words: list[int], width: int, addr_bits: int) -> list[dict]:
+    """The ROM cut into slices of :func:`rom_slice_bits` bits (the last one narrower):
+    ``lo``, ``bits`` and the VHDL ``lines`` of each slice's words (8 per line)."""
+    step = rom_slice_bits(addr_bits)
+    out = []
+    for lo in range(0, width, step):
+        bits = min(step, width - lo)
+        lits = [vhdl_literal((w >> lo) & ((1 << bits) - 1), bits) for w in words]
+        out.append({"lo": lo, "bits": bits,
+                    "lines": [", ".join(lits[i:i + 8]) for i in range(0, len(lits), 8)]})
+    return out
+
+
 def render_network(
     qnet: QNet, source: str, faults: Faults | None = None, p: int | list[int] = 1,
     pe: int | list[int] | None = None, lut_mult: bool = False,
-    axis: AxisConfig | None = None, dsp: str = "infer",
+    axis: AxisConfig | None = None, tech: str = "generic",
 ) -> dict[str, str]:
     """Render every VHDL file of ``qnet``: ``{file name: text}``.
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
     ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
     builds the products from adders in two pipeline stages instead of DSP multipliers;
-    ``dsp="ecp5"`` puts them in ECP5 multiplier blocks with their registers (mac_array).
+    ``tech="ecp5"`` (the ECP5 synthesis flow) puts them in ECP5 multiplier blocks with
+    their registers (mac_array's DSP generic) and splits each weight ROM into slices
+    one block RAM deep (:func:`rom_slice_bits`).
     ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
@@ -218,20 +243,22 @@ def render_network(
             acc_bits_min=acc_bits_for(layer.w, layer.b, (1 << layer.a_bits) - 1, layer.w_bits),
             **(requant_view(layer) if layer.hidden else {}),
         ))
+    if tech not in TECH_CHOICES:
+        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
     files = {}
     for v in views:
         width = v.pe * v.p * v.layer.w_bits
-        words = [vhdl_literal(w, width) for w in rom_words(v.layer, v.p, v.pe)]
+        ints = rom_words(v.layer, v.p, v.pe)
+        words = [vhdl_literal(w, width) for w in ints]
+        slices = rom_slices(ints, width, v.addr_bits) if tech == "ecp5" else []
         files[f"{v.rom_entity}.vhd"] = env.get_template("rom.vhd.j2").render(
             header=header, k=v.k, layer=v.layer, entity=v.rom_entity, p=v.p, pe=v.pe,
             beats=-(-v.layer.n_in // v.p),
-            addr_bits=v.addr_bits, word_bits=width, words=words,
+            addr_bits=v.addr_bits, word_bits=width, words=words, slices=slices,
         )
     pkg = f"{qnet.name}_pkg"
-    if dsp not in DSP_CHOICES:
-        raise UserError(f"dsp={dsp!r}: choose one of {', '.join(DSP_CHOICES)}")
     common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult,
-                  dsp=dsp)
+                  dsp="ecp5" if tech == "ecp5" else "infer")
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=clog2(max(qnet.n_classes, 2)),
     )
@@ -285,13 +312,13 @@ def _check_out_dir(out: Path) -> None:
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
-    lut_mult: bool = False, axis: AxisConfig | None = None, dsp: str = "infer",
+    lut_mult: bool = False, axis: AxisConfig | None = None, tech: str = "generic",
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
 
     ``qnet.json`` is always the true model, also when ``faults`` change the RTL.
     ``p`` is the inputs per clock, ``pe`` the neurons in parallel (default all), each
-    one for all layers or one per layer. ``dsp``: see :func:`render_network`.
+    one for all layers or one per layer. ``tech``: see :func:`render_network`.
     """
     out = Path(out)
     check_qnet(qnet)
@@ -308,7 +335,7 @@ def generate(
         for d in (hdl, coe, mif, mem):
             d.mkdir()
         for name, text in render_network(qnet, source, faults, ps, pes, lut_mult,
-                                         axis, dsp).items():
+                                         axis, tech).items():
             (hdl / name).write_text(text)
         for k, layer in enumerate(qnet.layers):
             words, width = rom_words(layer, ps[k], pes[k]), pes[k] * ps[k] * layer.w_bits

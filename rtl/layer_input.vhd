@@ -95,13 +95,15 @@ begin
   p_seq : process (clk)
   begin
     if rising_edge(clk) then
+      -- (first, last, fold and data only matter with valid: assigned only then, which
+      -- spares the simulator signal updates every clock)
       if take then
         rom_addr <= std_logic_vector(to_unsigned(addr, ADDR_BITS));
+        x1_first <= '1' when at_first else '0';
+        x1_last  <= '1' when at_last else '0';
       end if;
       rom_en   <= '1' when take and (not fold0 or in_data /= (in_data'range => '0')) else '0';
       x1_valid <= '1' when take else '0';
-      x1_first <= '1' when at_first else '0';
-      x1_last  <= '1' when at_last else '0';
       -- the fold is constant through its beats: converted once, at its first beat
       -- (a conversion every clock was a visible GHDL cost)
       if take and at_first then
@@ -109,10 +111,10 @@ begin
       end if;
       -- second register of the beat, beside the ROM's read
       x_valid <= x1_valid;
-      x_first <= x1_first;
-      x_last  <= x1_last;
-      x_fold  <= x1_fold;
       if x1_valid = '1' then
+        x_first <= x1_first;
+        x_last  <= x1_last;
+        x_fold  <= x1_fold;
         if replay then
           x_data <= x_buf;
         else

@@ -25,7 +25,7 @@ from gen.faults import Faults, parse_faults
 from gen.formats import parse_format
 from gen.generate import (
     DEFAULT_SAMPLE,
-    DSP_CHOICES,
+    TECH_CHOICES,
     check_net_name,
     check_rtl_limits,
     display_path,
@@ -49,7 +49,7 @@ from tb.common import (
 
 MODELS = ROOT / "models"
 FEEDER = ROOT / "tb" / "hdl" / "pixel_feeder.vhd"
-MULT18X18D_MODEL = ROOT / "tb" / "hdl" / "MULT18X18D.vhd"  # for dsp="ecp5"
+MULT18X18D_MODEL = ROOT / "tb" / "hdl" / "MULT18X18D.vhd"  # for tech="ecp5"
 
 
 def feeder_wrapper(qnet: QNet, out: Path) -> Path:
@@ -111,23 +111,23 @@ def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
     p: int = 1, announce: Callable[[], None] | None = None, netlist: bool = False,
-    pe: int | None = None, lut_mult: bool = False, dsp: str = "infer",
+    pe: int | None = None, lut_mult: bool = False, tech: str = "generic",
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
     ``netlist`` simulates the Verilog that ``ghdl --synth`` writes (NETLIST_SIM,
     default Icarus) instead of the VHDL. Raises :class:`UserError` on bad input and
     ``AssertionError`` when the simulation fails without results. ``announce`` is
-    called once every input is checked, before anything is written. ``dsp="ecp5"``
-    simulates the ECP5 multiplier blocks of the ECP5 synthesis flow (with
-    tb/hdl/MULT18X18D.vhd).
+    called once every input is checked, before anything is written. ``tech="ecp5"``
+    simulates the code of the ECP5 synthesis flow: multiplier blocks (with
+    tb/hdl/MULT18X18D.vhd) and sliced weight ROMs.
     """
     fmt_ = parse_format(fmt)
-    if dsp not in DSP_CHOICES:
-        raise UserError(f"dsp={dsp!r}: choose one of {', '.join(DSP_CHOICES)}")
-    if dsp != "infer" and netlist:
-        raise UserError("the netlist simulation covers the inferred multipliers only "
-                        "(no Verilog model of the ECP5 block here): drop --dsp or --netlist")
+    if tech not in TECH_CHOICES:
+        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
+    if tech != "generic" and netlist:
+        raise UserError("the netlist simulation covers the generic code only (no Verilog "
+                        "model of the ECP5 multiplier block here): drop --tech or --netlist")
     check_net_name(net)
     weights = Path(weights) if weights else MODELS / f"{net}.npz"
     images, _ = load_sample(sample)
@@ -148,7 +148,7 @@ def run_network_sim(
         announce()
     # one build folder per parameter set
     default = (f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "")
-               + ("-lutmult" if lut_mult else "") + ("" if dsp == "infer" else f"-dsp{dsp}")
+               + ("-lutmult" if lut_mult else "") + ("" if tech == "generic" else f"-{tech}")
                + f"-{'netlist-' if netlist else ''}{sim}")
     if weights.stem != net:  # another model of the same network: its own folder
         default += f"-{weights.stem}"
@@ -157,13 +157,13 @@ def run_network_sim(
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         pe, lut_mult, netlist=sim if netlist else None, dsp=dsp)
+                         pe, lut_mult, netlist=sim if netlist else None, tech=tech)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
-    lut_mult: bool = False, netlist: str | None = None, dsp: str = "infer",
+    lut_mult: bool = False, netlist: str | None = None, tech: str = "generic",
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -179,7 +179,7 @@ def simulate_qnet(
     ps = parallelism(qnet, p)
     pes = neurons_parallel(qnet, pe)
     gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
-                       lut_mult=lut_mult, dsp=dsp)
+                       lut_mult=lut_mult, tech=tech)
     rtl = None
     if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
         from tb.mutants import mutated_rtl
@@ -199,7 +199,7 @@ def simulate_qnet(
     # instead of one per clock); the Verilog netlist keeps the Python pixel driver.
     wrapper = feeder_wrapper(qnet, work / "tb")
     sources = {"toplevel": f"{qnet.name}_tbtop",
-               "vhdl_sources": ([str(MULT18X18D_MODEL)] if dsp == "ecp5" else [])
+               "vhdl_sources": ([str(MULT18X18D_MODEL)] if tech == "ecp5" else [])
                + [str(p) for p in hdl_sources(gen_dir, qnet, rtl)]
                + [str(FEEDER), str(wrapper)]}
     env["MLP_FEEDER"] = 1
@@ -360,9 +360,9 @@ def main() -> int:
     ap.add_argument("--lut-mult", action="store_true",
                     default=os.environ.get("LUT_MULT", "0") == "1",
                     help="products from adders (two pipeline stages), no DSP multipliers")
-    ap.add_argument("--dsp", choices=DSP_CHOICES, default="infer",
-                    help="ecp5: the ECP5 multiplier blocks of the ECP5 synthesis flow, with "
-                         "their simulation model (default: inferred)")
+    ap.add_argument("--tech", choices=TECH_CHOICES, default="generic",
+                    help="ecp5: the code of the ECP5 synthesis flow (multiplier blocks, with "
+                         "their simulation model; sliced ROMs)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
@@ -372,7 +372,7 @@ def main() -> int:
     doc = run_network_sim(net, args.format, args.images, args.first, tag=args.tag,
                           weights=weights, sample=args.sample,
                           faults=parse_faults(args.fault), p=args.p, pe=args.pe,
-                          lut_mult=args.lut_mult, netlist=args.netlist, dsp=args.dsp,
+                          lut_mult=args.lut_mult, netlist=args.netlist, tech=args.tech,
                           announce=None if args.quiet else lambda: print(note, flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))

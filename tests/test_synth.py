@@ -57,6 +57,10 @@ def test_expected_bram_geometry() -> None:
     # layer 1 (10 neurons) is not folded. 118 DP16KD, as make synth PE=64 measured.
     assert gs.expected_roms(qnet, 1, 64) == [(512, 4096), (8, 784), (80, 256)]
     assert gs.expected_bram(gs.expected_roms(qnet, 1, 64), "ecp5") == 118
+    # the ECP5 flow's ROM slices, one block deep: 128 x (4 x 4096), 5 x (<= 18 x 256)
+    assert gs.expected_roms(qnet, 1, 64, "ecp5") == (
+        [(4, 4096)] * 128 + [(8, 784)] + [(18, 256)] * 4 + [(8, 256)])
+    assert gs.expected_bram(gs.expected_roms(qnet, 1, 64, "ecp5"), "ecp5") == 134
 
 
 def test_fix_verilog_constants() -> None:
@@ -96,6 +100,70 @@ def test_fix_vendor_cells() -> None:
     assert ".W(4'b0101)" in out  # not a whole number of characters: left alone
     assert f".S(32'b{clk0})" in out  # not a vendor cell: left alone
     assert out.startswith("\nmodule top") or out.startswith("module top")
+
+
+def _bram_doc(ff_ce: object = "1", second_sink: bool = False, ff_clk: int = 2) -> dict:
+    """A yosys JSON netlist: one DP16KD whose two used outputs DOA0/DOA1 each drive a
+    TRELLIS_FF (nets 10, 11 -> Q nets 20, 21)."""
+    cells = {"bram": {"type": "DP16KD",
+                      "parameters": {"DATA_WIDTH_A": f"{18:032b}", "REGMODE_A": "NOREG",
+                                     "REGMODE_B": "NOREG"},
+                      "port_directions": {"CLKA": "input", "OCEA": "input", "RSTA": "input",
+                                          "DOA0": "output", "DOA1": "output",
+                                          "DOA2": "output"},
+                      "connections": {"CLKA": [2], "OCEA": ["1"], "RSTA": ["0"], "DOA0": [10],
+                                      "DOA1": [11], "DOA2": [12]}}}
+    for i in range(2):
+        cells[f"ff{i}"] = {"type": "TRELLIS_FF",
+                           "parameters": {"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR"},
+                           "port_directions": {"CLK": "input", "CE": "input", "LSR": "input",
+                                               "DI": "input", "Q": "output"},
+                           "connections": {"CLK": [ff_clk], "CE": [ff_ce], "LSR": ["0"],
+                                           "DI": [10 + i], "Q": [20 + i]}}
+    if second_sink:
+        cells["lut"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input"},
+                        "connections": {"A": [11]}}
+    return {"modules": {"top": {"attributes": {"top": "1"}, "cells": cells}}}
+
+
+def test_absorb_bram_output_registers() -> None:
+    """The flip-flops behind a DP16KD port go into its output register only when each
+    used output drives one flip-flop on the same clock without enable or reset."""
+    doc = _bram_doc()
+    assert gs.absorb_bram_output_registers(doc) == (1, 2)
+    cells = doc["modules"]["top"]["cells"]
+    assert set(cells) == {"bram"}
+    assert cells["bram"]["parameters"]["REGMODE_A"] == "OUTREG"
+    assert cells["bram"]["connections"]["DOA0"] == [20]
+    assert cells["bram"]["connections"]["DOA1"] == [21]
+    for bad in (_bram_doc(ff_ce=5), _bram_doc(second_sink=True), _bram_doc(ff_clk=3)):
+        before = json.dumps(bad)
+        assert gs.absorb_bram_output_registers(bad) == (0, 0)
+        assert json.dumps(bad) == before
+
+
+def test_readmem_keeps_the_memory_contents(tmp_path) -> None:
+    """yosys reads the same memory contents from GHDL's initial blocks and from the
+    .mem files that replace them (l10's ROM slices, tech="ecp5")."""
+    if NO_GHDL:
+        pytest.skip("ghdl not installed")
+    from gen.generate import generate
+
+    qnet = qnet_of("l10")
+    gen_dir = generate(qnet, tmp_path / "gen", "models/l10.npz", pe=5, tech="ecp5")
+    net = gs.ghdl_synth(qnet, gen_dir, tmp_path / "a", quiet=True)
+    mem = gs.ghdl_synth(qnet, gen_dir, tmp_path / "b", quiet=True, readmem=True)
+    assert len(list((tmp_path / "b").glob("*.mem"))) == 5  # 40 bits in 9-bit slices
+    tools = gs.tools_for(["ecp5"])
+    inits = []
+    for work, v in ((tmp_path / "a", net["verilog"]), (tmp_path / "b", mem["verilog"])):
+        gs.yosys(tools, f"read_verilog {v.name}\nhierarchy -top l10_top\nproc\n"
+                 "memory_collect\nwrite_json mems.json\n", work, 0.0, "yosys")
+        doc = json.loads((work / "mems.json").read_text())
+        inits.append(sorted(c["parameters"]["INIT"] for m in doc["modules"].values()
+                            for c in m["cells"].values() if c["type"] == "$mem_v2"))
+    assert len(inits[0]) == 6 and any("1" in i for i in inits[0])  # and the replay RAM
+    assert inits[0] == inits[1]
 
 
 def test_nextpnr_utilisation_and_fit() -> None:
@@ -178,6 +246,11 @@ def test_l10_flow(tmp_path) -> None:
     assert len(mults) == results[0].dsp
     assert all(m["REG_INPUTA_CLK"] == m["REG_INPUTB_CLK"] == m["REG_OUTPUT_CLK"] == "CLK0"
                for m in mults), mults[:1]
+    # ... and every weight ROM block has its output register on (the ROM slices)
+    brams = [c["parameters"] for m in doc["modules"].values() for c in m["cells"].values()
+             if c["type"] == "DP16KD"]
+    assert len(brams) == results[0].bram
+    assert all(b["REGMODE_A"] == "OUTREG" for b in brams), brams[:1]
 
 
 def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:

@@ -565,19 +565,23 @@ def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
 
 
 @pytest.mark.parametrize(("net", "p", "pe"), [
-    pytest.param("l10", 1, None, id="l10-int8-p1-dspecp5"),
-    pytest.param("mlp256", 1, 64, id="mlp256-int8-p1-pe64-dspecp5"),
-    pytest.param("mlp256", 4, 48, id="mlp256-int8-p4-pe48-dspecp5"),
+    pytest.param("l10", 1, None, id="l10-int8-p1-ecp5"),       # ROM slices of 18 bits
+    pytest.param("l10", 1, 4, id="l10-int8-p1-pe4-ecp5"),      # 4-bit slices, 3 folds
+    pytest.param("l10", 1, 5, id="l10-int8-p1-pe5-ecp5"),      # 9-bit slices, the last 4
+    pytest.param("l10", 3, 7, id="l10-int8-p3-pe7-ecp5"),      # 18-bit slices, lane tree
 ])
-def test_mlp_top_dsp_ecp5(net: str, p: int, pe: int | None, request) -> None:
-    """The ECP5 synthesis flow's products (mac_array DSP "ecp5": multiplier blocks with
-    their registers, simulated with tb/hdl/MULT18X18D.vhd): bit-exact at every layer."""
+# (mlp256 with tech="ecp5" is bit-exact too, but GHDL takes minutes to compile its 128
+# ROM slices: python -m tb.netsim --net mlp256 --pe 64 --tech ecp5)
+def test_mlp_top_tech_ecp5(net: str, p: int, pe: int | None, request) -> None:
+    """The code of the ECP5 synthesis flow (mac_array's DSP "ecp5": multiplier blocks with
+    their registers, simulated with tb/hdl/MULT18X18D.vhd; weight ROMs in slices one
+    block RAM deep): bit-exact at every layer."""
     from tb.common import simulator, simulator_missing
     from tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
     tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, dsp="ecp5")
+    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, tech="ecp5")
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])
