@@ -200,15 +200,15 @@ begin
       if res_valid = '1' then
         f := to_integer(unsigned(res_fold));
       end if;
-      for g in 0 to COL_N - 1 loop
+      for fi in 0 to COL_N - 1 loop
         -- static slices (one enable per fold): a dynamic slice became a latch in yosys
-        if col_ld(g) = '1' then
-          col((g + 1) * FOLD_W - 1 downto g * FOLD_W) <= res_data;
+        if col_ld(fi) = '1' then
+          col((fi + 1) * FOLD_W - 1 downto fi * FOLD_W) <= res_data;
         end if;
       end loop;
       if res_valid = '1' or col_go then  -- (only then: fewer signal updates to simulate)
-        for g in 0 to COL_N - 1 loop
-          col_ld(g) <= '1' when res_valid = '1' and f = g and g < FOLDS - 1 else '0';
+        for fi in 0 to COL_N - 1 loop
+          col_ld(fi) <= '1' when res_valid = '1' and f = fi and fi < FOLDS - 1 else '0';
         end loop;
         col_go <= res_valid = '1' and f < FOLDS - 1;
       end if;
