@@ -402,7 +402,8 @@ def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
     mac_array puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
     up to 40 rows away from the block. A port (A or B) of a block in true dual-port mode
     (data width <= 18) qualifies when every one of its used outputs drives exactly one
-    input, the D input of a TRELLIS_FF on the block's clock with no enable and no reset:
+    input, the D input of a TRELLIS_FF on the block's clock (same edge) with no enable, no
+    reset and a reset value of 0:
     those flip-flops are removed, their outputs driven by the block, and the port's
     ``REGMODE`` set to ``OUTREG``, whose register is always enabled (``OCE`` is tied to 1
     by yosys' mapping) and reset by the port's ``RST`` (tied to 0 here: checked). The same
@@ -425,7 +426,8 @@ def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
         for x in "AB":
             if int(prm.get(f"DATA_WIDTH_{x}", "0"), 2) > 18 or prm.get(f"REGMODE_{x}") != "NOREG":
                 continue
-            if con.get(f"OCE{x}") != ["1"] or con.get(f"RST{x}") != ["0"]:
+            if (con.get(f"OCE{x}") != ["1"] or con.get(f"RST{x}") != ["0"]
+                    or prm.get(f"CLK{x}MUX", f"CLK{x}").strip() != f"CLK{x}"):
                 continue
             clk = con.get(f"CLK{x}")
             outs = {p: con[p][0] for p in con if re.fullmatch(f"DO{x}\\d+", p) and con[p]
@@ -440,7 +442,8 @@ def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
                 if (ff["type"] != "TRELLIS_FF" or fc["CLK"] != clk
                         or fp.get("CLKMUX", "").strip() != "CLK"
                         or not (fp.get("CEMUX", "").strip() == "1" or fc.get("CE") == ["1"])
-                        or fc.get("LSR") not in (None, ["0"])):
+                        or fc.get("LSR") not in (None, ["0"])
+                        or fp.get("REGSET", "RESET").strip() != "RESET"):
                     break
                 ffs[p] = users[0][0]
             else:

@@ -102,12 +102,13 @@ def test_fix_vendor_cells() -> None:
     assert out.startswith("\nmodule top") or out.startswith("module top")
 
 
-def _bram_doc(ff_ce: object = "1", second_sink: bool = False, ff_clk: int = 2) -> dict:
+def _bram_doc(ff_ce: object = "1", second_sink: bool = False, ff_clk: int = 2,
+              clk_mux: str = "CLKA", regset: str = "RESET") -> dict:
     """A yosys JSON netlist: one DP16KD whose two used outputs DOA0/DOA1 each drive a
     TRELLIS_FF (nets 10, 11 -> Q nets 20, 21)."""
     cells = {"bram": {"type": "DP16KD",
                       "parameters": {"DATA_WIDTH_A": f"{18:032b}", "REGMODE_A": "NOREG",
-                                     "REGMODE_B": "NOREG"},
+                                     "REGMODE_B": "NOREG", "CLKAMUX": clk_mux},
                       "port_directions": {"CLKA": "input", "OCEA": "input", "RSTA": "input",
                                           "DOA0": "output", "DOA1": "output",
                                           "DOA2": "output"},
@@ -115,7 +116,8 @@ def _bram_doc(ff_ce: object = "1", second_sink: bool = False, ff_clk: int = 2) -
                                       "DOA1": [11], "DOA2": [12]}}}
     for i in range(2):
         cells[f"ff{i}"] = {"type": "TRELLIS_FF",
-                           "parameters": {"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR"},
+                           "parameters": {"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR",
+                                          "REGSET": regset},
                            "port_directions": {"CLK": "input", "CE": "input", "LSR": "input",
                                                "DI": "input", "Q": "output"},
                            "connections": {"CLK": [ff_clk], "CE": [ff_ce], "LSR": ["0"],
@@ -136,7 +138,8 @@ def test_absorb_bram_output_registers() -> None:
     assert cells["bram"]["parameters"]["REGMODE_A"] == "OUTREG"
     assert cells["bram"]["connections"]["DOA0"] == [20]
     assert cells["bram"]["connections"]["DOA1"] == [21]
-    for bad in (_bram_doc(ff_ce=5), _bram_doc(second_sink=True), _bram_doc(ff_clk=3)):
+    for bad in (_bram_doc(ff_ce=5), _bram_doc(second_sink=True), _bram_doc(ff_clk=3),
+                _bram_doc(clk_mux="INV"), _bram_doc(regset="SET")):
         before = json.dumps(bad)
         assert gs.absorb_bram_output_registers(bad) == (0, 0)
         assert json.dumps(bad) == before
