@@ -25,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run only the i-th of n round-robin slices of the selected tests")
 
 
+# tryfirst: pytest-xdist's own hook turns the xdist_group marks into the node ids that
+# --dist loadgroup schedules by; marks added after it are ignored (the bad-input module
+# then ran its fixture on both workers)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if spec := config.getoption("--shard"):
         from gen.errors import UserError

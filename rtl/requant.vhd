@@ -10,10 +10,12 @@
 -- Four registered stages that move together whenever the output register is free or
 -- read: ReLU and the constants; partial products; their sum; rounding, shifting and
 -- saturation (one stage held them all and was the critical path of mlp256). The
--- product r * m is split into partial products of 17-bit chunks of r, each one
--- multiplier block between two registers (17 unsigned bits fit a DSP's 18-bit signed
--- input, and MULT_BITS <= 16): a product wider than a block had become two blocks and
--- an adder in one clock, the critical path of mlp256 at PE = 64 (12.1 ns).
+-- product r * m is split into partial products of CB-bit chunks of r, each one
+-- multiplier block between two registers (at most 17 unsigned bits fit a DSP's 18-bit
+-- signed input, and MULT_BITS <= 16): a product wider than a block had become two
+-- blocks and an adder in one clock, the critical path of mlp256 at PE = 64 (12.1 ns).
+-- CB also keeps a partial product below 2**31, so it is an integer product: numeric_std's
+-- "*" on 17 x 16 bits was a third of mlp256's simulation time (docs/simspeed.md).
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -66,7 +68,7 @@ architecture rtl of requant is
   type relu_t  is array (0 to LANES - 1) of unsigned(ACC_BITS - 2 downto 0);
   type mult_t  is array (0 to LANES - 1) of unsigned(MULT_BITS - 1 downto 0);
   type prod_t  is array (0 to LANES - 1) of unsigned(PW - 1 downto 0);
-  constant CB    : positive := 17;                      -- bits of r per partial product
+  constant CB    : positive := minimum(17, 31 - MULT_BITS);  -- bits of r per partial product
   constant NCH   : positive := (ACC_BITS - 1 + CB - 1) / CB;  -- partial products per lane
   type part_t  is array (0 to LANES * NCH - 1) of unsigned(CB + MULT_BITS - 1 downto 0);
   type shift_t is array (0 to LANES - 1) of integer range SMIN to SMAX;
@@ -89,10 +91,16 @@ architecture rtl of requant is
   function scale(prod : unsigned; s : integer) return unsigned is
     variable p : unsigned(WIDE - 1 downto 0) := resize(prod, WIDE);
     variable n : natural;
+    variable up : std_logic;
   begin
     if s >= 1 then
       n := minimum(s, PW + 1);        -- p < 2**PW: any larger shift also gives 0
-      p := shift_right(p + shift_left(to_unsigned(1, WIDE), n - 1), n);  -- round half up
+      -- round half up: (p + 2**(n-1)) >> n is p >> n plus bit n-1 of p
+      up := p(n - 1);
+      p := shift_right(p, n);
+      if up = '1' then
+        p := p + 1;
+      end if;
     else
       n := minimum(-s, OUT_BITS);     -- p > 0 shifted by OUT_BITS already saturates
       p := shift_left(p, n);
@@ -136,8 +144,8 @@ begin
         v1 <= vp;
         if vp = '1' then
           for l in 0 to LANES - 1 loop
-            t := (others => '0');
-            for k in 0 to NCH - 1 loop
+            t := resize(pp(l * NCH), PW);
+            for k in 1 to NCH - 1 loop
               t := t + shift_left(resize(pp(l * NCH + k), PW), k * CB);
             end loop;
             p1(l) <= t;
@@ -156,7 +164,8 @@ begin
                   c(b) := r0(l)(k * CB + b);
                 end if;
               end loop;
-              pp(l * NCH + k) <= c * m0(l);
+              pp(l * NCH + k) <=
+                to_unsigned(to_integer(c) * to_integer(m0(l)), CB + MULT_BITS);
             end loop;
             sp(l) <= s0(l);
           end loop;
