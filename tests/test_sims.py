@@ -46,3 +46,42 @@ def test_bench_skips_with_one_line_without_nvc(tmp_path: Path) -> None:
     assert skips[0].endswith("simulator 'nvc' not found on PATH "
                              "(install NVC >= 1.22: docs/simspeed.md says how)"), skips[0]
     assert "1 skipped" in proc.stdout
+
+
+def test_ghdl_library_cache_follows_the_committed_sources(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled library of the committed units is reused only while they are unchanged,
+    and a generated unit that uses them is analysed on every build."""
+    import logging
+
+    if reason := common.simulator_missing("ghdl"):
+        pytest.skip(reason)
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "BUILD", tmp_path / "build")
+    rtl, gen = tmp_path / "rtl", tmp_path / "build" / "gen"
+    rtl.mkdir()
+    gen.mkdir(parents=True)
+    unit, top = rtl / "val.vhd", gen / "top.vhd"
+    cache = tmp_path / "build" / "ghdl-lib"
+
+    def build_and_run(value: int, offset: int) -> str:
+        unit.write_text(f"entity val is port (v : out integer := {value}); end entity;\n"
+                        "architecture a of val is begin end architecture;\n")
+        top.write_text(
+            "entity top is end entity;\n"
+            "architecture a of top is\n  signal v : integer;\nbegin\n"
+            "  u : entity work.val port map (v => v);\n"
+            f"  process begin wait for 1 ns; report \"value \" & integer'image(v + {offset});"
+            " wait; end process;\nend architecture;\n")
+        sim_dir = tmp_path / "sim"
+        assert common.ghdl_build("top", "top", [str(unit), str(top)], ["--std=08"], sim_dir,
+                                 logging.getLogger("test"))
+        out = subprocess.run([str(sim_dir / "top")], cwd=sim_dir, capture_output=True,
+                             text=True, timeout=60)
+        return out.stdout + out.stderr
+
+    assert "value 11" in build_and_run(10, 1)
+    assert "value 12" in build_and_run(10, 2)  # the generated unit changed: cache reused
+    assert len(list(cache.iterdir())) == 1
+    assert "value 22" in build_and_run(20, 2)  # the committed unit changed: a new library
+    assert len(list(cache.iterdir())) == 2
