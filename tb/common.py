@@ -122,15 +122,18 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
     cocotb-test runs ``ghdl -i`` on every source, which makes ``ghdl -m`` analyse all of
     them again: about 1 s of each mlp256 bench's 2 to 3 s. The committed units (``rtl/``,
     the bench wrappers of ``tb/``) are analysed once per content, GHDL version and
-    library name into ``build/ghdl-lib/<hash>``; a run copies that library and analyses
-    only its generated files (GHDL checks each file by its SHA-1, so a changed source is
-    analysed again). The executable is the same as cocotb-test's.
+    library name into ``build/ghdl-lib/<hash>`` (run_sim uses ``work`` for every top, so
+    the networks share one library; ``ghdl -r`` only starts the executable, whatever
+    library cocotb-test names); a run copies that library and analyses
+    only its generated files and the committed ones that use them (GHDL checks each file
+    by its SHA-1, so a changed source is analysed again). The executable is the same as
+    cocotb-test's.
     """
     import hashlib
 
     static = [s for s in sources if _committed(s)]
     generated = [s for s in sources if not _committed(s)]
-    key = hashlib.sha256(f"{_ghdl_version()}\0{args}\0{lib}".encode())
+    key = hashlib.sha256(f"v2\0{_ghdl_version()}\0{args}\0{lib}".encode())  # v2: deferred
     for src in static:
         key.update(f"\0{Path(src).resolve()}\0".encode() + Path(src).read_bytes())
     cache = BUILD / "ghdl-lib" / key.hexdigest()[:20]
@@ -138,21 +141,28 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
         tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        # in the given order: every caller lists its files in compile order
-        res = subprocess.run(["ghdl", "-a", *args, f"--work={lib}", *static], cwd=tmp,
-                             capture_output=True, text=True)
-        if res.returncode:  # e.g. a committed unit that uses a generated one
-            shutil.rmtree(tmp, ignore_errors=True)
-            return False
+
+        def analyse(files: list[str]) -> bool:
+            return subprocess.run(["ghdl", "-a", *args, f"--work={lib}", *files], cwd=tmp,
+                                  capture_output=True).returncode == 0
+
+        # in the given order (every caller lists its files in compile order); a committed
+        # unit that uses a generated one (a bench wrapper) is left to each run
+        deferred = [] if analyse(static) else [f for f in static if not analyse([f])]
+        (tmp / "deferred").write_text("".join(f"{Path(f).resolve()}\n" for f in deferred))
         try:
             tmp.rename(cache)  # atomic; another worker may have been first
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
+    if static:
+        deferred = set((cache / "deferred").read_text().splitlines())
+        generated = [s for s in sources
+                     if not _committed(s) or str(Path(s).resolve()) in deferred]
     sim_dir.mkdir(parents=True, exist_ok=True)
     for old in (sim_dir / top, sim_dir / f"{lib}-obj08.cf"):
         old.unlink(missing_ok=True)
     if static:
-        for f in cache.iterdir():
+        for f in cache.glob("*.*"):  # the library (.cf) and its objects
             shutil.copy2(f, sim_dir / f.name)
     steps = ([["ghdl", "-i", *args, f"--work={lib}", *generated]] if generated else []) + [
         ["ghdl", "-m", *args, f"--work={lib}", top]]
@@ -223,7 +233,7 @@ def run_sim(
     # GHDL: the committed units compiled once (ghdl_build); NVC and Verilog as before
     log.setLevel(logging.INFO)  # as cocotb-test sets it: the commands go to sim.log
     built = (sim == "ghdl" and not verilog
-             and ghdl_build(toplevel.lower(), toplevel.lower(), vhdl_sources, compile_args,
+             and ghdl_build("work", toplevel.lower(), vhdl_sources, compile_args,
                             build_dir, log))
     try:
         run(

@@ -113,7 +113,7 @@ def test_pack_examples() -> None:
     assert pack([], 8) == 0
 
 
-@pytest.mark.parametrize("bits", [2, 3, 5, 8, 13, 16, 31])
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8, 13, 16, 31, 48, 62, 63])
 def test_pack_round_trip(bits: int) -> None:
     rng = np.random.default_rng(bits)
     values = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), 23)
