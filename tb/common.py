@@ -164,8 +164,10 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
     if static:
         for f in cache.glob("*.*"):  # the library (.cf) and its objects
             shutil.copy2(f, sim_dir / f.name)
+    # -O0 for the generated units (constants, wiring, bench wrappers): analysed twice as
+    # fast as GHDL's default -O1, and no slower to simulate (docs/simspeed.md)
     steps = ([["ghdl", "-i", *args, f"--work={lib}", *generated]] if generated else []) + [
-        ["ghdl", "-m", *args, f"--work={lib}", top]]
+        ["ghdl", "-m", *args, "-O0", f"--work={lib}", top]]
     for cmd in steps:
         log.info("Running command: %s", " ".join(cmd))
         res = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
