@@ -144,9 +144,12 @@ begin
         v1 <= vp;
         if vp = '1' then
           for l in 0 to LANES - 1 loop
+            -- partial product k has weight 2**(k*CB): added to bits k*CB and up only
+            -- (the same adder as a full-width one, without its constant-0 low bits)
             t := resize(pp(l * NCH), PW);
             for k in 1 to NCH - 1 loop
-              t := t + shift_left(resize(pp(l * NCH + k), PW), k * CB);
+              t(PW - 1 downto k * CB) :=
+                t(PW - 1 downto k * CB) + resize(pp(l * NCH + k), PW - k * CB);
             end loop;
             p1(l) <= t;
             s1(l) <= sp(l);

@@ -115,7 +115,7 @@ def _ghdl_version() -> str:
 
 
 def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir: Path,
-               log: logging.Logger) -> bool:
+               log: logging.Logger, optimize: bool = False) -> bool:
     """Compile and elaborate ``top`` for GHDL, reusing a compiled library of the committed
     files; return False (and leave the build to cocotb-test) if that does not work.
 
@@ -164,10 +164,13 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
     if static:
         for f in cache.glob("*.*"):  # the library (.cf) and its objects
             shutil.copy2(f, sim_dir / f.name)
-    # -O0 for the generated units (constants, wiring, bench wrappers): analysed twice as
-    # fast as GHDL's default -O1, and no slower to simulate (docs/simspeed.md)
+    # The generated units (ROMs, packages, tops, bench wrappers) at -O0 unless
+    # ``optimize``: analysed twice as fast as at GHDL's default -O1, which a short run
+    # needs more; but the -O0 ROM read makes mlp256 10 % slower to simulate
+    # (docs/simspeed.md), so long runs (make sim, the regression) take -O1.
+    level = "-O1" if optimize else "-O0"
     steps = ([["ghdl", "-i", *args, f"--work={lib}", *generated]] if generated else []) + [
-        ["ghdl", "-m", *args, "-O0", f"--work={lib}", top]]
+        ["ghdl", "-m", *args, level, f"--work={lib}", top]]
     for cmd in steps:
         log.info("Running command: %s", " ".join(cmd))
         res = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
@@ -182,6 +185,7 @@ def run_sim(
     *, toplevel: str, module: str, vhdl_sources: list[str], build_dir: Path,
     extra_env: dict[str, str] | None = None, bench_dir: Path,
     verilog_sources: list[str] | None = None, netlist_sim: str | None = None,
+    optimize: bool = False,
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
@@ -190,7 +194,8 @@ def run_sim(
     there. The compiler and simulator output goes to ``<build_dir>/<sim>/sim.log``
     (``VERBOSE=1`` also prints it). Raises ``SystemExit`` on failed tests, naming the log.
     With ``verilog_sources`` (and no VHDL) it simulates Verilog, a synthesized netlist,
-    with ``netlist_sim`` (default :func:`netlist_simulator`).
+    with ``netlist_sim`` (default :func:`netlist_simulator`). ``optimize``: GHDL compiles
+    the generated units for run time rather than compile time (long runs).
     """
     from cocotb_test.simulator import run
 
@@ -236,7 +241,7 @@ def run_sim(
     log.setLevel(logging.INFO)  # as cocotb-test sets it: the commands go to sim.log
     built = (sim == "ghdl" and not verilog
              and ghdl_build("work", toplevel.lower(), vhdl_sources, compile_args,
-                            build_dir, log))
+                            build_dir, log, optimize))
     try:
         run(
             simulator=None if os.environ.get("SIM") else sim,  # cocotb-test reads SIM itself
