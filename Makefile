@@ -64,9 +64,11 @@ sim-netlist: sim-deps netlist-deps
 	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P) \
 	    $(if $(PE),--pe $(PE))
 
-# loadgroup: tests that share state stay on one worker (conftest.py)
+# loadgroup: tests that share state stay on one worker (conftest.py). One BLAS/OpenMP
+# thread per process: the workers already fill the cores, and idle OpenBLAS threads spin.
 test: sim-deps netlist-deps
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests tb
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	    $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests tb
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
