@@ -15,7 +15,9 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gen.synth as gs
@@ -336,6 +338,24 @@ def test_netlist_sim(net: str) -> None:
     assert res["failure"] is None, (res["failure"], bad[:5])
     assert len(res["images"]) == NETLIST_IMAGES
     assert all(r["bit_exact"] for r in res["images"]), bad[:5]
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int8-pn"])
+def test_netlist_sim_with_requantizer(fmt: str, tmp_path: Path) -> None:
+    """zero and l10 have no hidden layer: a 784-12-10 cut of mlp256 puts the synthesized
+    requantizer (one multiplier and shift, or per-neuron ones) through the same bench."""
+    from tb.netsim import run_network_sim
+
+    needs_netlist_sim()
+    with np.load(ROOT / "models" / "mlp256.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(W0=arrays["W0"][:12], b0=arrays["b0"][:12], W1=arrays["W1"][:, :12])
+    np.savez(tmp_path / "mlp12.npz", **arrays)
+    res = run_network_sim("mlp12", fmt, n_images=2, netlist=True, weights=tmp_path / "mlp12.npz",
+                          tag=f"test-netlist-mlp12-{fmt}")
+    bad = [m for r in res["images"] for m in r["mismatches"]]
+    assert res["failure"] is None, (res["failure"], bad[:5])
+    assert [r["bit_exact"] for r in res["images"]] == [True, True], bad[:5]
 
 
 def test_netlist_sim_catches_wrong_netlist(monkeypatch) -> None:
