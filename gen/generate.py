@@ -30,7 +30,8 @@ from gen.faults import Faults, faulted_copy, parse_faults
 from gen.formats import parse_format
 from gen.legal import acc_bits_for, check_qnet, clamp_per_layer
 from gen.model import QLayer, QNet, check_images, pixels_to_input
-from gen.quant import int_to_vhdl_hex, quantize_file, read_npz
+from gen.quant import int_to_vhdl_hex, quantize_file
+from gen.sample import DEFAULT_SAMPLE, load_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
@@ -41,7 +42,6 @@ TECH_CHOICES = ("generic", "ecp5")  # device-specific code: see render_network
 HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
-DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
 _VHDL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")  # VHDL basic identifier
 
 
@@ -373,26 +373,6 @@ def generate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def load_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a committed image sample (``images`` uint8 (N,28,28), ``labels``)."""
-    path = Path(path)
-    data = read_npz(path, "image sample")
-    missing = [k for k in ("images", "labels") if k not in data]
-    if missing:
-        raise UserError(f"image sample {path} has no {missing[0]!r} array")
-    images, labels = data["images"], data["labels"]
-    try:
-        check_images(images)
-    except UserError as exc:
-        raise UserError(f"image sample {path}: {exc}") from None
-    if labels.shape != (images.shape[0],):
-        raise UserError(
-            f"image sample {path}: labels shape {labels.shape} does not match "
-            f"{images.shape[0]} images"
-        )
-    return images, labels
 
 
 def main() -> int:

@@ -162,7 +162,7 @@ if cocotb is not None:
     @cocotb.test()
     async def run_packets(dut) -> None:
         """Send the planned packets, check every layer, every result and the buffer bound."""
-        from gen.generate import load_sample
+        from gen.sample import load_sample
         from tb.netcheck import AccMonitor, expectations
 
         env = os.environ

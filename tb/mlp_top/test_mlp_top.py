@@ -208,8 +208,8 @@ if cocotb is not None:
     @cocotb.test()
     async def run_images(dut) -> None:
         """Drive the configured sample images and check every layer and the class."""
-        from gen.generate import load_sample
         from gen.model import QNet, check_images, classify, forward, is_correct
+        from gen.sample import load_sample
 
         qnet = QNet.load(Path(os.environ["MLP_QNET"]))
         qnet_n_in = qnet.layers[0].n_in
