@@ -242,7 +242,7 @@ def run_sim(
         os.environ["SIM"] = sim
     # GHDL: the committed units compiled once (ghdl_build); NVC and Verilog as before
     log.setLevel(logging.INFO)  # as cocotb-test sets it: the commands go to sim.log
-    built = (sim == "ghdl" and not verilog
+    built = (sim == "ghdl" and not verilog and shutil.which("ghdl") is not None
              and ghdl_build("work", toplevel.lower(), vhdl_sources, compile_args,
                             build_dir, log, optimize))
     try:
