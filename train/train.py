@@ -17,15 +17,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from gen.errors import UserError, check_creatable, cli_main
 from gen.generate import check_net_name
 from gen.mnist import atomic_writer, load_mnist
 from train.evaluate import accuracy, forward
+
+# torch takes a second to load: the functions import it, so a bad command line is
+# refused at once (before torch loads)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 N_IN = 28 * 28
 CALIB_PERCENTILE = 99.99
@@ -112,6 +117,8 @@ def recipe_for(net: str, layers: str | None) -> Recipe:
 
 def build(recipe: Recipe) -> nn.Sequential:
     """Linear layers with ReLU (and dropout) between them; no activation on the output."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     n_in = N_IN
     for width in recipe.hidden:
@@ -125,11 +132,16 @@ def build(recipe: Recipe) -> nn.Sequential:
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 images (N,28,28) -> float32 (N,784) in [0, 1]."""
+    import torch
+
     return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
 
 
 def _shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
     """Translate each (N,784) image by a random (dy, dx) in [-shift, shift], zero fill."""
+    import torch
+    from torch import nn
+
     n = len(x)
     padded = nn.functional.pad(x.view(n, 28, 28), (shift, shift, shift, shift))
     dy, dx = torch.randint(0, 2 * shift + 1, (2, n), generator=gen)
@@ -140,6 +152,8 @@ def _shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _linears(model: nn.Sequential) -> list[nn.Linear]:
+    from torch import nn
+
     return [m for m in model if isinstance(m, nn.Linear)]
 
 
@@ -169,6 +183,8 @@ def _say(msg: str) -> None:
 
 
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     model.eval()
     with torch.no_grad():
         return torch.cat([model(x[i : i + 10000]) for i in range(0, len(x), 10000)])
@@ -190,6 +206,9 @@ def train_net(
 
     ``recipe`` defaults to the reference recipe of ``net``.
     """
+    import torch
+    from torch import nn
+
     recipe = RECIPES[net] if recipe is None else recipe
     epochs = recipe.epochs if epochs is None else epochs
     torch.manual_seed(seed)
@@ -312,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     check_creatable(args.out, "output folder")  # now, not after training
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"output path {args.out} exists and is not a folder")
+    import torch
+
     torch.set_num_threads(args.threads)
     train_images, train_labels = load_mnist("train", args.mnist_dir)
     test_images, test_labels = load_mnist("test", args.mnist_dir)
