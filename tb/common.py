@@ -123,8 +123,8 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
     them again: about 1 s of each mlp256 bench's 2 to 3 s. The committed units (``rtl/``,
     the bench wrappers of ``tb/``) are analysed once per content, GHDL version and
     library name into ``build/ghdl-lib/<hash>`` (run_sim uses ``work`` for every top, so
-    the networks share one library; ``ghdl -r`` only starts the executable, whatever
-    library cocotb-test names); a run copies that library and analyses
+    the networks share one library, and names it to cocotb-test); a run copies that
+    library and analyses
     only its generated files and the committed ones that use them (GHDL checks each file
     by its SHA-1, so a changed source is analysed again). The executable is the same as
     cocotb-test's.
@@ -248,10 +248,12 @@ def run_sim(
     try:
         run(
             simulator=None if os.environ.get("SIM") else sim,  # cocotb-test reads SIM itself
-            toplevel=toplevel.lower(),
+            # GHDL: library work, as ghdl_build compiled it (cocotb-test names it after the
+            # top otherwise; its fallback build then uses work as well)
+            toplevel=f"work.{toplevel.lower()}" if sim == "ghdl" else toplevel.lower(),
             module=module,
             toplevel_lang="verilog" if verilog else "vhdl",
-            vhdl_sources=vhdl_sources,
+            vhdl_sources={"work": vhdl_sources} if sim == "ghdl" else vhdl_sources,
             verilog_sources=verilog_sources or [],
             timescale="1ns/1ps" if verilog else None,
             **more,
