@@ -12,7 +12,11 @@ over ``--jobs`` parallel simulator processes (``tb.netsim``) the same way, draws
 progress bar, then prints the coverage bins, the RTL and model accuracies (they must
 be equal) and a last ``SUMMARY`` line as ``make sim`` does (with ``shard=i/n``). It
 writes the results JSON (every image, for ``--merge``) and a JUnit XML (one test case
-per image and one for the accuracy). Exits non-zero if any image is not bit-exact.
+per image, one for the accuracy and one per failed job). Exits non-zero if any image is
+not bit-exact or any job failed: a job that exits non-zero, reports a failure (a
+simulator warning, a metavalue, an RTL assertion, a cocotb failure, a deadlock) or
+whose logs hold a simulator warning fails the run, named with its image range and the
+first warning line, even when every image it returned is bit-exact.
 
 ``--merge`` combines the results of all n shards of one run into one coverage line,
 one ACCURACY line and one ``SUMMARY`` line (``shards=n``; images/s over the slowest
@@ -41,11 +45,19 @@ from gen.generate import DEFAULT_SAMPLE, load_sample
 from gen.mnist import load_mnist
 from gen.model import QNet, classify, forward, is_correct
 from gen.quant import quantize_file
-from tb.common import BUILD, ROOT, env_int, read_progress, simulator, simulator_missing
+from tb.common import (
+    BUILD,
+    ROOT,
+    env_int,
+    first_sim_warning,
+    read_progress,
+    simulator,
+    simulator_missing,
+)
 from tb.netsim import bits_label, summary_line
 
 KIND = "mnist-fpga regress results"
-VERSION = 1
+VERSION = 2  # 2: job_failures (a version-1 file cannot say a job failed)
 
 
 def split(n: int, jobs: int) -> list[tuple[int, int]]:
@@ -116,8 +128,28 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def job_failure(rc: int | None, results: Path, logs: list[Path]) -> str | None:
+    """Why a simulation job failed, or None: its exit status, the failure its results
+    report, or the first simulator warning in its logs (the first one found is named)."""
+    reason = None
+    if results.exists():
+        try:
+            reason = json.loads(results.read_text()).get("failure")
+        except (OSError, json.JSONDecodeError):
+            reason = f"unreadable results file {results}"
+    else:
+        reason = "no results written"
+    warning = next((w for log in logs if (w := first_sim_warning(log))), None)
+    if warning and (not reason or warning not in reason):
+        reason = f"simulator warning: {warning}" + (f"; {reason}" if reason else "")
+    if rc and not reason:
+        reason = f"exit status {rc}"
+    return reason
+
+
 def junit_xml(doc: dict) -> str:
-    """JUnit XML of a results document: a test case per image plus the accuracy check."""
+    """JUnit XML of a results document: a test case per image plus the accuracy check,
+    and one failed test case per failed job."""
     name = f"regress.{doc['net']}.{doc['format']}.p{doc['p']}.{doc['sim']}"
     cases = []
     for r in sorted(doc["images"], key=lambda r: r["index"]):
@@ -132,6 +164,10 @@ def junit_xml(doc: dict) -> str:
         ET.SubElement(acc, "failure", message=(
             f"rtl correct {doc['rtl_correct']}, model correct {doc['model_correct']}"))
     cases.append(acc)
+    for f in doc["job_failures"]:
+        case = ET.Element("testcase", classname=name, name=f"job{f['shard']}.{f['job']}")
+        ET.SubElement(case, "failure", message=f"{job_label(f)} failed: {f['reason']}")
+        cases.append(case)
     failures = sum(len(c) for c in cases)
     suite = ET.Element("testsuite", name=name, tests=str(len(cases)), failures=str(failures),
                        errors="0", time=f"{doc['wall_s']:.1f}")
@@ -142,12 +178,22 @@ def junit_xml(doc: dict) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def job_label(f: dict) -> str:
+    """``job 1 of shard 2/4 (images 2500..3749)`` for a failed job's record."""
+    last = f["first"] + f["count"] - 1
+    shard = f" of shard {f['shard']}/{f['shards']}" if f["shards"] > 1 else ""
+    return f"job {f['job']}{shard} (images {f['first']}..{last})"
+
+
 def report(doc: dict, qnet: QNet, extra: str) -> int:
-    """Print mismatches, coverage, ACCURACY and SUMMARY of ``doc``; return the exit status."""
+    """Print mismatches, failed jobs, coverage, ACCURACY and SUMMARY of ``doc``; return
+    the exit status."""
     imgs = doc["images"]
     for r in imgs:
         if not r["bit_exact"]:
             print(f"image {r['index']}: NOT bit-exact: {'; '.join(r['mismatches'][:3])}")
+    for f in doc["job_failures"]:
+        print(f"FAILED {job_label(f)}: {f['reason']} (log: {f['log']})")
     n = len(imgs)
     print(format_coverage(qnet, doc["coverage"]) + "  (bit-exact images only)")
     equal = doc["rtl_correct"] == doc["model_correct"]
@@ -155,7 +201,8 @@ def report(doc: dict, qnet: QNet, extra: str) -> int:
           f"model={100 * doc['model_correct'] / n:.2f}% {'equal' if equal else 'DIFFERENT'} "
           f"over {n} images; wall {doc['wall_s']:.0f} s with {doc['jobs']} jobs")
     print(summary_line(doc, bits_label(doc["format"]), extra=extra))
-    return 0 if all(r["bit_exact"] for r in imgs) and equal else 1
+    ok = all(r["bit_exact"] for r in imgs) and equal and not doc["job_failures"]
+    return 0 if ok else 1
 
 
 def check_outputs(results: Path | None, junit: Path | None) -> None:
@@ -206,18 +253,19 @@ def run(args: argparse.Namespace) -> int:
         progress, out = work / f"progress{j}", work / f"results{j}.json"
         for f in (progress, out):
             f.unlink(missing_ok=True)
+        tag = f"regress-{name}-job{j}"
         cmd = [sys.executable, "-m", "tb.netsim", "--net", args.net, "--format", fmt.name,
                "--sample", str(vectors), "--first", str(first + off), "--images", str(cnt),
-               "--p", str(args.p), "--tag", f"regress-{name}-job{j}", "--json", str(out),
-               "--quiet"]
+               "--p", str(args.p), "--tag", tag, "--json", str(out), "--quiet",
+               *(f"--fault={spec}" for spec in args.fault or [])]
         env = {**os.environ, "MLP_PROGRESS": str(progress)}
         log = (work / f"job{j}.log").open("w")
         procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log),
-                      out, log))
+                      out, log, BUILD / "sim" / tag / "sim" / sim / "sim.log"))
     progress = Progress([work / f"progress{j}" for j in range(len(procs))])
     tty = sys.stderr.isatty()
     shown = -1  # without a terminal: one line per 5 % step
-    while any(p.poll() is None for p, *_ in procs):
+    while any(proc.poll() is None for proc, *_ in procs):
         done = progress.done()
         step = 20 * done // count
         if tty or step != shown:
@@ -227,11 +275,19 @@ def run(args: argparse.Namespace) -> int:
     print(bar(count, count, t0), file=sys.stderr)
     wall = time.perf_counter() - t0
 
-    results = []
-    for j, (_p, out, log) in enumerate(procs):
+    results, failures = [], []
+    for j, ((proc, out, log, sim_log), (off, cnt)) in enumerate(
+            zip(procs, split(count, args.jobs), strict=True)):
         log.close()
+        job_log = work / f"job{j}.log"
+        if reason := job_failure(proc.returncode, out, [job_log, sim_log]):
+            failures.append({"job": j, "shard": shard[0], "shards": shard[1],
+                             "first": first + off, "count": cnt, "reason": reason,
+                             "log": str(job_log)})
         if not out.exists():
-            raise UserError(f"simulation job {j} failed without results (log: {work}/job{j}.log)")
+            label = job_label(failures[-1])
+            raise UserError(f"simulation {label} failed without results: {reason} "
+                            f"(log: {job_log})")
         results += json.loads(out.read_text())["images"]
     idx = [r["index"] for r in results]
     if idx != list(range(first, first + count)):
@@ -251,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
                                                labels[first: first + count]))),
         "coverage": cov,
         "classes_seen": sorted({r["rtl_class"] for r in results if r["bit_exact"]}),
+        "job_failures": failures,
         "images": results,
     }
     write_atomic(args.results or work / "results.json", json.dumps(doc))
@@ -307,7 +364,8 @@ def merge_docs(docs: list[dict], paths: list[Path]) -> dict:
         "jobs": sum(d["jobs"] for d in docs), "wall_s": max(d["wall_s"] for d in docs),
         "rtl_correct": sum(d["rtl_correct"] for d in docs),
         "model_correct": sum(d["model_correct"] for d in docs),
-        "coverage": cov, "classes_seen": classes, "images": images,
+        "coverage": cov, "classes_seen": classes,
+        "job_failures": [f for d in docs for f in d["job_failures"]], "images": images,
     }
 
 
@@ -339,6 +397,8 @@ def main() -> int:
                     help="results JSON (default build/regress/<run>/results.json)")
     ap.add_argument("--junit", type=Path,
                     help="JUnit XML (default build/regress/<run>/junit.xml)")
+    ap.add_argument("--fault", action="append", metavar="SPEC",
+                    help="inject a fault into every job (as tb.netsim --fault): negative tests")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="RESULTS_JSON",
                     help="merge the results of all shards of a run instead of simulating")
     args = ap.parse_args()

@@ -19,6 +19,7 @@ from gen.errors import UserError
 from tb.common import read_progress, simulator_missing, write_progress
 from tb.regress import (
     Progress,
+    job_failure,
     junit_xml,
     merge_docs,
     parse_shard,
@@ -93,13 +94,13 @@ def _shard_doc(i: int, n: int, total: int, bad: int | None = None) -> dict:
                [f"image {k} layer 0 neuron 3: expected 5 got 6"], "rtl_class": k % 10,
                "model_class": k % 10, "rtl_correct": True, "cycles": 1053,
                "done_cycle": 1000 * k, "label": k % 10} for k in range(first, first + count)]
-    return {"kind": "mnist-fpga regress results", "version": 1, "net": "mlp256",
+    return {"kind": "mnist-fpga regress results", "version": 2, "net": "mlp256",
             "format": "int8", "p": 1, "sim": "ghdl", "source": "mnist", "total_images": total,
             "shard": [i, n], "first": first, "count": count, "jobs": 2, "wall_s": 10.0 + i,
             "rtl_correct": count, "model_correct": count,
             "coverage": dict.fromkeys(BINS, 1) | {"all_classes": 2},
             "classes_seen": sorted({k % 10 for k in range(first, first + count)}),
-            "images": images}
+            "job_failures": [], "images": images}
 
 
 def test_merge_docs() -> None:
@@ -129,6 +130,48 @@ def test_junit_xml_names_the_failed_image() -> None:
     assert suite is not None and suite.get("tests") == "7" and suite.get("failures") == "1"
     failed = [c.get("name") for c in suite if c.find("failure") is not None]
     assert failed == ["image00004"]
+
+
+def _failed_job(i: int, n: int) -> dict:
+    first, count = shard_slice(10, i, n)
+    return {"job": 1, "shard": i, "shards": n, "first": first, "count": count,
+            "reason": "simulator warning: mac_array.vhd:120:9:@1us:(assertion warning): "
+                      "NUMERIC_STD.TO_INTEGER: metavalue detected, returning 0",
+            "log": "build/regress/x/job1.log"}
+
+
+def test_a_failed_job_fails_the_merge_and_the_junit() -> None:
+    """Every image bit-exact, but one job of shard 2 failed: the merged run fails, the
+    JUnit XML has a failed case for that job naming its images and the warning."""
+    docs = [_shard_doc(1, 2, 10), _shard_doc(2, 2, 10)]
+    docs[1]["job_failures"] = [_failed_job(2, 2)]
+    doc = merge_docs(docs, [Path("a"), Path("b")])
+    assert all(r["bit_exact"] for r in doc["images"])
+    assert doc["job_failures"] == [_failed_job(2, 2)]
+    suite = ET.fromstring(junit_xml(doc)).find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failed = [c for c in suite if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["job2.1"]
+    msg = failed[0].find("failure").get("message")
+    assert msg.startswith("job 1 of shard 2/2 (images 5..9) failed: simulator warning: "), msg
+    assert "metavalue detected" in msg
+
+
+def test_job_failure_reasons(tmp_path: Path) -> None:
+    """A job fails on its exit status, on its results' failure, on a warning in a log."""
+    out, log, sim_log = tmp_path / "r.json", tmp_path / "job0.log", tmp_path / "sim.log"
+    log.write_text("")
+    sim_log.write_text("compiling\n")
+    out.write_text(json.dumps({"failure": None, "images": []}))
+    assert job_failure(0, out, [log, sim_log]) is None
+    assert job_failure(1, out, [log, sim_log]) == "exit status 1"
+    assert job_failure(0, tmp_path / "none.json", [log]) == "no results written"
+    sim_log.write_text("x.vhd:3:5:@20ns:(assertion warning): NUMERIC_STD.\"<\": "
+                       "metavalue detected, returning FALSE\n")
+    reason = job_failure(0, out, [log, sim_log])
+    assert reason is not None and reason.startswith("simulator warning: x.vhd:3:5:@20ns:")
+    out.write_text(json.dumps({"failure": "FAILED: run_images", "images": []}))
+    assert job_failure(0, out, [log]) == "FAILED: run_images"
 
 
 def _regress(args: list[str], build: Path) -> subprocess.CompletedProcess:
@@ -190,3 +233,24 @@ def test_pytest_shards_partition_the_tests() -> None:
     slices = [_collected("--shard", f"{i}/3") for i in (1, 2, 3)]
     assert sorted(t for s in slices for t in s) == sorted(everything)
     assert all(abs(len(s) - len(everything) / 3) < 1 for s in slices)
+
+
+def test_a_warning_alone_fails_the_regression(tmp_path: Path) -> None:
+    """An RTL mutant whose numbers stay exact but that raises a numeric_std warning for
+    every negative accumulator (mutant ``requant-relu-warns``): every image is bit-exact,
+    yet the regression must fail, naming the job, its images and the warning, and its
+    JUnit XML must mark the job."""
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    junit = tmp_path / "j.xml"
+    proc = _regress(["--sample", "--net", "mlp256", "--images", "2", "--jobs", "1",
+                     "--fault", "mutant:requant-relu-warns", "--results",
+                     str(tmp_path / "r.json"), "--junit", str(junit)], tmp_path / "build")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED job 0 ")]
+    assert failed, proc.stdout
+    assert failed[0].startswith("FAILED job 0 (images 0..1): simulator warning: "), failed[0]
+    assert "vector truncated" in failed[0], failed[0]
+    assert " images=2 bit_exact=2 " in proc.stdout.strip().splitlines()[-1], proc.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
