@@ -47,6 +47,8 @@ netlist-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "iverilog not found: installing it with apt-get" >&2; \
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  elif [ "$(CI)" = true ]; then \
+	    echo "error: iverilog not found (apt-get install -y iverilog): CI=true needs it for the netlist simulations" >&2; exit 1; \
 	  else echo "note: iverilog not found (apt-get install -y iverilog): netlist simulations are skipped" >&2; fi; }
 
 # WEIGHTS=path.npz simulates any float weights file, named after the file unless NET is
@@ -66,9 +68,10 @@ sim-netlist: sim-deps netlist-deps
 
 # loadgroup: tests that share state stay on one worker (conftest.py). One BLAS/OpenMP
 # thread per process: the workers already fill the cores, and idle OpenBLAS threads spin.
+# -rs lists every skip with its reason; under CI=true a skip for a missing tool fails.
 test: sim-deps netlist-deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests tb
+	    $(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadgroup tests tb
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup

@@ -11,11 +11,54 @@ Tests that share state run on one worker, in order:
 Every other test, each fuzz example included (``build/fuzz/<sim>-<seed>``), has its own
 build folder (``build/tb/<test id>``, ``build/sim/<tag>``,
 pytest's ``tmp_path``) and may run beside any other.
+
+Under ``CI=true`` (GitHub Actions and ``.ci/run`` set it) a skip is a failure: a test
+that would skip because a tool the run depends on (GHDL, the selected ``SIM``, Icarus,
+Verilator, yosys, nextpnr), MNIST or a Python package is missing fails with its one-line
+reason. Only skips whose reason starts with ``optional:`` stay skips there (a replay
+that needs ``FUZZ_SEED``, a bins check that needs 30 examples); ``make test`` lists
+every skip with its reason (``-rs``).
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+OPTIONAL = "optional:"  # the reason prefix of a skip that CI may keep
+
+
+def in_ci() -> bool:
+    """``CI`` set to true (GitHub Actions, .ci/run): missing tools fail, not skip."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _skip_reason(longrepr: object) -> str:
+    """The reason of a skip report (``(path, line, "Skipped: reason")``)."""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report.longrepr)
+        if not reason.startswith(OPTIONAL):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true: {reason} (under CI a missing tool fails, not skips)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> object:
+    outcome = yield  # a module-level importorskip skips the whole module here
+    _fail_skip_in_ci(outcome.get_result())
 
 GROUPS = {"tests/test_bad_input.py": "bad_input"}
 

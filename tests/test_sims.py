@@ -33,19 +33,51 @@ def test_each_simulator_has_its_own_build_folder(sim: str, tmp_path: Path,
     assert (tmp_path / sim / "sim.log").exists()
 
 
-def test_bench_skips_with_one_line_without_nvc(tmp_path: Path) -> None:
-    """SIM=nvc where NVC is not installed: the bench's cases skip, saying why, in one line."""
-    env = {**os.environ, "SIM": "nvc", "PATH": str(tmp_path), "BUILD_DIR": str(tmp_path / "b")}
-    proc = subprocess.run(
+NVC_MISSING = "simulator 'nvc' not found on PATH (install NVC >= 1.22: docs/simspeed.md says how)"
+
+
+def _bench_without_nvc(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess[str]:
+    """One argmax bench case with SIM=nvc and no simulator on PATH, with or without CI."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env |= {"SIM": "nvc", "PATH": str(tmp_path), "BUILD_DIR": str(tmp_path / "b")}
+    if ci:
+        env["CI"] = "true"
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", "-p", "no:cacheprovider",
          "tb/argmax/test_argmax.py", "-k", "n1-int8"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_bench_skips_with_one_line_without_nvc(tmp_path: Path) -> None:
+    """SIM=nvc where NVC is not installed: the bench's cases skip, saying why, in one line."""
+    proc = _bench_without_nvc(tmp_path, ci=False)
     skips = [ln for ln in proc.stdout.splitlines() if ln.startswith("SKIPPED")]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(skips) == 1, proc.stdout
-    assert skips[0].endswith("simulator 'nvc' not found on PATH "
-                             "(install NVC >= 1.22: docs/simspeed.md says how)"), skips[0]
+    assert skips[0].endswith(NVC_MISSING), skips[0]
     assert "1 skipped" in proc.stdout
+
+
+def test_ci_fails_where_the_selected_simulator_is_missing(tmp_path: Path) -> None:
+    """The same case under CI=true: a failure, with one line naming the missing tool."""
+    proc = _bench_without_nvc(tmp_path, ci=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("CI=true: ")]
+    assert lines == [f"CI=true: {NVC_MISSING} (under CI a missing tool fails, not skips)"], (
+        proc.stdout)
+    assert "1 failed" in proc.stdout and "skipped" not in proc.stdout
+
+
+def test_ci_keeps_optional_skips(tmp_path: Path) -> None:
+    """Under CI=true a skip whose reason starts with ``optional:`` (the fuzz replay without
+    FUZZ_SEED) stays a skip."""
+    env = {k: v for k, v in os.environ.items() if k != "FUZZ_SEED"} | {"CI": "true"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", "-p", "no:cacheprovider",
+         "tb/fuzz/test_fuzz.py", "-k", "replay"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 skipped" in proc.stdout and "optional: set FUZZ_SEED" in proc.stdout
 
 
 def test_ghdl_library_cache_follows_the_committed_sources(tmp_path: Path,

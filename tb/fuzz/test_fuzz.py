@@ -244,7 +244,8 @@ def test_fuzz_regression(seed: int) -> None:
     check_seed(seed)
 
 
-@pytest.mark.skipif("FUZZ_SEED" not in os.environ, reason="set FUZZ_SEED to replay one example")
+@pytest.mark.skipif("FUZZ_SEED" not in os.environ,
+                    reason="optional: set FUZZ_SEED to replay one example")
 def test_fuzz_replay() -> None:
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -254,7 +255,8 @@ def test_fuzz_replay() -> None:
 def test_fuzz_bins() -> None:
     """The run's seeds reach every declared bin (no simulation: bins come from the configs)."""
     if EXAMPLES < 30:
-        pytest.skip(f"FUZZ_EXAMPLES={EXAMPLES}: the bins are declared for runs of 30 or more")
+        pytest.skip(f"optional: FUZZ_EXAMPLES={EXAMPLES}: the bins are declared for runs "
+                    "of 30 or more")
     counts = dict.fromkeys(BINS, 0)
     for seed in SEEDS:
         for b in bins_of(*random_network(seed)):
