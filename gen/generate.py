@@ -50,10 +50,26 @@ def clog2(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+# GHDL refuses bit-string literals wider than 2,048 bits since 3.0 (4.1: "bit string
+# size is too large (> 2048)"); wider values are written as a concatenation of chunks.
+LITERAL_MAX_BITS = 2048
+
+
 def vhdl_literal(value: int, width: int) -> str:
-    """A bit-string literal of ``width`` bits for a non-negative ``value`` (VHDL-2008 sized)."""
-    if not 0 <= int(value) < 1 << width:  # never truncate silently
+    """A bit-string literal of ``width`` bits for a non-negative ``value`` (VHDL-2008 sized).
+
+    Wider than :data:`LITERAL_MAX_BITS`: a parenthesised concatenation of literals of at
+    most that many bits, the most significant first, e.g. ``(5x"1F" & x"00...")``.
+    """
+    value = int(value)
+    if not 0 <= value < 1 << width:  # never truncate silently
         raise ValueError(f"{value} does not fit in {width} unsigned bits")
+    if width > LITERAL_MAX_BITS:
+        chunks = []
+        for lo in range(0, width, LITERAL_MAX_BITS):
+            bits = min(LITERAL_MAX_BITS, width - lo)
+            chunks.append(vhdl_literal((value >> lo) & ((1 << bits) - 1), bits))
+        return "(" + " & ".join(reversed(chunks)) + ")"
     digits = int_to_vhdl_hex(value, width + 1)[-((width + 3) // 4):]  # unsigned view
     return f'x"{digits}"' if width % 4 == 0 else f'{width}x"{digits}"'
 

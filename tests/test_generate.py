@@ -71,7 +71,14 @@ def parse_coe(text: str) -> list[str]:
 
 
 def parse_literal(text: str) -> tuple[int, int]:
-    """A VHDL bit-string literal ``x"F4"`` or ``10x"3FF"`` -> (width, value)."""
+    """A VHDL bit-string literal ``x"F4"`` or ``10x"3FF"``, or a parenthesised
+    concatenation of them (most significant first) -> (width, value)."""
+    if text.startswith("(") and text.endswith(")"):
+        width = value = 0
+        for part in text[1:-1].split(" & "):
+            w, v = parse_literal(part)
+            width, value = width + w, (value << w) | v
+        return width, value
     m = re.fullmatch(r'(\d*)x"([0-9A-F]+)"', text)
     assert m, text
     digits = m.group(2)
@@ -98,6 +105,20 @@ def test_vhdl_literal_examples(value: int, width: int, text: str) -> None:
 def test_vhdl_literal_all_values(width: int) -> None:
     for value in range(1 << width):
         assert parse_literal(vhdl_literal(value, width)) == (width, value)
+
+
+@pytest.mark.parametrize("width", [2047, 2048, 2049, 2773, 4096, 6145])
+def test_vhdl_literal_wide_values_are_split(width: int) -> None:
+    """Past 2,048 bits (GHDL >= 3 refuses wider bit strings): chunks of at most 2,048 bits,
+    most significant first, that concatenate to the same width and value."""
+    rng = np.random.default_rng(width)
+    value = int.from_bytes(rng.bytes((width + 7) // 8), "little") & ((1 << width) - 1)
+    for v in (value, 0, (1 << width) - 1, 1 << (width - 1)):
+        text = vhdl_literal(v, width)
+        assert parse_literal(text) == (width, v)
+        parts = text[1:-1].split(" & ") if text.startswith("(") else [text]
+        assert len(parts) == -(-width // 2048)
+        assert all(parse_literal(part)[0] <= 2048 for part in parts)
 
 
 @pytest.mark.parametrize(("value", "width"), [(16, 4), (-1, 8), (256, 8), (8, 3), (2, 1)])

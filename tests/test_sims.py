@@ -108,8 +108,9 @@ def test_ghdl_library_cache_follows_the_committed_sources(tmp_path: Path,
         sim_dir = tmp_path / "sim"
         assert common.ghdl_build("top", "top", [str(unit), str(top)], ["--std=08"], sim_dir,
                                  logging.getLogger("test"))
-        out = subprocess.run([str(sim_dir / "top")], cwd=sim_dir, capture_output=True,
-                             text=True, timeout=60)
+        # ghdl -r: the executable (llvm, gcc) or the library itself (mcode writes none)
+        out = subprocess.run(["ghdl", "-r", "--std=08", "--work=top", "top"], cwd=sim_dir,
+                             capture_output=True, text=True, timeout=60)
         return out.stdout + out.stderr
 
     assert "value 11" in build_and_run(10, 1)
