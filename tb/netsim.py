@@ -232,6 +232,9 @@ def simulate_qnet(
     doc = json.loads(results.read_text())
     if doc.get("stuck") and failure:
         failure = f"deadlock: {doc['stuck']}; {failure}"
+    if (errors := doc.get("errors")) and failure:  # missing, extra, duplicate results
+        failure = (f"{len(errors)} results missing or extra: {'; '.join(errors[:5])}; "
+                   f"{failure}")
     doc["total_s"] = time.perf_counter() - t0
     doc["failure"] = failure
     doc["p"] = ps

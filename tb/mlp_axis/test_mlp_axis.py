@@ -34,7 +34,7 @@ import pytest
 try:
     import cocotb
     from cocotb.clock import Clock
-    from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+    from cocotb.triggers import ClockCycles, RisingEdge
     from cocotb.utils import get_time_from_sim_steps
     from cocotbext.axi import (
         AxiStreamBus,
@@ -163,7 +163,7 @@ if cocotb is not None:
     async def run_packets(dut) -> None:
         """Send the planned packets, check every layer, every result and the buffer bound."""
         from gen.sample import load_sample
-        from tb.netcheck import AccMonitor, expectations
+        from tb.netcheck import AccMonitor, ResultCollector, Stuck, expectations
 
         env = os.environ
         p, depth, seed = int(env["MLP_P"]), int(env["AXIS_DEPTH"]), int(env["AXIS_SEED"])
@@ -194,28 +194,32 @@ if cocotb is not None:
             in_stall.extend([tb.accepted.count(), tb.sink.count() + len(frames)])
 
         frames: list[AxiStreamFrame] = []
-        rtl: list[tuple[int, int, int]] = []  # (class, tuser, tlast) per result
 
-        async def collect() -> None:
-            while len(rtl) < n_res:
-                f = await tb.sink.recv(compact=False)
-                frames.append(f)
-                rtl.extend((c, u, int(i == len(f.tdata) - 1))
-                           for i, (c, u) in enumerate(zip(f.tdata, f.tuser, strict=True)))
+        async def next_frame() -> list[tuple[int, int, int]]:
+            """(class, tuser, tlast) of each result of the next frame on m_axis."""
+            f = await tb.sink.recv(compact=False)
+            frames.append(f)
+            return [(c, u, int(i == len(f.tdata) - 1))
+                    for i, (c, u) in enumerate(zip(f.tdata, f.tuser, strict=True))]
 
+        # the whole run's budget for the first result (a stall holds them all back); after
+        # the last one, anything within an image's beats (and the pipeline) is a duplicate
+        collector = ResultCollector(
+            dut.clk, n_res, budget, quiet=lambda: 2 * beats + 300, next_results=next_frame,
+            on_result=lambda j, r: None, clk_ns=CLK_NS,
+            stuck_message=lambda j, what: f"only {j} results of {n_res}: {what}")
         if stall:
             cocotb.start_soon(watch_stall())
         errors = []
         try:
-            await with_timeout(collect(), budget * CLK_NS, "ns")
-        except SimTimeoutError:
-            errors.append(f"only {len(rtl)} results of {n_res} after {budget} clocks")
-        await ClockCycles(dut.clk, 2 * beats + 300)  # anything more would be a duplicate
+            await collector.run()
+        except Stuck as exc:
+            errors.append(str(exc))
+        rtl = collector.results[:n_res]
 
-        errors += [m for mon in mons for m in mon.mismatches]
-        errors += [f"layer {m.k}: {m.seen} results for {n_res} images"
-                   for m in mons if m.seen != n_res]
-        if not tb.sink.empty() or len(rtl) > n_res:
+        errors += [e for mon in mons for e in mon.errors()]
+        errors += collector.extra
+        if not tb.sink.empty():
             errors.append(f"results more than the {n_res} images")
         expected = list(zip(classes, plan.flags, plan.lasts, strict=True))
         for r, (got, exp) in enumerate(zip(rtl, expected, strict=False)):

@@ -19,16 +19,19 @@ import pytest
 try:
     import cocotb
     from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+    from cocotb.triggers import RisingEdge, with_timeout
     from cocotb.utils import get_sim_time
+
+    from tb.netcheck import RESOLVABLE, TO_01, AccMonitor, ResultCollector, Stuck, strobes
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat, env_int, write_progress
+from tb.common import env_int, write_progress
 
 CLK_NS = 10
-RESOLVABLE = frozenset("01LH")  # the characters of a resolvable std_logic value
-TO_01 = str.maketrans("LH", "01")
+# Clocks after the slowest image's latency in which the bench waits for anything more: a
+# further done or accumulator strobe then is an extra (duplicate) result.
+QUIET_MARGIN = 64
 
 
 def pack_beats(pixels, p: int) -> list[int]:
@@ -146,65 +149,6 @@ if cocotb is not None:
                 await RisingEdge(clk)  # taken at this edge: load_ready stays '1' until then
             dut.load_valid.value = 0
 
-    class Stuck(Exception):
-        """The DUT made no progress within its clock budget."""
-
-    async def strobes(valid, clk):
-        """Yield (in the ReadOnly phase) once for every clock in which ``valid`` is '1'.
-
-        A strobe can stay high for several clocks in a row (a one-beat layer hands over
-        every clock), so after a rising edge of ``valid`` every clock is sampled until it
-        falls; while it is low, only its next rising edge is awaited (cheap in long runs).
-        """
-        while True:
-            await RisingEdge(valid)
-            await ReadOnly()
-            while valid.value == 1:
-                yield
-                await RisingEdge(clk)
-                await ReadOnly()
-
-    class AccMonitor:
-        """Layer K's accumulators each time acc{K}_valid strobes, checked against the model."""
-
-        def __init__(self, dut, k: int, n: int, bits: int, expected, results, order) -> None:
-            self.valid = getattr(dut, f"acc{k}_valid")
-            self.flat = getattr(dut, f"acc{k}_flat")
-            self.clk = dut.clk
-            self.k, self.n, self.bits = k, n, bits
-            self.expected, self.results, self.order = expected, results, order
-            self.count = 0
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            async for _ in strobes(self.valid, self.clk):
-                # the value as the simulator's string: LogicArray.is_resolvable and
-                # to_unsigned build an object per bit (6,144 for mlp256's layer 0), which
-                # was most of the bench's Python time once the pixels came from VHDL
-                value = str(self.flat.value)
-                if self.count < len(self.order):
-                    j = self.order[self.count]
-                    if RESOLVABLE.issuperset(value):  # LogicArray.is_resolvable
-                        self.check(j, decode_flat(int(value.translate(TO_01), 2),
-                                                  self.n, self.bits))
-                    else:  # 'U'/'X'/'Z'/'W'/'-' in an accumulator: never a pass
-                        res: ImageResult = self.results[j]
-                        res.layers_seen += 1
-                        res.mismatches.append(f"image {res.index} layer {self.k}: metavalue "
-                                              f"in the accumulators ({value[:40]}...)")
-                self.count += 1
-
-        def check(self, j: int, got: list[int]) -> None:
-            res: ImageResult = self.results[j]
-            res.layers_seen += 1
-            exp = self.expected[self.k][j]
-            for neuron, (e, g) in enumerate(zip(exp, got, strict=True)):
-                if e != g:
-                    res.mismatches.append(
-                        f"image {res.index} layer {self.k} neuron {neuron}: "
-                        f"expected {e} got {g}"
-                    )
-
     @cocotb.test()
     async def run_images(dut) -> None:
         """Drive the configured sample images and check every layer and the class."""
@@ -232,10 +176,11 @@ if cocotb is not None:
             ImageResult(index=i, label=int(labels[i]), model_class=int(model_classes[j]))
             for j, i in enumerate(idx)
         ]
-        order = list(range(len(idx)))
         tb = NetTB(dut, feeder=os.environ.get("MLP_FEEDER", "0") == "1")
         top = tb.top
-        monitors = [AccMonitor(top, k, layer.n_out, layer.acc_bits, expected, results, order)
+        monitors = [AccMonitor(top.clk, getattr(top, f"acc{k}_valid"),
+                               getattr(top, f"acc{k}_flat"), k, layer.n_out, layer.acc_bits,
+                               expected[k], names=idx)
                     for k, layer in enumerate(qnet.layers)]
         await tb.reset()
         budget = clock_budget(qnet)
@@ -251,32 +196,35 @@ if cocotb is not None:
         starts: list[float] = []
 
         progress = os.environ.get("MLP_PROGRESS")  # images done, for tb/regress.py's bar
+        done = strobes(dut.done, dut.clk)
 
-        async def collect_classes() -> None:
-            done = strobes(dut.done, dut.clk)
-            for j in range(len(idx)):
-                try:
-                    await with_timeout(anext(done), budget * CLK_NS, "ns")
-                except cocotb.triggers.SimTimeoutError:
-                    raise Stuck(stuck_message(j, f"no done within {budget} clocks")) from None
-                cls = dut.class_out.value
-                if not cls.is_resolvable:
-                    results[j].mismatches.append(f"image {idx[j]}: metavalue in class_out ({cls})")
-                    results[j].rtl_class = -2
-                else:
-                    results[j].rtl_class = int(cls.to_unsigned())
-                now = get_sim_time(unit="ns")
-                results[j].cycles = round((now - starts[j]) / CLK_NS) + 1
-                results[j].done_cycle = round(now / CLK_NS)
-                if progress and (j % 25 == 24 or j == len(idx) - 1):
-                    write_progress(progress, j + 1)  # atomic: the bar never goes back
+        async def next_class() -> list[tuple[str, float]]:
+            await anext(done)  # in the ReadOnly phase of the done clock
+            return [(str(dut.class_out.value), get_sim_time(unit="ns"))]
+
+        def on_class(j: int, result: tuple[str, float]) -> None:
+            cls, now = result
+            if not RESOLVABLE.issuperset(cls):
+                results[j].mismatches.append(f"image {idx[j]}: metavalue in class_out ({cls})")
+                results[j].rtl_class = -2
+            else:
+                results[j].rtl_class = int(cls.translate(TO_01), 2)
+            results[j].cycles = round((now - starts[j]) / CLK_NS) + 1 if j < len(starts) else -1
+            results[j].done_cycle = round(now / CLK_NS)
+            if progress and (j % 25 == 24 or j == len(idx) - 1):
+                write_progress(progress, j + 1)  # atomic: the bar never goes back
+
+        classes = ResultCollector(
+            dut.clk, len(idx), budget, next_results=next_class, on_result=on_class,
+            quiet=lambda: max(r.cycles for r in results) + QUIET_MARGIN,
+            stuck_message=stuck_message, clk_ns=CLK_NS)
 
         async def record_starts() -> None:
             """The feeder's first_taken: one strobe per image, at its first beat's edge."""
             async for _ in strobes(dut.first_taken, dut.clk):
                 starts.append(get_sim_time(unit="ns"))
 
-        collector = cocotb.start_soon(collect_classes())
+        collector = cocotb.start_soon(classes.run())
         if tb.feeder:
             cocotb.start_soon(record_starts())
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -300,12 +248,19 @@ if cocotb is not None:
             stuck = str(exc)
             collector.cancel()
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        for j, r in enumerate(results):  # what each layer's monitor saw of image j
+            r.layers_seen = sum(m.count > j for m in monitors)
+            r.mismatches[:0] = [msg for m in monitors for msg in m.by_image.get(j, [])]
+        # missing, extra and duplicate results of the run (not of one image)
+        errors = [e for m in monitors for e in m.errors() if not e.startswith("image ")]
+        errors += classes.extra
 
         out = os.environ.get("MLP_RESULTS")
         if out:
             doc = {
                 "net": qnet.name, "format": qnet.fmt.name, "n_layers": len(qnet.layers),
                 "wall_s": wall, "cpu_s": cpu, "stuck": stuck,  # cpu: this process
+                "errors": errors,
                 "images": [
                     {
                         **r.__dict__, "bit_exact": r.bit_exact(len(qnet.layers)),
@@ -316,6 +271,7 @@ if cocotb is not None:
             }
             Path(out).write_text(json.dumps(doc, indent=1))
         assert stuck is None, f"deadlock: {stuck}"
+        assert not errors, f"{len(errors)} results missing or extra: " + "; ".join(errors[:10])
         bad = [r for r in results if not r.bit_exact(len(qnet.layers))]
         msgs = [m for r in bad for m in r.mismatches[:3]]
         msgs += [
@@ -392,19 +348,23 @@ def test_bench_catches_fault(fault: str, layer: int, request) -> None:
 
 
 # The bench cannot hang or look away: a deadlock fails within its clock budget naming the
-# image and the layer, a metavalue on class_out fails, an IEEE warning alone fails.
+# image and the layer, a metavalue on class_out fails, an IEEE warning alone fails, a
+# result announced twice fails (one image: only the quiet period after it can see that).
 HARNESS_CASES = [
     pytest.param("requant-never-ready", "deadlock: image 0: no progress", "layer 1 never",
-                 id="deadlock"),
-    pytest.param("argmax-class-undefined", "FAILED", "metavalue in class_out",
+                 2, id="deadlock"),
+    pytest.param("argmax-class-undefined", "FAILED", "metavalue in class_out", 2,
                  id="class-metavalue"),
-    pytest.param("requant-relu-warns", "simulator warning", "vector truncated",
+    pytest.param("requant-relu-warns", "simulator warning", "vector truncated", 2,
                  id="ieee-warning"),
+    pytest.param("argmax-done-twice", "1 results missing or extra",
+                 "extra result #2 for 1 images", 1, id="duplicate-done"),
 ]
 
 
-@pytest.mark.parametrize(("mutant", "failure", "detail"), HARNESS_CASES)
-def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, request) -> None:
+@pytest.mark.parametrize(("mutant", "failure", "detail", "n_images"), HARNESS_CASES)
+def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, n_images: int,
+                                request) -> None:
     """l10 int8 (quick) with an RTL mutant: the run fails and says why."""
     from gen.faults import parse_faults
     from tb.common import simulator, simulator_missing
@@ -415,7 +375,7 @@ def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, request)
     tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
     net = "mlp256" if mutant.startswith("requant") else "l10"  # l10 has no requantizer
     t0 = time.perf_counter()
-    res = run_network_sim(net, "int8", n_images=2, tag=tag,
+    res = run_network_sim(net, "int8", n_images=n_images, tag=tag,
                           faults=parse_faults([f"mutant:{mutant}"]))
     seconds = time.perf_counter() - t0
     text = (res["failure"] or "") + " " + json.dumps(res["images"])
