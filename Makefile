@@ -122,10 +122,12 @@ import: setup
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)
 
-# images/s for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE
+# the speed goals (bench/bench_goals.py: MNIST loading, failing benches fail fast); images/s
+# for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE
 # hardware sweep (bench-hw: synthesis and place and route, an hour the first time,
 # seconds when the RTL has not changed)
 bench: sim-deps
+	$(PY) -m bench.bench_goals
 	$(PY) -m bench.bench_sim
 	$(PY) -m bench.bench_parallel
 	$(PY) -m bench.sweep_hw

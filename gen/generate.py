@@ -3,6 +3,11 @@
 Usage::
 
     python -m gen.generate --weights models/mlp256.npz --format int8 --out build/gen/mlp256_int8
+    python -m gen.generate --qnet my_qnet.json --out build/gen/my_net
+
+``--qnet`` takes a quantized network as ``qnet.json`` (one this command wrote, or one made
+by hand) and generates it as it is: no quantization, the same legality check
+(gen/legal.py, docs/numerics.md section 7).
 
 The output folder is written as a whole (into a temporary sibling, then renamed),
 so a failed run never leaves files that look valid. A folder is only replaced if
@@ -189,7 +194,7 @@ def requant_view(layer: QLayer) -> dict:
     mults = np.atleast_1d(layer.rq_mult).tolist()
     shifts = np.atleast_1d(layer.rq_shift).tolist()
     mult_bits = max(1, max(mults).bit_length())
-    if not isinstance(layer.rq_mult, list):
+    if not isinstance(layer.rq_mult, list):  # one integer; a list is per neuron (legal.rq_values)
         return {"mult_bits": mult_bits}
     shift_bits = 1 + max(max(s.bit_length() for s in shifts), 1)
     return {
@@ -316,7 +321,7 @@ def hdl_sources(out: Path, qnet: QNet, rtl: Path | None = None) -> list[Path]:
 
 def check_net_name(name: str) -> None:
     """The network name prefixes every entity: it must be a VHDL basic identifier."""
-    if not _VHDL_NAME.fullmatch(name):
+    if not isinstance(name, str) or not _VHDL_NAME.fullmatch(name):
         raise UserError(
             f"network name {name!r} is not a valid VHDL identifier "
             "(ASCII letter first, then letters, digits and single underscores, no trailing _)"
@@ -393,9 +398,15 @@ def generate(
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m gen.generate", description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", required=True, type=Path, help="float weights .npz")
-    ap.add_argument("--format", default="int8", help="int<B> or w<W>a<A> (default int8)")
-    ap.add_argument("--name", help="network name, prefix of every entity (default: file stem)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", type=Path, help="float weights .npz")
+    src.add_argument("--qnet", type=Path,
+                     help="a quantized network (qnet.json) to generate as it is, instead of "
+                          "quantizing --weights")
+    ap.add_argument("--format", help="int<B> or w<W>a<A> (default int8; a --qnet carries its "
+                                     "own)")
+    ap.add_argument("--name", help="network name, prefix of every entity (default: file stem, "
+                                   "or the --qnet's name)")
     ap.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
     ap.add_argument("--images", type=Path, default=DEFAULT_SAMPLE,
                     help="image sample .npz: calibration fallback and test inputs")
@@ -413,17 +424,25 @@ def main() -> int:
                     help="negative tests only: make the ROM or biases differ from the model "
                     "(gen/faults.py)")
     args = ap.parse_args()
-    fmt = parse_format(args.format)
+    if args.qnet and args.format:
+        raise UserError(f"--qnet {args.qnet} carries its own format: drop --format")
+    fmt = parse_format(args.format or "int8")
     faults = parse_faults(args.fault)
     if faults.mutants:
         raise UserError("RTL faults (round, addr, mutant:ID) mutate a copy of rtl/ in "
                         "simulation: use them with python -m tb.netsim, not gen.generate")
     images, _ = load_sample(args.images)
-    name = args.name or args.weights.stem
-    check_net_name(name)
-    qnet = quantize_file(args.weights, fmt, name, calib_images=images)
+    if args.qnet:
+        qnet = QNet.load(args.qnet)
+        qnet.name = args.name or qnet.name
+        check_net_name(qnet.name)
+        fmt, name, source = qnet.fmt, qnet.name, args.qnet
+    else:
+        name, source = args.name or args.weights.stem, args.weights
+        check_net_name(name)
+        qnet = quantize_file(args.weights, fmt, name, calib_images=images)
     check_rtl_limits(qnet)
-    generate(qnet, args.out, display_path(args.weights), images[: max(args.test_inputs, 0)],
+    generate(qnet, args.out, display_path(source), images[: max(args.test_inputs, 0)],
              faults=faults, p=args.p[0] if len(args.p) == 1 else args.p,
              pe=None if not args.pe else args.pe[0] if len(args.pe) == 1 else args.pe,
              lut_mult=args.lut_mult)

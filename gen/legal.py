@@ -56,8 +56,55 @@ def clamp_per_layer(value: int | list[int], limits: list[int], what: str) -> lis
     return [min(v, lim) for v, lim in zip(vs, limits, strict=True)]
 
 
-def _ints(values) -> list[int]:
-    return [int(v) for v in np.atleast_1d(values).tolist()]
+def _integer_array(a: object, what: str, sym: str, ndim: int, where: str) -> None:
+    """Refuse ``a`` unless it is an ``ndim``-dimensional array of integers (int64 or narrower).
+
+    A float array is named by its first non-integer entry (0.5, NaN); other dtypes (bool,
+    object, strings, uint64) by their dtype: the model computes in int64, and the
+    generator's ROM packing would truncate a fraction.
+    """
+    shape = "(neurons, inputs)" if ndim == 2 else "(neurons,)"
+    if not isinstance(a, np.ndarray):
+        raise UserError(f"{where}: {what} are a {type(a).__name__}, not a numpy integer "
+                        f"array {shape}")
+    if a.ndim != ndim:
+        raise UserError(f"{where}: {what} have shape {a.shape}, expected {shape}")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.trunc(a))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise UserError(f"{where}: {sym}[{', '.join(map(str, idx))}] = {a[idx]} is not "
+                            "an integer")
+    if a.dtype.kind not in "iu" or not np.can_cast(a.dtype, np.int64):
+        raise UserError(f"{where}: {what} have dtype {a.dtype}; integers are needed (int64)")
+
+
+def _is_int(v: object) -> bool:
+    """A Python or numpy integer (not a bool, not a float holding an integer)."""
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def rq_values(value: object, what: str, n_out: int, where: str) -> tuple[list[int], bool]:
+    """A hidden layer's requantization multipliers or shifts, and whether per neuron.
+
+    One integer is the layer's (every neuron's); a ``list`` holds one per neuron
+    (numerics.md, 7). Anything else, a tuple or an array included, is refused: the
+    generator writes a list as per-neuron vectors and an integer as one constant.
+    """
+    if isinstance(value, list):
+        if len(value) != n_out:
+            raise UserError(f"{where}: {len(value)} requantization {what}s for {n_out} "
+                            "neurons (one integer for the layer, or a list of one per neuron)")
+        items, per_neuron = value, True
+    elif isinstance(value, tuple | np.ndarray):
+        raise UserError(f"{where}: requantization {what}s given as a {type(value).__name__}: "
+                        "one integer for the layer, or a list of one per neuron")
+    else:
+        items, per_neuron = [value], False
+    for v in items:
+        if not _is_int(v):
+            raise UserError(f"{where}: requantization {what} {v!r} is not an integer")
+    return [int(v) for v in items], per_neuron
 
 
 def check_qnet(qnet) -> None:
@@ -65,16 +112,26 @@ def check_qnet(qnet) -> None:
     name = f"{qnet.name} ({qnet.fmt.name})"
     if not qnet.layers:
         raise UserError(f"{name} has no layer")
-    n_in = qnet.layers[0].n_in
+    n_in = None
     a_bits = qnet.fmt.a_bits
     for k, layer in enumerate(qnet.layers):
         where = f"layer {k} of {name}"
         hidden = k < len(qnet.layers) - 1
         if layer.hidden != hidden:
             raise UserError(f"{where}: only the last layer has no requantizer")
+        _integer_array(layer.w, "weights", "weight w", 2, where)
+        _integer_array(layer.b, "biases", "bias b", 1, where)
+        n_in = layer.n_in if n_in is None else n_in
         if layer.n_in != n_in or layer.n_out < 1:
             raise UserError(f"{where} has {layer.n_in} inputs and {layer.n_out} neurons; "
                             f"the previous layer gives {n_in}")
+        if layer.b.shape != (layer.n_out,):
+            raise UserError(f"{where}: {layer.b.size} biases for {layer.n_out} neurons")
+        widths = [("weight", layer.w_bits), ("activation", layer.a_bits),
+                  ("accumulator", layer.acc_bits)] + [("output", layer.out_bits)] * hidden
+        for what, bits in widths:
+            if not _is_int(bits):
+                raise UserError(f"{where}: {what} width {bits!r} is not an integer")
         for what, bits in (("weight", layer.w_bits), ("activation", layer.a_bits)):
             if not MIN_BITS <= bits <= MAX_BITS:
                 raise UserError(f"{where}: {what} width {bits} outside {MIN_BITS}..{MAX_BITS}")
@@ -93,12 +150,9 @@ def check_qnet(qnet) -> None:
             raise UserError(f"{where} needs a {layer.acc_bits}-bit accumulator; the RTL "
                             f"supports at most {MAX_ACC_BITS} bits")
         if hidden:
-            mults, shifts = _ints(layer.rq_mult), _ints(layer.rq_shift)
-            per_neuron = isinstance(layer.rq_mult, list)
-            if per_neuron and not (len(mults) == len(shifts) == layer.n_out):
-                raise UserError(f"{where}: per-neuron requantization needs {layer.n_out} "
-                                "multipliers and shifts")
-            if per_neuron != isinstance(layer.rq_shift, list):
+            mults, per_neuron = rq_values(layer.rq_mult, "multiplier", layer.n_out, where)
+            shifts, per_shift = rq_values(layer.rq_shift, "shift", layer.n_out, where)
+            if per_neuron != per_shift:
                 raise UserError(f"{where}: multipliers and shifts must both be per neuron "
                                 "or both per layer")
             if not all(1 <= m < 1 << RQ_MULT_BITS for m in mults):

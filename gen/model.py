@@ -32,8 +32,8 @@ class QLayer:
     acc_bits: int
     hidden: bool  # ReLU + requantization follow; else the accumulators are the logits
     # hidden only: y = sat((relu(acc) * rq_mult + 2**(rq_shift-1)) >> rq_shift), a left
-    # shift by -rq_shift when rq_shift <= 0 (numerics.md, 5); one value for the layer, or
-    # a list with one per neuron (per-neuron weight scales)
+    # shift by -rq_shift when rq_shift <= 0 (numerics.md, 5); one int for the layer, or
+    # a list with one per neuron (per-neuron weight scales); nothing else (numerics.md, 7)
     rq_mult: int | list[int] = 0
     rq_shift: int | list[int] = 0
     out_bits: int = 0  # hidden only: width of the unsigned output activations
@@ -80,12 +80,18 @@ class QNet:
 
     @classmethod
     def from_json(cls, text: str) -> QNet:
+        """The network of :meth:`to_json`. Arrays keep the type their values have (a 0.5
+        stays a float), so that :func:`gen.legal.check_qnet` refuses what is not an integer.
+        """
         doc = json.loads(text)
         layers = []
-        for d in doc["layers"]:
+        for k, d in enumerate(doc["layers"]):
             d = dict(d)
-            w = np.array(d.pop("w"), dtype=np.int64)
-            b = np.array(d.pop("b"), dtype=np.int64)
+            try:
+                w, b = np.array(d.pop("w")), np.array(d.pop("b"))
+            except ValueError:  # rows of different lengths
+                raise ValueError(f"layer {k}: 'w' and 'b' must be rectangular arrays of "
+                                 "numbers") from None
             layers.append(QLayer(w=w, b=b, **d))
         fmt = parse_format(doc["format"])
         return cls(doc["name"], fmt, layers, doc.get("source", ""))
@@ -98,7 +104,21 @@ class QNet:
 
     @classmethod
     def load(cls, path: Path) -> QNet:
-        return cls.from_json(Path(path).read_text())
+        """Read a ``qnet.json``; a file that is not one is a one-line :class:`UserError`.
+
+        Not checked here: :func:`gen.legal.check_qnet` runs where the network is used.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"qnet file {path} does not exist")
+        try:
+            return cls.from_json(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError,
+                AttributeError) as exc:
+            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise UserError(f"qnet file {path} is not a readable qnet.json "
+                            f"({reason.splitlines()[0] if reason else type(exc).__name__})"
+                            ) from None
 
 
 def pixels_to_input(pixels: np.ndarray, a_bits: int) -> np.ndarray:

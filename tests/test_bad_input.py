@@ -229,6 +229,41 @@ def regress_results(name: str, shard: int, n: int, fmt: str = "int8") -> Callabl
     return build
 
 
+def qnet_file(change: Callable[[dict], None] | None = None, fmt: str = "int8",
+              ) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/q.json`` = the good weights quantized to ``fmt``, its JSON document
+    changed by ``change``."""
+
+    def build(d: Path) -> None:
+        from gen.formats import parse_format
+        from gen.quant import quantize_network
+
+        arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
+        doc = json.loads(quantize_network(arrays, parse_format(fmt), "net").to_json())
+        if change is not None:
+            change(doc["layers"])
+        (d / "q.json").write_text(json.dumps(doc))
+
+    return build
+
+
+def _set(k: int, key: str, value: Callable[[object], object]) -> Callable[[list[dict]], None]:
+    """A change of a qnet.json's layers: layer ``k``'s ``key`` = ``value(old value)``."""
+    return lambda layers: layers[k].__setitem__(key, value(layers[k][key]))
+
+
+def _put(k: int, key: str, index: tuple[int, ...], value: object) -> Callable[[list[dict]], None]:
+    """A change of a qnet.json's layers: one entry of layer ``k``'s ``w`` or ``b``."""
+
+    def change(layers: list[dict]) -> None:
+        a = layers[k][key]
+        for i in index[:-1]:
+            a = a[i]
+        a[index[-1]] = value
+
+    return change
+
+
 _GOOD = good_weights()
 _CHECKSUM_CONTENT = gzip.compress(_idx(2051, (10000, 28, 28)), mtime=0)  # right layout, all 0
 
@@ -276,6 +311,24 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "out-user-folder": base(user_folder("out")),
     "out-is-file": base(write("out", b"my notes\n")),
     "generate-no-weights": base(),
+    # gen.generate --qnet: a quantized network check_qnet refuses
+    "qnet-weight-half": base(qnet_file(_put(0, "w", (0, 0), 0.5))),
+    "qnet-weight-nan": base(qnet_file(_put(1, "w", (2, 3), float("nan")))),
+    "qnet-weight-float": base(qnet_file(_set(0, "w", lambda w: [[float(v) for v in r]
+                                                                  for r in w]))),
+    "qnet-bias-null": base(qnet_file(_put(0, "b", (3,), None))),
+    "qnet-bias-half": base(qnet_file(_put(0, "b", (3,), -0.5))),
+    "qnet-bias-short": base(qnet_file(_set(0, "b", lambda b: b[:15]))),
+    "qnet-weights-ragged": base(qnet_file(_put(0, "w", (3,), [0] * 5))),
+    "qnet-mult-float": base(qnet_file(_set(0, "rq_mult", lambda m: 1.5))),
+    "qnet-shift-float": base(qnet_file(_set(0, "rq_shift", lambda s: 9.5))),
+    "qnet-mult-short": base(qnet_file(_set(0, "rq_mult", lambda m: m[:15]), "int8-pn")),
+    "qnet-shift-long": base(qnet_file(_set(0, "rq_shift", lambda s: [*s, 3]), "int8-pn")),
+    "qnet-mult-list-shift-int": base(qnet_file(_set(0, "rq_shift", lambda s: s[0]), "int8-pn")),
+    "qnet-acc-bits-float": base(qnet_file(_set(0, "acc_bits", lambda a: 24.5))),
+    "qnet-not-json": base(write("q.json", b"W0\n")),
+    "qnet-missing": base(),
+    "qnet-and-format": base(qnet_file()),
     # tb.netsim
     "sim-no-ghdl": base(mkdir("bin")),
     "sim-unknown-sim": base(),

@@ -10,7 +10,6 @@ import os
 import shutil
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,15 +97,12 @@ def _serve(root: Path, src: Path) -> None:
 
 @needs_real
 def test_load_test_split_real() -> None:
-    t0 = time.perf_counter()
-    images, labels = mnist.load_mnist("test", REAL_DIR)
-    seconds = time.perf_counter() - t0
+    images, labels = mnist.load_mnist("test", REAL_DIR)  # speed: bench/bench_goals.py
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == TEST_LABEL_COUNTS
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert images.max() == 255 and images.min() == 0
-    assert seconds < 1.0, f"loading the test set took {seconds:.2f}s"
 
 
 @needs_real

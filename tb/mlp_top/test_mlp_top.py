@@ -374,14 +374,12 @@ def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, n_images
         pytest.skip(reason)
     tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
     net = "mlp256" if mutant.startswith("requant") else "l10"  # l10 has no requantizer
-    t0 = time.perf_counter()
+    # how fast it fails is a goal of bench/bench_goals.py, not of this test
     res = run_network_sim(net, "int8", n_images=n_images, tag=tag,
                           faults=parse_faults([f"mutant:{mutant}"]))
-    seconds = time.perf_counter() - t0
     text = (res["failure"] or "") + " " + json.dumps(res["images"])
     assert res["failure"] is not None and failure in res["failure"], res["failure"]
     assert detail in text, text[:500]
-    assert seconds < 120, f"took {seconds:.0f} s to fail"
 
 
 # Input parallelism P (inputs per clock) and overlapped layers: bit-exact for P that do
