@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
 from tb.common import decode_flat
+from tb.selftest import checker_tests, inject, mismatch, verdict
 
 HERE = Path(__file__).resolve().parent
 CLK_NS = 10
@@ -149,8 +150,10 @@ if cocotb is not None:
         images = make_images(n_out, pe, bits, _env("SER_IMAGES"), seed)
         exp_beats = expected_beats(images, n_out, q)
         exp_flat = [img[:n_out] for img in images]
-        if corrupt:
-            exp_flat[-1][-1] ^= 1
+        injected = None
+        if corrupt:  # self-test of the checker: one wrong expected accumulator
+            injected = inject(exp_flat[-1], -1, exp_flat[-1][-1] ^ 1,
+                              f"image {len(images) - 1} neuron {n_out - 1}")
         tb = SerTB(dut, seed)
         await tb.reset()
         accs = AccMonitor(dut, n_out, bits)
@@ -165,27 +168,27 @@ if cocotb is not None:
         for _ in range(10):
             await RisingEdge(dut.clk)
         errors = list(sink.errors)
-        if accs.seen != exp_flat:
-            bad = [i for i, (a, b) in enumerate(zip(accs.seen, exp_flat, strict=False)) if a != b]
-            errors.append(f"acc_flat: {len(accs.seen)} strobes for {len(exp_flat)} images, "
-                          f"wrong at images {bad[:5]}")
-        if sink.got != exp_beats:
-            bad = [i for i, (a, b) in enumerate(zip(sink.got, exp_beats, strict=False)) if a != b]
-            errors.append(f"out: {len(sink.got)} transfers for {len(exp_beats)}, "
-                          f"wrong at {bad[:5]}")
+        if len(accs.seen) != len(exp_flat):
+            errors.append(f"{len(accs.seen)} acc_valid strobes for {len(exp_flat)} images")
+        for i, (exp, got) in enumerate(zip(exp_flat, accs.seen, strict=False)):
+            errors += [mismatch(f"image {i} neuron {n} acc_flat", e, g)
+                       for n, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
+        if len(sink.got) != len(exp_beats):
+            errors.append(f"{len(sink.got)} output transfers for {len(exp_beats)}")
+        for k, ((exp, e_last), (got, g_last)) in enumerate(zip(exp_beats, sink.got,
+                                                                strict=False)):
+            errors += [mismatch(f"transfer {k} lane {lane} out_data", e, g)
+                       for lane, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
+            if e_last != g_last:
+                errors.append(mismatch(f"transfer {k} out_last", e_last, g_last))
         if not corrupt and not sink.stalls:
             errors.append("back-pressure not exercised")
-        assert not errors, "; ".join(errors)
+        verdict(errors, injected)
 
-    @cocotb.test()
-    async def serializer_images(dut) -> None:
-        """Fold results in, every acc_flat strobe and every output transfer checked."""
-        await run_case(dut, False)
-
-    @cocotb.test(expect_fail=True)
-    async def serializer_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected accumulator must fail."""
-        await run_case(dut, True)
+    serializer_images, serializer_images_catches_injected_fault = checker_tests(
+        __name__, "serializer_images",
+        "Fold results in, every acc_flat strobe and every output transfer checked.",
+        lambda dut: run_case(dut, False), lambda dut: run_case(dut, True))
 
 
 # ----------------------------------------------------------------------------- pytest runner

@@ -30,6 +30,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import checker_tests, inject, verdict
+
 CLK_NS = 10
 LATENCY = 3  # rtl/argmax.vhd: input register, compare, class register
 
@@ -177,8 +179,10 @@ if cocotb is not None:
         tb, mon = ArgmaxTB(dut, seed), DoneMonitor(dut)
         vecs = make_vectors(tb.n_in, tb.acc_bits, count, seed)
         expected = expected_classes(vecs)
+        injected = None
         if fault:  # self-test of the checker: one wrong expectation
-            expected[-1] = (expected[-1] + 1) % max(tb.n_in, 2)
+            injected = inject(expected, -1, (expected[-1] + 1) % max(tb.n_in, 2),
+                              f"vector {len(vecs) - 1}")
         await tb.reset()
         for j, vec in enumerate(vecs):
             # runs of 8 vectors: no gaps (back to back), some gaps, many gaps
@@ -186,18 +190,13 @@ if cocotb is not None:
         await with_timeout(mon.wait_for(len(vecs)), 20 * CLK_NS, "ns")
         for _ in range(3):  # a stray late strobe would show up here
             await RisingEdge(dut.clk)
-        errors = check(vecs, expected, tb.sent_at, mon.seen)
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(check(vecs, expected, tb.sent_at, mon.seen), injected)
 
-    @cocotb.test()
-    async def argmax_vectors(dut) -> None:
-        """ARGMAX_VECTORS vectors against gen.model.classify."""
-        await run_vectors(dut, _seed(), int(os.environ.get("ARGMAX_VECTORS", "200")), False)
-
-    @cocotb.test(expect_fail=True)
-    async def argmax_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected class must fail."""
-        await run_vectors(dut, _seed() + 2, 12, True)
+    argmax_vectors, argmax_vectors_catches_injected_fault = checker_tests(
+        __name__, "argmax_vectors", "ARGMAX_VECTORS vectors against gen.model.classify.",
+        lambda dut: run_vectors(dut, _seed(), int(os.environ.get("ARGMAX_VECTORS", "200")),
+                                False),
+        lambda dut: run_vectors(dut, _seed() + 2, 12, True))  # one corrupted class
 
     @cocotb.test()
     async def argmax_reset_mid_vector(dut) -> None:

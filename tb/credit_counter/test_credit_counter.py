@@ -24,6 +24,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import Fault, checker_tests, mismatch, verdict
+
 CLK_NS = 10
 CYCLES = 2000
 
@@ -36,7 +38,7 @@ if cocotb is not None:
         Clock(dut.clk, CLK_NS, unit="ns").start()
         await RisingEdge(dut.clk)
         dut.rst.value = 0
-        n, errors, at_limit = 0, [], 0
+        n, errors, at_limit, injected = 0, [], 0, None
         phases = ((0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (1.0, 1.0))
         for cycle in range(cycles):
             if cycle == cycles // 2:  # reset with a take pending: it must not count
@@ -48,29 +50,30 @@ if cocotb is not None:
             give = int(n > 0 and rng.random() < p_give)
             dut.take.value, dut.give.value = take, give
             await ReadOnly()
-            exp_n = n + 1 if fault and cycle == cycles - 3 else n  # checker self-test
+            exp_used = n
+            if fault and cycle == cycles - 3:  # checker self-test: one wrong expected count
+                exp_used = n + 1
+                injected = Fault(f"clock {cycle} used", exp_used, n)
             ok, used = dut.ok.value, dut.used.value
-            if not ok.is_resolvable or int(ok) != int(exp_n < limit) or int(used) != exp_n:
-                errors.append(f"clock {cycle}: ok {ok} used {used}, expected n = {exp_n}")
+            if not ok.is_resolvable or int(ok) != int(n < limit):
+                errors.append(mismatch(f"clock {cycle} ok", int(n < limit), ok))
+            if int(used) != exp_used:
+                errors.append(mismatch(f"clock {cycle} used", exp_used, int(used)))
             at_limit += n == limit
             n += take - give
             await RisingEdge(dut.clk)
         dut._log.warning("seed %d: %d clocks at LIMIT", seed, at_limit)
         assert at_limit > 0, "the traffic never reached LIMIT"
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors, injected)
 
     def _seed() -> int:
         return int(os.environ.get("CREDIT_SEED", "1"))
 
-    @cocotb.test()
-    async def credit_random(dut) -> None:
-        """Random takes and gives within the contract, checked every clock."""
-        await run(dut, _seed(), CYCLES, False)
-
-    @cocotb.test(expect_fail=True)
-    async def credit_checker_catches_wrong_expectation(dut) -> None:
-        """One wrong expected count must fail the checker."""
-        await run(dut, _seed() + 1, 300, True)
+    credit_random, credit_random_catches_injected_fault = checker_tests(
+        __name__, "credit_random",
+        "Random takes and gives within the contract, checked every clock.",
+        lambda dut: run(dut, _seed(), CYCLES, False),
+        lambda dut: run(dut, _seed() + 1, 300, True))  # one wrong expected count
 
 
 # ----------------------------------------------------------------------------- pytest runner

@@ -23,6 +23,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import Fault, checker_tests, mismatch, verdict
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CLK_NS = 10
@@ -47,7 +49,7 @@ if cocotb is not None:
         Clock(dut.clk, CLK_NS, unit="ns").start()
         await RisingEdge(dut.clk)
         ra = rb = rp = 0  # the model: input registers and output register
-        errors = []
+        errors, injected = [], None
         for cycle in range(CYCLES):
             rst = int(rng.random() < 0.01)
             ce_in, ce_out = int(rng.random() < 0.7), int(rng.random() < 0.7)
@@ -57,10 +59,14 @@ if cocotb is not None:
             dut.rst.value, dut.ce_in.value, dut.ce_out.value = rst, ce_in, ce_out
             dut.a.value, dut.b.value = a & ((1 << a_bits) - 1), b
             await ReadOnly()
-            exp = rp + (1 if fault and cycle == CYCLES // 2 else 0)
+            exp = wrap(rp, p_bits)
+            if fault and cycle == CYCLES // 2:  # checker self-test: one wrong expected product
+                exp = wrap(rp + 1, p_bits)
+                injected = Fault(f"clock {cycle} p", exp, wrap(rp, p_bits))
             got = dut.p.value
-            if not got.is_resolvable or wrap(int(got), p_bits) != wrap(exp, p_bits):
-                errors.append(f"clock {cycle}: p {got}, expected {exp}")
+            got = wrap(int(got), p_bits) if got.is_resolvable else got
+            if got != exp:
+                errors.append(mismatch(f"clock {cycle} p", exp, got))
             await RisingEdge(dut.clk)
             if rst:
                 ra = rb = rp = 0
@@ -69,20 +75,15 @@ if cocotb is not None:
                     rp = ra * rb
                 if ce_in:
                     ra, rb = a, b
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors, injected)
 
     def _seed() -> int:
         return int(os.environ.get("EM_SEED", "1"))
 
-    @cocotb.test()
-    async def ecp5_mult_random(dut) -> None:
-        """Random operands, enables and resets, checked every clock."""
-        await run(dut, _seed(), False)
-
-    @cocotb.test(expect_fail=True)
-    async def ecp5_mult_checker_catches_wrong_expectation(dut) -> None:
-        """One wrong expected product must fail the checker."""
-        await run(dut, _seed() + 1, True)
+    ecp5_mult_random, ecp5_mult_random_catches_injected_fault = checker_tests(
+        __name__, "ecp5_mult_random", "Random operands, enables and resets, checked every clock.",
+        lambda dut: run(dut, _seed(), False),
+        lambda dut: run(dut, _seed() + 1, True))  # one wrong expected product
 
 
 # ----------------------------------------------------------------------------- pytest runner

@@ -27,9 +27,12 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import Fault, checker_tests, mismatch, verdict
+
 HERE = Path(__file__).resolve().parent
 CLK_NS = 10
 ISSUE_TO_X = 2  # clocks from a beat's issue (the edge that takes it) to x_valid
+FIELDS = ("addr", "first", "last", "fold", "data")  # of a beat, as expected_beats gives them
 
 
 def make_images(beats: int, p: int, a_bits: int, count: int, seed: int) -> list[list[int]]:
@@ -137,8 +140,8 @@ if cocotb is not None:
         if len(got) != len(expected):
             errors.append(f"expected {len(expected)} beats, got {len(got)}")
         for i, (e, g) in enumerate(zip(expected, got, strict=False)):
-            if e != g:
-                errors.append(f"beat {i}: expected (addr, first, last, fold, data) {e}, got {g}")
+            errors += [mismatch(f"beat {i} {name}", a, b)
+                       for name, a, b in zip(FIELDS, e, g, strict=True) if a != b]
         last_fin = None
         for i, (g, c) in enumerate(zip(got, mon.clocks, strict=False)):
             if g[2]:  # a fold-completing beat, issued in clock c-ISSUE_TO_X
@@ -168,9 +171,11 @@ if cocotb is not None:
         folds, guard, seed = _env("LI_FOLDS"), _env("LI_GUARD"), _env("LI_SEED")
         images = make_images(beats, _env("LI_P"), _env("LI_A_BITS"), _env("LI_IMAGES"), seed)
         expected = expected_beats(images, folds)
-        if corrupt:  # self-test of the checker
+        injected = None
+        if corrupt:  # self-test of the checker: one wrong expected input beat
             a, f, la, fo, x = expected[-1]
             expected[-1] = (a, f, la, fo, x ^ 1)
+            injected = Fault(f"beat {len(expected) - 1} data", x ^ 1, x)
         tb = InputTB(dut, seed)
         await tb.reset()
         mon = BeatMonitor(dut)
@@ -185,18 +190,12 @@ if cocotb is not None:
         await with_timeout(drained(), budget * CLK_NS, "ns")
         for _ in range(guard + 5):  # a stray beat would show up here
             await RisingEdge(dut.clk)
-        errors = check(expected, mon, guard, beats)
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:8])
+        verdict(check(expected, mon, guard, beats), injected)
 
-    @cocotb.test()
-    async def input_beats(dut) -> None:
-        """Every issued beat, its address and flags against the model; hand-shake rules."""
-        await run_case(dut, False)
-
-    @cocotb.test(expect_fail=True)
-    async def input_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected beat must fail."""
-        await run_case(dut, True)
+    input_beats, input_beats_catches_injected_fault = checker_tests(
+        __name__, "input_beats",
+        "Every issued beat, its address and flags against the model; hand-shake rules.",
+        lambda dut: run_case(dut, False), lambda dut: run_case(dut, True))
 
 
 # ----------------------------------------------------------------------------- pytest runner

@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
 from tb.common import decode_flat
+from tb.selftest import checker_tests, inject, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -197,22 +198,18 @@ if cocotb is not None:
         stim = json.loads(Path(os.environ["MAC_STIM"]).read_text())
         pe, p = _env("MAC_PE"), _env("MAC_P")
         expected = expected_results(stim, pe, p)
-        if corrupt:  # self-test of the checker
-            expected[-1][2][-1] += 1
+        injected = None
+        if corrupt:  # self-test of the checker: one wrong expected accumulator
+            accs = expected[-1][2]
+            injected = inject(accs, -1, accs[-1] + 1, f"result {len(expected) - 1} neuron {pe - 1}")
         tb = MacTB(dut, stim)
         await tb.run()
-        errors = tb.errors + check(expected, tb.seen)
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:8])
+        verdict(tb.errors + check(expected, tb.seen), injected)
 
-    @cocotb.test()
-    async def mac_results(dut) -> None:
-        """Every completed fold, its fold index and its clock against the model."""
-        await run_case(dut, False)
-
-    @cocotb.test(expect_fail=True)
-    async def mac_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected accumulator must fail."""
-        await run_case(dut, True)
+    mac_results, mac_results_catches_injected_fault = checker_tests(
+        __name__, "mac_results",
+        "Every completed fold, its fold index and its clock against the model.",
+        lambda dut: run_case(dut, False), lambda dut: run_case(dut, True))
 
 
 # ----------------------------------------------------------------------------- pytest runner

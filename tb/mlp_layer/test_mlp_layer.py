@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from gen.model import QLayer
 
 from tb.common import decode_flat
+from tb.selftest import checker_tests, inject, verdict
 
 CLK_NS = 10
 HERE = Path(__file__).resolve().parent
@@ -263,8 +264,10 @@ if cocotb is not None:
         layer = _layer()
         images = make_images(layer.n_in, layer.a_bits, count, seed)
         expected = layer_acc(layer, images)
+        injected = None
         if fault:  # self-test of the checker: one wrong expectation
-            expected[-1, -1] += 1
+            injected = inject(expected, (-1, -1), int(expected[-1, -1]) + 1,
+                              f"image {len(images) - 1} neuron {layer.n_out - 1}")
         tb = LayerTB(dut, layer, seed)
         await tb.reset()
         accs, sink = AccMonitor(dut, layer), OutSink(dut, seed + 1)
@@ -278,17 +281,12 @@ if cocotb is not None:
         if not fault and not sink.stalls:
             errors.append("back-pressure not exercised: no clock with out_valid=1, out_ready=0")
         dut._log.info("%d output stalls, %d input waits", sink.stalls, tb.waits)
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors, injected)
 
-    @cocotb.test()
-    async def layer_images(dut) -> None:
-        """LAYER_IMAGES images through the layer against b + W @ x."""
-        await run_images(dut, _seed(), int(os.environ.get("LAYER_IMAGES", "5")), False)
-
-    @cocotb.test(expect_fail=True)
-    async def layer_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected accumulator must fail."""
-        await run_images(dut, _seed() + 1, 1, True)
+    layer_images, layer_images_catches_injected_fault = checker_tests(
+        __name__, "layer_images", "LAYER_IMAGES images through the layer against b + W @ x.",
+        lambda dut: run_images(dut, _seed(), int(os.environ.get("LAYER_IMAGES", "5")), False),
+        lambda dut: run_images(dut, _seed() + 1, 1, True))  # one corrupted accumulator
 
     @cocotb.test()
     async def layer_reset_mid_stream(dut) -> None:

@@ -37,6 +37,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import checker_tests, inject, verdict
+
 CLK_NS = 10
 
 
@@ -258,8 +260,9 @@ if cocotb is not None:
         n = case.neurons or case.lanes
         accs += accs[: -len(accs) % n]  # whole images
         expected = expected_outputs(case, accs)
+        injected = None
         if fault:  # self-test of the checker: one wrong expectation
-            expected[-1] ^= 1
+            injected = inject(expected, -1, expected[-1] ^ 1, f"item {len(accs) - 1}")
         tb = RequantTB(dut, case, seed)
         beats = to_beats(case, accs, random.Random(seed + 7))
         await tb.reset()
@@ -278,20 +281,16 @@ if cocotb is not None:
         errors += [f"item {j}: acc {a}: expected {e} got {g}"
                    for j, (a, e, g) in enumerate(zip(accs, expected, got, strict=False))
                    if e != g]
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors, injected)
 
     def _seed() -> int:
         return int(os.environ.get("RQ_SEED", "1"))
 
-    @cocotb.test()
-    async def requant_stream(dut) -> None:
-        """Corner and random accumulators with gaps and back-pressure against the model."""
-        await run_accs(dut, _seed(), int(os.environ.get("RQ_ITEMS", "400")), False)
-
-    @cocotb.test(expect_fail=True)
-    async def requant_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected output must fail."""
-        await run_accs(dut, _seed() + 1, 10, True)
+    requant_stream, requant_stream_catches_injected_fault = checker_tests(
+        __name__, "requant_stream",
+        "Corner and random accumulators with gaps and back-pressure against the model.",
+        lambda dut: run_accs(dut, _seed(), int(os.environ.get("RQ_ITEMS", "400")), False),
+        lambda dut: run_accs(dut, _seed() + 1, 10, True))  # one corrupted expected output
 
 
 # ----------------------------------------------------------------------------- pytest runner

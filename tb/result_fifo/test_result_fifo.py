@@ -26,6 +26,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import Fault, checker_tests, mismatch, verdict
+
 CLK_NS = 10
 
 def as_int(value) -> int | None:
@@ -45,7 +47,8 @@ if cocotb is not None:
             self.width = int(os.environ["FIFO_WIDTH"])
             self.depth = int(os.environ["FIFO_DEPTH"])
             self.rng = random.Random(seed)
-            self.model: deque[int] = deque()
+            self.model: deque[tuple[int, int]] = deque()  # (entry number, data)
+            self.pushed = 0  # entries pushed so far: each one's number
             dut.rst.value = 1
             dut.in_valid.value = 0
             dut.in_data.value = 0
@@ -72,11 +75,13 @@ if cocotb is not None:
             exp = {"in_ready": int(len(m) < self.depth), "out_valid": int(len(m) > 0),
                    "count": len(m)}
             if m:
-                exp["out_data"] = m[0]
+                exp["out_data"] = m[0][1]
             for name, e in exp.items():
                 got = getattr(dut, name).value
-                if as_int(got) != e:
-                    errors.append(f"clock {cycle}: {name} = {got}, expected {e}")
+                if (g := as_int(got)) != e:
+                    site = f"clock {cycle} {name}" + (f" of entry {m[0][0]}" if m and
+                                                      name == "out_data" else "")
+                    errors.append(mismatch(site, e, got if g is None else g))
 
         def step(self, v: int, d: int, r: int) -> tuple[bool, bool]:
             """The edge's handshakes on the model: push and pop as the RTL must take them."""
@@ -84,13 +89,15 @@ if cocotb is not None:
             if pop:
                 self.model.popleft()
             if push:
-                self.model.append(d)
+                self.model.append((self.pushed, d))
+                self.pushed += 1
             return push, pop
 
     async def run(dut, seed: int, cycles: int, fault: bool) -> None:
         tb = FifoTB(dut, seed)
         await tb.reset()
         errors: list[str] = []
+        injected = None
         pushes = pops = fulls = 0
         phases = ((0.9, 0.2), (0.2, 0.9), (0.6, 0.6), (1.0, 1.0), (1.0, 0.0), (0.0, 1.0))
         reset_at = cycles // 2
@@ -99,8 +106,10 @@ if cocotb is not None:
                 await tb.reset()
             v, d, r = tb.drive(*phases[(cycle // 97) % len(phases)])
             await ReadOnly()
-            if fault and cycle == cycles - 5 and tb.model:  # the checker is not vacuous
-                tb.model[0] ^= 1
+            if fault and injected is None and cycle >= cycles - 5 and tb.model:
+                n, d = tb.model[0]  # checker self-test: one corrupted model entry
+                tb.model[0] = (n, d ^ 1)
+                injected = Fault(f"out_data of entry {n}", d ^ 1, d)
             tb.check(errors, cycle)
             fulls += len(tb.model) == tb.depth
             push, pop = tb.step(v, d, r)
@@ -108,20 +117,16 @@ if cocotb is not None:
             await RisingEdge(dut.clk)
         dut._log.warning("seed %d: %d pushes, %d pops, %d clocks full", seed, pushes, pops, fulls)
         assert fulls > 0 and pops > tb.depth, "the traffic never filled and drained the FIFO"
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors, injected)
 
     def _seed() -> int:
         return int(os.environ.get("FIFO_SEED", "1"))
 
-    @cocotb.test()
-    async def fifo_random(dut) -> None:
-        """Random push/pop traffic and a reset, checked every clock against the deque."""
-        await run(dut, _seed(), int(os.environ.get("FIFO_CYCLES", "3000")), False)
-
-    @cocotb.test(expect_fail=True)
-    async def fifo_checker_catches_wrong_expectation(dut) -> None:
-        """One corrupted model entry must fail the checker."""
-        await run(dut, _seed() + 1, 400, True)
+    fifo_random, fifo_random_catches_injected_fault = checker_tests(
+        __name__, "fifo_random",
+        "Random push/pop traffic and a reset, checked every clock against the deque.",
+        lambda dut: run(dut, _seed(), int(os.environ.get("FIFO_CYCLES", "3000")), False),
+        lambda dut: run(dut, _seed() + 1, 400, True))  # one corrupted model entry
 
 
 # ----------------------------------------------------------------------------- pytest runner

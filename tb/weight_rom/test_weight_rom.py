@@ -30,6 +30,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from tb.selftest import checker_tests, inject, mismatch, verdict
+
 CLK_NS = 10
 NET = "weight_rom_tb"
 ENTITY = f"{NET}_l0_rom"  # the generator's ROM entity name for layer 0
@@ -103,9 +105,11 @@ if cocotb is not None:
         w = np.load(os.environ["ROM_WEIGHTS"])
         w_bits, addr_bits = int(os.environ["ROM_W_BITS"]), int(os.environ["ROM_ADDR_BITS"])
         n_out, n_in = w.shape
+        injected = None
         if fault:  # self-test of the checker: one wrong expected weight
-            w = w.copy()
-            w[0, n_in - 1] = w[0, n_in - 1] + 1 if w[0, n_in - 1] < 0 else w[0, n_in - 1] - 1
+            v = w[0, n_in - 1]
+            injected = inject(w, (0, n_in - 1), v + 1 if v < 0 else v - 1,
+                              f"address {n_in - 1} neuron 0")
         addrs = make_addresses(n_in, addr_bits, count, seed)
         # the read enable: '0' in about a quarter of the clocks, where dout must hold
         rng = random.Random(seed ^ 0x5A5A)
@@ -118,13 +122,13 @@ if cocotb is not None:
         errors: list[str] = []
         telling = 0  # clocks where a combinational (unregistered) read would differ
         held_telling = 0  # clocks where a ROM that ignores en would differ
-        exp = expected_word(w, w_bits, addrs[0])
+        exp, exp_addr = expected_word(w, w_bits, addrs[0]), addrs[0]
         for i, (prev, addr) in enumerate(itertools.pairwise(addrs), start=1):
             dut.addr.value = addr
             dut.en.value = ens[i]
             word = expected_word(w, w_bits, prev)
             if ens[i - 1]:  # the edge that took prev read it; else dout holds
-                exp = word
+                exp, exp_addr = word, prev
             else:
                 held_telling += word != exp
             telling += exp != expected_word(w, w_bits, addr)
@@ -135,31 +139,25 @@ if cocotb is not None:
                     await FallingEdge(dut.clk)
                 await ReadOnly()
                 got = int(dut.dout.value.to_unsigned())
-                if got != exp:
-                    bad = [(n, e, g) for n, (e, g) in enumerate(zip(
-                        decode(exp, n_out, w_bits), decode(got, n_out, w_bits), strict=True))
-                        if e != g]
-                    errors.append(f"address {prev} en={ens[i - 1]} ({when}, addr={addr}): "
-                                  "word expected "
-                                  f"{exp:#x} got {got:#x}; neuron, expected, got: {bad[:4]}")
+                # one error per wrong weight, named by the address whose word dout holds
+                errors += [f"{mismatch(f'address {exp_addr} neuron {n}', e, g)} "
+                           f"({when} of clock {i}: en={ens[i - 1]}, addr={addr})"
+                           for n, (e, g) in enumerate(zip(decode(exp, n_out, w_bits),
+                                                          decode(got, n_out, w_bits),
+                                                          strict=True)) if e != g]
             await RisingEdge(dut.clk)
         assert telling > 0, "these addresses cannot tell a registered from a combinational read"
         assert held_telling > 0, "these reads cannot tell a ROM that ignores its enable"
-        checks = 2 * (len(addrs) - 1)
-        assert not errors, f"{len(errors)} of {checks} checks wrong: " + "; ".join(errors[:8])
+        verdict(errors, injected, f"wrong weights in {2 * (len(addrs) - 1)} checks")
 
     def _seed() -> int:
         return int(os.environ.get("ROM_SEED", "1"))
 
-    @cocotb.test()
-    async def rom_reads(dut) -> None:
-        """Every address, held addresses and random ones, against the weight matrix."""
-        await run_reads(dut, _seed(), int(os.environ.get("ROM_READS", "300")), False)
-
-    @cocotb.test(expect_fail=True)
-    async def rom_checker_catches_wrong_expectation(dut) -> None:
-        """The checker is not vacuous: one corrupted expected weight must fail."""
-        await run_reads(dut, _seed() + 1, 20, True)
+    rom_reads, rom_reads_catches_injected_fault = checker_tests(
+        __name__, "rom_reads",
+        "Every address, held addresses and random ones, against the weight matrix.",
+        lambda dut: run_reads(dut, _seed(), int(os.environ.get("ROM_READS", "300")), False),
+        lambda dut: run_reads(dut, _seed() + 1, 20, True))  # one wrong expected weight
 
 
 # ----------------------------------------------------------------------------- pytest runner
