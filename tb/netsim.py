@@ -115,7 +115,7 @@ OPTIMIZE_FROM = 20
 def run_network_sim(
     net: str, fmt: str, n_images: int, first: int = 0, tag: str | None = None,
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
-    p: int = 1, announce: Callable[[], None] | None = None, netlist: bool = False,
+    p: int = 1, announce: Callable[[str], None] | None = None, netlist: bool = False,
     pe: int | None = None, lut_mult: bool = False, tech: str = "generic",
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
@@ -123,7 +123,8 @@ def run_network_sim(
     ``netlist`` simulates the Verilog that ``ghdl --synth`` writes (NETLIST_SIM,
     default Icarus) instead of the VHDL. Raises :class:`UserError` on bad input and
     ``AssertionError`` when the simulation fails without results. ``announce`` is
-    called once every input is checked, before anything is written. ``tech="ecp5"``
+    called once every input is checked, before anything is written, with what is
+    simulated: for a netlist, its path and the Verilog simulator. ``tech="ecp5"``
     simulates the code of the ECP5 synthesis flow: multiplier blocks (with
     tb/hdl/MULT18X18D.vhd) and sliced weight ROMs.
     """
@@ -149,8 +150,6 @@ def run_network_sim(
         raise UserError(reason)
     if netlist and (reason := simulator_missing("ghdl")):  # ghdl --synth writes the netlist
         raise UserError(reason)
-    if announce is not None:
-        announce()
     # one build folder per parameter set
     default = (f"{net}-{fmt_.name}-p{p}" + (f"-pe{pe}" if pe else "")
                + ("-lutmult" if lut_mult else "") + ("" if tech == "generic" else f"-{tech}")
@@ -161,6 +160,11 @@ def run_network_sim(
         spec = faults.describe().replace(" ", "-").replace(":", "").replace(",", "_")
         default += f"-fault-{spec}"
     work = BUILD / "sim" / (tag or default)
+    if announce is not None:
+        verilog = work / "netlist" / f"{net}_top.v"  # ROOT-relative, or absolute outside it
+        shown = verilog.relative_to(ROOT) if verilog.is_relative_to(ROOT) else verilog
+        announce(f"netlist: {shown} (ghdl --synth "
+                 f"of {net}_top), simulated with {sim}" if netlist else f"simulator: {sim}")
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
                          pe, lut_mult, netlist=sim if netlist else None, tech=tech)
 
@@ -382,7 +386,8 @@ def main() -> int:
                           weights=weights, sample=args.sample,
                           faults=parse_faults(args.fault), p=args.p, pe=args.pe,
                           lut_mult=args.lut_mult, netlist=args.netlist, tech=args.tech,
-                          announce=None if args.quiet else lambda: print(note, flush=True))
+                          announce=None if args.quiet else lambda what: print(
+                              f"{what}; {note}" if args.netlist else note, flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:

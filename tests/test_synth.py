@@ -374,3 +374,20 @@ def test_netlist_sim_catches_wrong_netlist() -> None:
     m = re.fullmatch(r"image 0 layer 0 neuron 3: expected (-?\d+) got (-?\d+)",
                      img["mismatches"][0])
     assert m and abs(int(m[1]) - int(m[2])) == 1, img["mismatches"]
+
+
+def test_netlist_sim_names_the_netlist_and_simulator_first(tmp_path: Path) -> None:
+    """``make sim-netlist`` (``tb.netsim --netlist``): the first line names the netlist file
+    it simulates and the Verilog simulator, then the model; the netlist is really there."""
+    needs_netlist_sim()
+    env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "IMAGES")}
+    env |= {"BUILD_DIR": str(tmp_path / "build"), "NETLIST_SIM": "icarus"}
+    proc = subprocess.run([sys.executable, "-m", "tb.netsim", "--netlist", "--net", "zero",
+                           "--images", "1"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = proc.stdout.splitlines()[0]
+    m = re.fullmatch(r"netlist: (\S+) \(ghdl --synth of zero_top\), simulated with icarus; "
+                     r"model: models/zero\.npz, .*", first)
+    assert m, first
+    assert Path(m[1]).is_file() and Path(m[1]).name == "zero_top.v", m[1]
