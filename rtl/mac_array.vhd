@@ -111,10 +111,10 @@ architecture rtl of mac_array is
   end record;
   type ctrl_arr is array (0 to PS + LEVELS) of ctrl_t;
   constant IDLE : ctrl_t := (false, false, false, false, 0);
-  signal ctrl : ctrl_arr := (others => IDLE);
-  signal xa   : ctrl_t := IDLE;                                                 -- stage -1
-  signal xa_d : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
-  signal x0   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
+  signal ctrl_r : ctrl_arr := (others => IDLE);
+  signal xa_r   : ctrl_t := IDLE;                                                 -- stage -1
+  signal xa_d_r : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
+  signal x0_r   : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');  -- stage 0
   -- the zero test as a vector compare: numeric_std's unsigned(x0) /= 0 every clock was a
   -- visible cost in GHDL (a metavalue in x0 still warns, in the input's conversion)
   constant X_ZERO : std_logic_vector(P * A_BITS - 1 downto 0) := (others => '0');
@@ -152,25 +152,25 @@ begin
       -- from a block RAM (the input stage's replay buffer)
       -- field by field: an aggregate with a literal fold of 0 (one fold: a 0-bit field)
       -- became "0'b" in GHDL 2.0's Verilog, which yosys rejects
-      xa.valid <= x_valid = '1';
-      xa.first <= x_first = '1';
-      xa.last  <= x_last = '1';
+      xa_r.valid <= x_valid = '1';
+      xa_r.first <= x_first = '1';
+      xa_r.last  <= x_last = '1';
       if x_valid = '1' then  -- x_fold is only defined with x_valid
-        xa.fold <= to_integer(unsigned(x_fold));
+        xa_r.fold <= to_integer(unsigned(x_fold));
       end if;
-      xa_d    <= x_data;
-      ctrl(0) <= xa;
-      ctrl(1)    <= ctrl(0);
-      ctrl(1).nz <= x0 /= X_ZERO;
+      xa_d_r    <= x_data;
+      ctrl_r(0) <= xa_r;
+      ctrl_r(1)    <= ctrl_r(0);
+      ctrl_r(1).nz <= x0_r /= X_ZERO;
       for s in 2 to PS + LEVELS loop
-        ctrl(s) <= ctrl(s - 1);
+        ctrl_r(s) <= ctrl_r(s - 1);
       end loop;
-      if xa.valid then
-        x0 <= xa_d;
+      if xa_r.valid then
+        x0_r <= xa_d_r;
       end if;
       if rst = '1' then
-        xa   <= IDLE;
-        ctrl <= (others => IDLE);
+        xa_r   <= IDLE;
+        ctrl_r <= (others => IDLE);
       end if;
     end if;
   end process p_ctrl;
@@ -513,9 +513,9 @@ begin
     begin
       if rising_edge(clk) then
         res_valid <= '0';
-        if ctrl(0).valid and x0 /= X_ZERO then
+        if ctrl_r(0).valid and x0_r /= X_ZERO then
           for i in 0 to PE * P - 1 loop
-            xr(i) <= signed('0' & x0((i mod P + 1) * A_BITS - 1 downto (i mod P) * A_BITS));
+            xr(i) <= signed('0' & x0_r((i mod P + 1) * A_BITS - 1 downto (i mod P) * A_BITS));
           end loop;
           for i in 0 to PE * P - 1 loop
             wr(i) <= signed(w0((i + 1) * W_BITS - 1 downto i * W_BITS));
@@ -523,21 +523,21 @@ begin
         end if;
         w0 := wa;  -- stages 0 and -1, as in the integer body
         wa := w_data;
-        if ctrl(1).valid and ctrl(1).nz then  -- stage 2, as in the integer body
+        if ctrl_r(1).valid and ctrl_r(1).nz then  -- stage 2, as in the integer body
           xr2 <= xr;
           wr2 <= wr;
         end if;
-        if ctrl(2).valid and ctrl(2).nz then
+        if ctrl_r(2).valid and ctrl_r(2).nz then
           for i in 0 to PE * P - 1 loop
             -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
             pr(i) <= wr2(i) * xr2(i);
           end loop;
         end if;
-        if ctrl(3).valid and ctrl(3).nz then
+        if ctrl_r(3).valid and ctrl_r(3).nz then
           prod <= pr;
         end if;
         for l in 1 to LEVELS loop
-          if ctrl(PS + l - 1).valid and ctrl(PS + l - 1).nz then
+          if ctrl_r(PS + l - 1).valid and ctrl_r(PS + l - 1).nz then
             for e in 0 to PE - 1 loop
               for k in 0 to lanes(l) - 1 loop
                 if l = 1 then
@@ -556,15 +556,15 @@ begin
             end loop;
           end if;
         end loop;
-        if ctrl(S).valid and (ctrl(S).nz or ctrl(S).first or ctrl(S).last) then
+        if ctrl_r(S).valid and (ctrl_r(S).nz or ctrl_r(S).first or ctrl_r(S).last) then
           for e in 0 to PE - 1 loop
-            if ctrl(S).first then
-              bi := ctrl(S).fold * PE + e;
+            if ctrl_r(S).first then
+              bi := ctrl_r(S).fold * PE + e;
               a  := signed(bias((bi + 1) * ACC_BITS - 1 downto bi * ACC_BITS));
             else
               a := acc(e);
             end if;
-            if ctrl(S).nz then
+            if ctrl_r(S).nz then
               if LEVELS = 0 then
                 a := a + fit(prod(e * P));
               else
@@ -574,10 +574,10 @@ begin
             acc(e) <= a;
             rd((e + 1) * ACC_BITS - 1 downto e * ACC_BITS) := std_logic_vector(a);
           end loop;
-          if ctrl(S).last then
+          if ctrl_r(S).last then
             res_data  <= rd;
             res_valid <= '1';
-            res_fold  <= std_logic_vector(to_unsigned(ctrl(S).fold, FOLD_BITS));
+            res_fold  <= std_logic_vector(to_unsigned(ctrl_r(S).fold, FOLD_BITS));
           end if;
         end if;
         if rst = '1' then
