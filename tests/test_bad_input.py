@@ -215,15 +215,18 @@ def base(*builders: Callable[[Path], None]) -> Callable[[Path], None]:
     return steps(weights(), sample(), write("file", b"a regular file\n"), *builders)
 
 
-def regress_results(name: str, shard: int, n: int, fmt: str = "int8") -> Callable[[Path], None]:
+def regress_results(name: str, shard: int, n: int, fmt: str = "int8",
+                    version: int | None = None) -> Callable[[Path], None]:
     """Builder: ``<tmp>/<name>`` = a tb.regress results file of shard ``shard``/``n``."""
 
     def build(d: Path) -> None:
-        doc = {"kind": "mnist-fpga regress results", "version": 1, "net": "l10", "format": fmt,
+        from tb.regress import KIND, VERSION
+
+        doc = {"kind": KIND, "version": version or VERSION, "net": "l10", "format": fmt,
                "p": 1, "sim": "ghdl", "source": "sample", "total_images": n, "jobs": 1,
                "shard": [shard, n], "first": shard - 1, "count": 1, "wall_s": 1.0,
                "rtl_correct": 1, "model_correct": 1, "coverage": {}, "classes_seen": [7],
-               "images": [{"index": shard - 1, "bit_exact": True}]}
+               "job_failures": [], "images": [{"index": shard - 1, "bit_exact": True}]}
         (d / name).write_text(json.dumps(doc))
 
     return build
@@ -359,6 +362,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "regress-merge-foreign": base(write("r1.json", b'{"net": "l10"}\n')),
     "regress-merge-missing-shard": base(regress_results("r1.json", 1, 2)),
     "regress-merge-twice": base(regress_results("r1.json", 1, 2)),
+    "regress-merge-version-1": base(regress_results("r1.json", 1, 1, version=1)),
     "regress-merge-other-run": base(regress_results("r1.json", 1, 2),
                                     regress_results("r2.json", 2, 2, "int4")),
     "regress-merge-shard": base(regress_results("r1.json", 1, 2)),
