@@ -125,6 +125,8 @@ begin
   p_main : process (clk)
     variable r : unsigned(ACC_BITS - 2 downto 0);
     variable m : unsigned(MULT_BITS - 1 downto 0);
+    variable mf : std_logic_vector(MULT_BITS - 1 downto 0);
+    variable sf : std_logic_vector(SHIFT_BITS - 1 downto 0);
     variable s : integer range SMIN to SMAX;
     variable n : natural;
     variable c : unsigned(CB - 1 downto 0);
@@ -187,8 +189,11 @@ begin
               m := to_unsigned(MULT, MULT_BITS);
               s := SHIFT;
             elsif n < N_NEURONS then
-              m := unsigned(mults((n + 1) * MULT_BITS - 1 downto n * MULT_BITS));
-              s := to_integer(signed(shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS)));
+              -- slice, then convert: GHDL 4.1 --synth crashes on a conversion of a variable slice
+              mf := mults((n + 1) * MULT_BITS - 1 downto n * MULT_BITS);
+              sf := shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS);
+              m  := unsigned(mf);
+              s  := to_integer(signed(sf));
             else  -- a lane past the last neuron: its output is ignored
               m := (others => '0');
               s := SMAX;
