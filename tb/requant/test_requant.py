@@ -429,25 +429,31 @@ def _items() -> int:
     return int(os.environ.get("TB_REQUANT_ITEMS", "400"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
-    """requant against the independent reference for one parameter set."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+def _run_case(case: RqCase, build: Path, **env: object) -> None:
+    """The case's wrapper in ``build``, then the cocotb module on it (``env`` added)."""
+    from tb.common import rtl_sources, run_sim
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    build = BUILD / "tb" / _tag(request)
     build.mkdir(parents=True, exist_ok=True)
     top = build / "requant_tb.vhd"
     top.write_text(wrapper(case))
     env = {
         "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
         "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_LANES": case.lanes,
-        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(),
+        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(), **env,
     }
     run_sim(toplevel="requant_tb", module="test_requant",
             vhdl_sources=[*rtl_sources("requant"), str(top)], build_dir=build / "sim",
             extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
+    """requant against the independent reference for one parameter set."""
+    from tb.common import BUILD, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    _run_case(case, BUILD / "tb" / _tag(request))
 
 
 # the per-neuron cases with more than one beat per image: the beat counter matters
@@ -458,26 +464,15 @@ LAST_CASES = [c for c in CASES if c.neurons and c.neurons > c.lanes]
 def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) -> None:
     """An image cut short by in_last and one without in_last: each raises its assertion
     error once, and the images after them are bit-exact (the counter starts again)."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator, simulator_missing
+    from tb.common import BUILD, simulator, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    if simulator() != "ghdl":  # NVC ends the run at an assertion error (--exit-severity)
+    if simulator() != "ghdl":  # NVC's default --exit-severity=error ends the run there
         pytest.skip("the images after the assertion need a simulator that goes on (GHDL)")
     build = BUILD / "tb" / _tag(request)
-    build.mkdir(parents=True, exist_ok=True)
-    top = build / "requant_tb.vhd"
-    top.write_text(wrapper(case))
-    env = {
-        "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
-        "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_LANES": case.lanes,
-        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case),
-        "COCOTB_TEST_FILTER": "requant_last_realigns",
-    }
     with pytest.raises(SystemExit) as exc:
-        run_sim(toplevel="requant_tb", module="test_requant",
-                vhdl_sources=[*rtl_sources("requant"), str(top)], build_dir=build / "sim",
-                extra_env=env, bench_dir=Path(__file__).resolve().parent)
+        _run_case(case, build, COCOTB_TEST_FILTER="requant_last_realigns")
     # only the RTL's assertion failed the run: the cocotb test (the images) passed
     msg = str(exc.value)
     assert msg.startswith("simulator warning:") and "(simulator log:" not in msg, msg

@@ -182,9 +182,9 @@ end architecture wrap;
 CASES = [(1, 1), (8, 3), (6, 4), (10, 8)]  # (WIDTH, DEPTH): DEPTH 1, odd, power of two
 
 
-@pytest.mark.parametrize(("width", "depth"), CASES, ids=[f"w{w}-d{d}" for w, d in CASES])
-def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> None:
-    """result_fifo against a bounded deque for one parameter set."""
+def _run_fifo(width: int, depth: int, request: pytest.FixtureRequest,
+              must_take: bool = False, **env: object) -> None:
+    """The wrapper with these generics, then the cocotb module on it (``env`` added)."""
     from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
@@ -193,40 +193,33 @@ def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> 
     build = BUILD / "tb" / tag
     build.mkdir(parents=True, exist_ok=True)
     wrapper = build / "result_fifo_tb.vhd"
-    wrapper.write_text(WRAPPER.format(width=width, depth=depth))
+    text = WRAPPER.format(width=width, depth=depth)
+    if must_take:
+        generics = f"DEPTH => {depth})"
+        assert text.count(generics) == 1
+        text = text.replace(generics, f"DEPTH => {depth}, MUST_TAKE => true)")
+    wrapper.write_text(text)
     seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
     print(f"seed {seed} (TB_SEED={seed} replays)")
     env = {"FIFO_WIDTH": width, "FIFO_DEPTH": depth, "FIFO_SEED": seed,
-           "FIFO_CYCLES": os.environ.get("TB_FIFO_CYCLES", "3000")}
+           "FIFO_CYCLES": os.environ.get("TB_FIFO_CYCLES", "3000"), **env}
     run_sim(toplevel="result_fifo_tb", module="test_result_fifo",
             vhdl_sources=[*rtl_sources("result_fifo"), str(wrapper)], build_dir=build / "sim",
             extra_env=env, bench_dir=Path(__file__).resolve().parent)
 
 
+@pytest.mark.parametrize(("width", "depth"), CASES, ids=[f"w{w}-d{d}" for w, d in CASES])
+def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> None:
+    """result_fifo against a bounded deque for one parameter set."""
+    _run_fifo(width, depth, request)
+
+
 @pytest.mark.parametrize("depth", [1, 3], ids=lambda d: f"w8-d{d}-must-take")
 def test_result_fifo_must_take(depth: int, request: pytest.FixtureRequest) -> None:
     """MUST_TAKE (the AXI4-Stream top's FIFOs): an in_valid while full is not a silent
-    drop but result_fifo's assertion failure, and only that fails the run."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = request.node.name.replace("[", "-").replace("]", "")
-    build = BUILD / "tb" / tag
-    build.mkdir(parents=True, exist_ok=True)
-    wrapper = build / "result_fifo_tb.vhd"
-    text = WRAPPER.format(width=8, depth=depth)
-    generics = f"DEPTH => {depth})"
-    assert text.count(generics) == 1
-    wrapper.write_text(text.replace(generics, f"DEPTH => {depth}, MUST_TAKE => true)"))
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
-    print(f"seed {seed} (TB_SEED={seed} replays)")
-    env = {"FIFO_WIDTH": 8, "FIFO_DEPTH": depth, "FIFO_SEED": seed,
-           "COCOTB_TEST_FILTER": "fifo_must_take"}
+    drop: result_fifo's assertion failure ends the simulation there."""
     with pytest.raises(SystemExit) as exc:
-        run_sim(toplevel="result_fifo_tb", module="test_result_fifo",
-                vhdl_sources=[*rtl_sources("result_fifo"), str(wrapper)],
-                build_dir=build / "sim", extra_env=env, bench_dir=Path(__file__).resolve().parent)
+        _run_fifo(8, depth, request, must_take=True, COCOTB_TEST_FILTER="fifo_must_take")
     msg = str(exc.value)
     assert msg.startswith("simulator warning:") and (
-        "(assertion failure): result_fifo: in_valid while full and MUST_TAKE" in msg), msg
+        "result_fifo: in_valid while full and MUST_TAKE" in msg), msg
