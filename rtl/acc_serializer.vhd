@@ -17,10 +17,11 @@
 -- from registered strobes, one copy per fold and per group of GW bits (a few hundred
 -- enables each, not thousands on one net). The output is a two-entry FIFO whose free
 -- space is a register, so out_ready (which comes combinationally from the next units)
--- only moves the FIFO (a push into the full FIFO fails the simulation). The multiplexer from the holding register has two registered
--- stages: a group register holds MUX_GROUP beats (loaded with group 0 at the hand-over
--- and with the next group as the last beat of a group goes out), and the FIFO takes one
--- beat of that group; its selects are registered decodes of the beat counter.
+-- only moves the FIFO (a push into the full FIFO fails the simulation). The multiplexer
+-- from the holding register has two registered stages: a group register holds MUX_GROUP
+-- beats (loaded with group 0 at the hand-over and with the next group as the last beat
+-- of a group goes out), and the FIFO takes one beat of that group; its selects are
+-- registered decodes of the beat counter.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;

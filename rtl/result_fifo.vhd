@@ -51,6 +51,7 @@ begin
       push := in_valid = '1' and full = '0';
       pop  := out_ready = '1' and empty = '0';
       -- pragma translate_off
+      -- the first guards this unit's own push logic, the second the producer (MUST_TAKE)
       assert rst = '1' or not (push and full = '1')
         report "result_fifo: push into a full FIFO" severity failure;
       assert rst = '1' or not (MUST_TAKE and in_valid = '1' and full = '1')
