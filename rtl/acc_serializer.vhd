@@ -17,10 +17,11 @@
 -- from registered strobes, one copy per fold and per group of GW bits (a few hundred
 -- enables each, not thousands on one net). The output is a two-entry FIFO whose free
 -- space is a register, so out_ready (which comes combinationally from the next units)
--- only moves the FIFO. The multiplexer from the holding register has two registered
--- stages: a group register holds MUX_GROUP beats (loaded with group 0 at the hand-over
--- and with the next group as the last beat of a group goes out), and the FIFO takes one
--- beat of that group; its selects are registered decodes of the beat counter.
+-- only moves the FIFO (a push into the full FIFO fails the simulation). The multiplexer
+-- from the holding register has two registered stages: a group register holds MUX_GROUP
+-- beats (loaded with group 0 at the hand-over and with the next group as the last beat
+-- of a group goes out), and the FIFO takes one beat of that group; its selects are
+-- registered decodes of the beat counter.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -150,6 +151,11 @@ begin
         n       := n - 1;
       end if;
       if adv then
+        -- pragma translate_off
+        assert rst = '1' or n < 2
+          report "acc_serializer: a beat pushed into the full output FIFO (it would be lost)"
+          severity failure;
+        -- pragma translate_on
         if n = 0 then
           f0      <= grp((lo + 1) * BW - 1 downto lo * BW);
           f0_last <= '1' when at_end else '0';

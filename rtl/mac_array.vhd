@@ -508,6 +508,7 @@ begin
       variable a  : signed(ACC_BITS - 1 downto 0);
       variable rd : std_logic_vector(PE * ACC_BITS - 1 downto 0);
       variable bi : natural;
+      variable bs : std_logic_vector(ACC_BITS - 1 downto 0);
       variable w0 : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
       variable wa : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
     begin
@@ -560,7 +561,9 @@ begin
           for e in 0 to PE - 1 loop
             if ctrl_r(S).first then
               bi := ctrl_r(S).fold * PE + e;
-              a  := signed(bias((bi + 1) * ACC_BITS - 1 downto bi * ACC_BITS));
+              -- slice, then convert: GHDL 4.1 --synth crashes on signed() of a variable slice
+              bs := bias((bi + 1) * ACC_BITS - 1 downto bi * ACC_BITS);
+              a  := signed(bs);
             else
               a := acc(e);
             end if;

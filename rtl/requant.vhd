@@ -4,6 +4,10 @@
 --   y = min((max(acc, 0) * mult) << -shift, 2**OUT_BITS - 1)                  shift <= 0
 -- with one (MULT, SHIFT) for the layer, or with PER_NEURON one pair per neuron from the
 -- mults/shifts ports (per-neuron weight scales; lane l of beat i is neuron i*LANES+l).
+-- The beat counter that picks them starts again after every in_last (an image's last
+-- beat), so one image of the wrong length cannot shift the constants of every image
+-- after it; in simulation an in_last on any other beat than the last, or a last beat
+-- without it, is an assertion error (the run fails, the constants are back in step).
 -- A shift-only requantizer is MULT = 1 with MULT_BITS = 1: no multiplier remains.
 -- Any shift is exact: a right shift past the product width gives 0 and a left shift of
 -- OUT_BITS or more saturates every r > 0, so both are clamped to those bounds inside.
@@ -41,6 +45,7 @@ entity requant is
     in_valid  : in  std_logic;
     in_ready  : out std_logic;
     in_data   : in  std_logic_vector(LANES * ACC_BITS - 1 downto 0);
+    in_last   : in  std_logic;  -- the image's last beat (PER_NEURON realigns on it)
     out_valid : out std_logic;
     out_ready : in  std_logic;
     out_data  : out std_logic_vector(LANES * OUT_BITS - 1 downto 0) := (others => '0')
@@ -125,6 +130,8 @@ begin
   p_main : process (clk)
     variable r : unsigned(ACC_BITS - 2 downto 0);
     variable m : unsigned(MULT_BITS - 1 downto 0);
+    variable mf : std_logic_vector(MULT_BITS - 1 downto 0);
+    variable sf : std_logic_vector(SHIFT_BITS - 1 downto 0);
     variable s : integer range SMIN to SMAX;
     variable n : natural;
     variable c : unsigned(CB - 1 downto 0);
@@ -187,8 +194,11 @@ begin
               m := to_unsigned(MULT, MULT_BITS);
               s := SHIFT;
             elsif n < N_NEURONS then
-              m := unsigned(mults((n + 1) * MULT_BITS - 1 downto n * MULT_BITS));
-              s := to_integer(signed(shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS)));
+              -- slice, then convert: GHDL 4.1 --synth crashes on a conversion of a variable slice
+              mf := mults((n + 1) * MULT_BITS - 1 downto n * MULT_BITS);
+              sf := shifts((n + 1) * SHIFT_BITS - 1 downto n * SHIFT_BITS);
+              m  := unsigned(mf);
+              s  := to_integer(signed(sf));
             else  -- a lane past the last neuron: its output is ignored
               m := (others => '0');
               s := SMAX;
@@ -197,7 +207,21 @@ begin
             m0(l) <= m;
             s0(l) <= s;
           end loop;
-          beat <= 0 when beat >= BEATS - 1 else beat + 1;
+          if PER_NEURON then
+            -- severity error, not failure: the run fails (the benches scan the log) and
+            -- the simulation goes on, so a bench can see the next image in step
+            -- pragma translate_off
+            assert rst = '1' or in_last = '0' or beat = BEATS - 1
+              report "requant: in_last on beat " & integer'image(beat) & " (from 0) of an " &
+                     "image of " & integer'image(BEATS) & ", the next starts at neuron 0"
+              severity error;
+            assert rst = '1' or in_last = '1' or beat /= BEATS - 1
+              report "requant: no in_last on the image's last beat (" &
+                     integer'image(BEATS - 1) & ")"
+              severity error;
+            -- pragma translate_on
+          end if;
+          beat <= 0 when in_last = '1' or beat >= BEATS - 1 else beat + 1;
         end if;
       end if;
       if rst = '1' then

@@ -4,13 +4,17 @@
 -- A push into a full FIFO is not a transfer (in_ready is '0'); a push and a pop in the
 -- same clock are both taken when the FIFO is neither empty nor full. DEPTH is a bound,
 -- not a power of two: any DEPTH >= 1 works.
+-- MUST_TAKE is for a producer that cannot wait (the network's done strobe): there an
+-- in_valid while full would be a lost entry, so in simulation it is an assertion failure
+-- instead of a silent drop. Synthesis sees no assertion (translate_off).
 library ieee;
 use ieee.std_logic_1164.all;
 
 entity result_fifo is
   generic (
-    WIDTH : positive := 8;  -- bits per entry
-    DEPTH : positive := 4   -- entries
+    WIDTH     : positive := 8;     -- bits per entry
+    DEPTH     : positive := 4;     -- entries
+    MUST_TAKE : boolean  := false  -- the producer ignores in_ready: in_valid when full fails
   );
   port (
     clk       : in  std_logic;
@@ -46,6 +50,14 @@ begin
     if rising_edge(clk) then
       push := in_valid = '1' and full = '0';
       pop  := out_ready = '1' and empty = '0';
+      -- pragma translate_off
+      -- the first guards this unit's own push logic, the second the producer (MUST_TAKE)
+      assert rst = '1' or not (push and full = '1')
+        report "result_fifo: push into a full FIFO" severity failure;
+      assert rst = '1' or not (MUST_TAKE and in_valid = '1' and full = '1')
+        report "result_fifo: in_valid while full and MUST_TAKE: an entry is lost"
+        severity failure;
+      -- pragma translate_on
       if push then
         mem(wr) <= in_data;
         wr      <= 0 when wr = DEPTH - 1 else wr + 1;

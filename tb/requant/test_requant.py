@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,7 @@ if cocotb is not None:
             dut.rst.value = 1
             dut.in_valid.value = 0
             dut.in_data.value = 0
+            dut.in_last.value = 0
             dut.out_ready.value = 0
             Clock(dut.clk, CLK_NS, unit="ns").start()
 
@@ -166,17 +168,25 @@ if cocotb is not None:
             self.dut.rst.value = 0
             await RisingEdge(self.dut.clk)
 
-        async def send(self, beats: list[int]) -> None:
-            """One beat per accepted clock; runs of no, some and many idle clocks."""
+        async def send(self, beats: list[int], lasts: list[int] | None = None) -> None:
+            """One beat per accepted clock; runs of no, some and many idle clocks.
+
+            ``lasts``: in_last of each beat (default: on the last beat of each image).
+            """
             dut, mask = self.dut, (1 << (self.case.acc_bits * self.case.lanes)) - 1
+            if lasts is None:
+                per_image = -(-(self.case.neurons or self.case.lanes) // self.case.lanes)
+                lasts = [int(j % per_image == per_image - 1) for j in range(len(beats))]
             for j, beat in enumerate(beats):
                 p_gap = (0.0, 0.3, 0.7)[(j // 16) % 3]
                 while self.rng.random() < p_gap:
                     dut.in_valid.value = 0
-                    dut.in_data.value = self.rng.randint(0, mask)  # junk: must be ignored
+                    dut.in_data.value = junk = self.rng.randint(0, mask)  # must be ignored
+                    dut.in_last.value = junk & 1
                     await RisingEdge(dut.clk)
                 dut.in_valid.value = 1
                 dut.in_data.value = beat
+                dut.in_last.value = lasts[j]
                 while True:
                     await ReadOnly()
                     taken = dut.in_ready.value == 1
@@ -292,6 +302,52 @@ if cocotb is not None:
         lambda dut: run_accs(dut, _seed(), int(os.environ.get("RQ_ITEMS", "400")), False),
         lambda dut: run_accs(dut, _seed() + 1, 10, True))  # one corrupted expected output
 
+    # An image cut short (in_last early) and one without in_last, between whole images
+    # (beats per image, in_last on its last beat): the beat after each must be neuron 0.
+    def last_plan(beats: int) -> list[tuple[int, bool]]:
+        return [(beats, True), (beats // 2, True), (beats, True), (beats, False),
+                (beats, True), (beats, True)]
+
+    @cocotb.test(skip=True)  # only when named (COCOTB_TEST_FILTER): it raises assertions
+    async def requant_last_realigns(dut) -> None:
+        """PER_NEURON: after an early in_last and after a missing one, the next image's
+        constants start again at neuron 0 (against the reference, image by image)."""
+        case = _case()
+        seed = _seed()
+        mults, shifts = case.constants()
+        per_image = -(-case.neurons // case.lanes)
+        pool = make_accs(case, 200, seed)
+        rng = random.Random(seed + 7)
+        mask, bits = (1 << case.acc_bits) - 1, case.acc_bits
+        beats, lasts, expected = [], [], []
+        for n_beats, last in last_plan(per_image):
+            vals = [pool[(len(expected) + j) % len(pool)] for j in range(n_beats * case.lanes)]
+            # neuron j of the image for lanes that hold one; padding lanes get junk
+            vals = [v if j < case.neurons else rng.randint(-(1 << (bits - 1)), mask >> 1)
+                    for j, v in enumerate(vals)]
+            for b in range(n_beats):
+                lanes = vals[b * case.lanes:(b + 1) * case.lanes]
+                beats.append(sum((v & mask) << (lane * bits) for lane, v in enumerate(lanes)))
+                lasts.append(int(last and b == n_beats - 1))
+            expected.append([reference(v, mults[j], shifts[j], case.out_bits) if
+                             j < case.neurons else None for j, v in enumerate(vals)])
+        tb = RequantTB(dut, case, seed)
+        await tb.reset()
+        sink = OutSink(dut, seed + 1000)
+        await with_timeout(tb.send(beats, lasts), 40 * len(beats) * CLK_NS, "ns")
+        await with_timeout(sink.wait_for(len(beats)), 200 * CLK_NS, "ns")
+        ob, got = case.out_bits, list(sink.got)
+        errors = list(sink.errors)
+        for i, exp in enumerate(expected):
+            n_beats = len(exp) // case.lanes
+            out, got = got[:n_beats], got[n_beats:]
+            vals = [(beat >> (lane * ob)) & ((1 << ob) - 1)
+                    for beat in out for lane in range(case.lanes)]
+            errors += [f"image {i} neuron {j}: expected {e} got {g}"
+                       for j, (e, g) in enumerate(zip(exp, vals, strict=True))
+                       if e is not None and e != g]
+        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+
 
 # ----------------------------------------------------------------------------- pytest runner
 
@@ -302,7 +358,7 @@ use ieee.std_logic_1164.all;
 
 entity requant_tb is
   port (
-    clk, rst, in_valid, out_ready : in std_logic;
+    clk, rst, in_valid, in_last, out_ready : in std_logic;
     in_ready, out_valid : out std_logic;
     in_data  : in  std_logic_vector({lanes} * {acc_bits} - 1 downto 0);
     out_data : out std_logic_vector({lanes} * {out_bits} - 1 downto 0)
@@ -315,8 +371,8 @@ begin
     generic map (ACC_BITS => {acc_bits}, OUT_BITS => {out_bits}, MULT_BITS => {mult_bits},
                  LANES => {lanes}, {constants})
     port map (clk => clk, rst => rst, {ports}in_valid => in_valid, in_ready => in_ready,
-              in_data => in_data, out_valid => out_valid, out_ready => out_ready,
-              out_data => out_data);
+              in_data => in_data, in_last => in_last, out_valid => out_valid,
+              out_ready => out_ready, out_data => out_data);
 end architecture wrap;
 """
 
@@ -372,25 +428,59 @@ def _items() -> int:
     return int(os.environ.get("TB_REQUANT_ITEMS", "400"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
-    """requant against the independent reference for one parameter set."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+def _run_case(case: RqCase, build: Path, **env: object) -> None:
+    """The case's wrapper in ``build``, then the cocotb module on it (``env`` added)."""
+    from tb.common import rtl_sources, run_sim
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    build = BUILD / "tb" / _tag(request)
     build.mkdir(parents=True, exist_ok=True)
     top = build / "requant_tb.vhd"
     top.write_text(wrapper(case))
     env = {
         "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
         "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_LANES": case.lanes,
-        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(),
+        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(), **env,
     }
     run_sim(toplevel="requant_tb", module="test_requant",
             vhdl_sources=[*rtl_sources("requant"), str(top)], build_dir=build / "sim",
             extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
+    """requant against the independent reference for one parameter set."""
+    from tb.common import BUILD, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    _run_case(case, BUILD / "tb" / _tag(request))
+
+
+# the per-neuron cases with more than one beat per image: the beat counter matters
+LAST_CASES = [c for c in CASES if c.neurons and c.neurons > c.lanes]
+
+
+@pytest.mark.parametrize("case", LAST_CASES, ids=[c.id for c in LAST_CASES])
+def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) -> None:
+    """An image cut short by in_last and one without in_last: each raises its assertion
+    error once, and the images after them are bit-exact (the counter starts again)."""
+    from tb.common import BUILD, simulator, simulator_missing
+
+    if reason := simulator_missing():
+        pytest.skip(reason)
+    if simulator() != "ghdl":  # NVC's default --exit-severity=error ends the run there
+        pytest.skip("the images after the assertion need a simulator that goes on (GHDL)")
+    build = BUILD / "tb" / _tag(request)
+    with pytest.raises(SystemExit) as exc:
+        _run_case(case, build, COCOTB_TEST_FILTER="requant_last_realigns")
+    # only the RTL's assertion failed the run: the cocotb test (the images) passed
+    msg = str(exc.value)
+    assert msg.startswith("simulator warning:") and "(simulator log:" not in msg, msg
+    log = (build / "sim" / "ghdl" / "sim.log").read_text(errors="replace")
+    beats = -(-case.neurons // case.lanes)
+    early = re.findall(r"\(assertion error\): requant: in_last on beat (\d+) \(from 0\) of an "
+                       r"image of (\d+)", log)
+    assert early == [(str(beats // 2 - 1), str(beats))], early
+    assert log.count("(assertion error): requant: no in_last on the image's last beat") == 1
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -128,6 +128,34 @@ if cocotb is not None:
         lambda dut: run(dut, _seed(), int(os.environ.get("FIFO_CYCLES", "3000")), False),
         lambda dut: run(dut, _seed() + 1, 400, True))  # one corrupted model entry
 
+    @cocotb.test(skip=True)  # only when named (COCOTB_TEST_FILTER): it ends in an assertion
+    async def fifo_must_take(dut) -> None:
+        """MUST_TAKE: traffic that never offers an entry while full is checked against the
+        deque; then one in_valid while full must stop the simulation (an entry lost)."""
+        tb = FifoTB(dut, _seed())
+        await tb.reset()
+        errors: list[str] = []
+        fulls = 0
+        for cycle in range(600):
+            v, d, r = tb.drive(*((0.9, 0.3), (0.3, 0.9))[(cycle // 50) % 2])
+            if len(tb.model) == tb.depth:  # a producer that keeps the contract
+                v = dut.in_valid.value = 0
+            await ReadOnly()
+            tb.check(errors, cycle)
+            fulls += len(tb.model) == tb.depth
+            tb.step(v, d, r)
+            await RisingEdge(dut.clk)
+        assert fulls > 0, "the traffic never filled the FIFO"
+        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        dut.out_ready.value = 0
+        while len(tb.model) < tb.depth:
+            dut.in_valid.value, dut.in_data.value = 1, 0
+            tb.step(1, 0, 0)
+            await RisingEdge(dut.clk)
+        for _ in range(3):  # in_valid while full: result_fifo's assertion ends the run here
+            await RisingEdge(dut.clk)
+        raise AssertionError("in_valid while full (MUST_TAKE) did not stop the simulation")
+
 
 # ----------------------------------------------------------------------------- pytest runner
 
@@ -159,9 +187,9 @@ end architecture wrap;
 CASES = [(1, 1), (8, 3), (6, 4), (10, 8)]  # (WIDTH, DEPTH): DEPTH 1, odd, power of two
 
 
-@pytest.mark.parametrize(("width", "depth"), CASES, ids=[f"w{w}-d{d}" for w, d in CASES])
-def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> None:
-    """result_fifo against a bounded deque for one parameter set."""
+def _run_fifo(width: int, depth: int, request: pytest.FixtureRequest,
+              must_take: bool = False, **env: object) -> None:
+    """The wrapper with these generics, then the cocotb module on it (``env`` added)."""
     from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
@@ -170,11 +198,33 @@ def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> 
     build = BUILD / "tb" / tag
     build.mkdir(parents=True, exist_ok=True)
     wrapper = build / "result_fifo_tb.vhd"
-    wrapper.write_text(WRAPPER.format(width=width, depth=depth))
+    text = WRAPPER.format(width=width, depth=depth)
+    if must_take:
+        generics = f"DEPTH => {depth})"
+        assert text.count(generics) == 1
+        text = text.replace(generics, f"DEPTH => {depth}, MUST_TAKE => true)")
+    wrapper.write_text(text)
     seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
     print(f"seed {seed} (TB_SEED={seed} replays)")
     env = {"FIFO_WIDTH": width, "FIFO_DEPTH": depth, "FIFO_SEED": seed,
-           "FIFO_CYCLES": os.environ.get("TB_FIFO_CYCLES", "3000")}
+           "FIFO_CYCLES": os.environ.get("TB_FIFO_CYCLES", "3000"), **env}
     run_sim(toplevel="result_fifo_tb", module="test_result_fifo",
             vhdl_sources=[*rtl_sources("result_fifo"), str(wrapper)], build_dir=build / "sim",
             extra_env=env, bench_dir=Path(__file__).resolve().parent)
+
+
+@pytest.mark.parametrize(("width", "depth"), CASES, ids=[f"w{w}-d{d}" for w, d in CASES])
+def test_result_fifo(width: int, depth: int, request: pytest.FixtureRequest) -> None:
+    """result_fifo against a bounded deque for one parameter set."""
+    _run_fifo(width, depth, request)
+
+
+@pytest.mark.parametrize("depth", [1, 3], ids=lambda d: f"w8-d{d}-must-take")
+def test_result_fifo_must_take(depth: int, request: pytest.FixtureRequest) -> None:
+    """MUST_TAKE (the AXI4-Stream top's FIFOs): an in_valid while full is not a silent
+    drop: result_fifo's assertion failure ends the simulation there."""
+    with pytest.raises(SystemExit) as exc:
+        _run_fifo(8, depth, request, must_take=True, COCOTB_TEST_FILTER="fifo_must_take")
+    msg = str(exc.value)
+    assert msg.startswith("simulator warning:") and (
+        "result_fifo: in_valid while full and MUST_TAKE" in msg), msg
