@@ -11,7 +11,11 @@ by hand) and generates it as it is: no quantization, the same legality check
 
 The output folder is written as a whole (into a temporary sibling, then renamed),
 so a failed run never leaves files that look valid. A folder is only replaced if
-it carries our marker file: a user's folder is never overwritten.
+it carries our marker file, which lists the files this command wrote (its manifest):
+a user's folder is never overwritten, and the files a user added to one of ours (a
+wrapper, notes) are carried over into the new folder untouched. Only the listed files
+are replaced or removed (they say "do not edit"); a user's file where the new run
+would write one is refused.
 """
 
 from __future__ import annotations
@@ -341,12 +345,73 @@ def _check_out_dir(out: Path) -> None:
             )
 
 
+def _manifest(folder: Path) -> set[str] | None:
+    """The files (POSIX paths relative to ``folder``) its marker says a previous run wrote.
+
+    None without a list (no marker, or one of a version before the manifest).
+    """
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else None
+
+
+def _carry_over(out: Path, tmp: Path, ours: set[str]) -> None:
+    """Hard-link (or copy) every file and folder of ``out`` that is not in ``ours`` into
+    ``tmp``, the new output; refuse one that would take the place of a new file."""
+    for top, dirs, files in os.walk(out):
+        here = Path(top)
+        for name in [d for d in dirs if (here / d).is_symlink()]:  # a link, not a folder
+            dirs.remove(name)
+            files.append(name)
+        for name in dirs + files:
+            src = here / name
+            rel = src.relative_to(out)
+            dst = tmp / rel
+            is_dir = name in dirs
+            if not is_dir and (rel.as_posix() in ours or rel.as_posix() == MARKER):
+                continue
+            if dst.is_symlink() or (dst.exists() and not (is_dir and dst.is_dir())):
+                raise UserError(
+                    f"output folder {out} holds {rel.as_posix()}, which gen/generate.py did "
+                    "not write; refusing to overwrite it (move it away or choose another --out)"
+                )
+            if is_dir:
+                dst.mkdir(exist_ok=True)
+            elif src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            else:
+                try:
+                    os.link(src, dst)  # the same file: nothing copied, nothing lost
+                except OSError:
+                    shutil.copy2(src, dst)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first, then deleted
+    (it is put back if the rename fails)."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    out.replace(old)  # onto the empty folder mkdtemp made
+    try:
+        tmp.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def generate(
     qnet: QNet, out: Path, source: str, images: np.ndarray | None = None,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
     lut_mult: bool = False, axis: AxisConfig | None = None, tech: str = "generic",
 ) -> Path:
     """Write all outputs for ``qnet`` to ``out`` (replaced as a whole). Returns ``out``.
+
+    Files of a previous output that its marker does not list (the user's) are kept.
 
     ``qnet.json`` is always the true model, also when ``faults`` change the RTL.
     ``p`` is the inputs per clock, ``pe`` the neurons in parallel (default all), each
@@ -382,11 +447,15 @@ def generate(
                 write_mif(mif / f"test_input_{i}.mif", words, qnet.fmt.a_bits)
                 write_mem(mem / f"test_input_{i}.mem", words, qnet.fmt.a_bits)
         qnet.save(tmp / "qnet.json")
-        (tmp / MARKER).write_text(json.dumps({"generator": "gen/generate.py", "source": source}))
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        (tmp / MARKER).write_text(json.dumps({"generator": "gen/generate.py", "source": source,
+                                              "files": files}, indent=1) + "\n")
+        if out.exists():  # the user's files in a folder of ours go into the new one
+            # without a manifest only the files written now are taken for ours
+            old = _manifest(out)
+            _carry_over(out, tmp, set(files) if old is None else old)
         tmp.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary folder
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _swap_in(tmp, out)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"cannot write output folder {out}: {exc}") from None
@@ -407,7 +476,8 @@ def main() -> int:
                                      "own)")
     ap.add_argument("--name", help="network name, prefix of every entity (default: file stem, "
                                    "or the --qnet's name)")
-    ap.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="output folder (replaced; files you added to it are kept)")
     ap.add_argument("--images", type=Path, default=DEFAULT_SAMPLE,
                     help="image sample .npz: calibration fallback and test inputs")
     ap.add_argument("--test-inputs", type=int, default=1,

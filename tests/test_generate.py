@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -266,19 +268,53 @@ def leftovers(parent: Path, name: str) -> list[str]:
     return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}.")]
 
 
-def test_output_folder_replaced_as_a_whole(tmp_path: Path, qnet: QNet) -> None:
-    out = generate(qnet, tmp_path / "out", "net.npz")
-    (out / "stale.txt").write_text("old")
-    (out / "hdl" / "old_rom.vhd").write_text("old")
-    (out / "extra").mkdir()
-    first = snapshot(out)
-    generate(qnet, out, "net.npz")
+def test_rerun_replaces_its_files_and_keeps_the_users(tmp_path: Path, qnet: QNet) -> None:
+    """A rerun replaces or removes only the files its marker lists; the user's stay as they are.
+
+    The generated part must equal a fresh output in a new folder (the reference)."""
+    images = np.random.default_rng(5).integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    out = generate(qnet, tmp_path / "out", "net.npz", images)  # 2 test inputs
+    listed = json.loads((out / MARKER).read_text())["files"]
+    assert sorted(listed) == sorted(set(snapshot(out)) - {MARKER})
+    mine = {"notes.txt": b"my notes\n", "hdl/wrapper.vhd": b"-- my board wrapper\n",
+            "extra/data.bin": bytes(range(256))}
+    for rel, data in mine.items():
+        (out / rel).parent.mkdir(exist_ok=True)
+        (out / rel).write_bytes(data)
+    (out / "empty").mkdir()
+    (out / "link").symlink_to("notes.txt")
+    (out / "hdl" / "net_top.vhd").write_text("-- edited, although it says do not edit\n")
+    generate(qnet, out, "net.npz", images[:1])  # 1 test input: test_input_1.* are stale
+    fresh = snapshot(generate(qnet, tmp_path / "fresh", "net.npz", images[:1]))
     now = snapshot(out)
-    assert set(first) - set(now) == {"stale.txt", "hdl/old_rom.vhd"}
-    assert not (out / "extra").exists()
-    assert (out / MARKER).is_file()
+    assert {k: now[k] for k in mine} == mine
+    assert {k: v for k, v in now.items() if k not in {*mine, "link"}} == fresh
+    assert not any("test_input_1" in k for k in now)
+    assert (out / "empty").is_dir() and os.readlink(out / "link") == "notes.txt"
     assert leftovers(tmp_path, "out") == []
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_rerun_refuses_a_users_file_where_it_would_write(tmp_path: Path, qnet: QNet) -> None:
+    images = np.zeros((2, 28, 28), np.uint8)
+    out = generate(qnet, tmp_path / "out", "net.npz", images[:1])
+    (out / "coe" / "test_input_1.coe").write_text("; mine\n")
+    before = snapshot(out)
+    with pytest.raises(UserError, match=r"holds coe/test_input_1\.coe, which gen/generate\.py "
+                                        r"did not write; refusing"):
+        generate(qnet, out, "net.npz", images)
+    assert snapshot(out) == before
+    assert leftovers(tmp_path, "out") == []
+
+
+def test_marker_without_manifest_keeps_all_but_the_new_files(tmp_path: Path, qnet: QNet) -> None:
+    """A folder of a version before the manifest: only the files written now count as ours."""
+    out = generate(qnet, tmp_path / "out", "net.npz")
+    (out / MARKER).write_text(json.dumps({"generator": "gen/generate.py", "source": "x"}))
+    (out / "hdl" / "mine.vhd").write_text("-- mine\n")
+    generate(qnet, out, "net.npz")
+    assert (out / "hdl" / "mine.vhd").read_text() == "-- mine\n"
+    assert "hdl/mine.vhd" not in json.loads((out / MARKER).read_text())["files"]
 
 
 def test_empty_existing_folder_is_used(tmp_path: Path, qnet: QNet) -> None:
