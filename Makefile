@@ -2,7 +2,7 @@
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
 # Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS,
-# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT (make import); make
+# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import); make
 # synth: PE TARGET; make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
@@ -117,7 +117,8 @@ endif
 # A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
 .PHONY: import
 import: setup
-	$(PY) -m gen.import_model --from $(FROM) --out $(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)
+	$(PY) -m gen.import_model --from $(FROM) --out $(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz) \
+	  $(if $(filter 1,$(FORCE)),--force)
 
 accuracy: setup
 	$(PY) -m gen.evaluate --format $(BITS)

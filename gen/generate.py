@@ -384,7 +384,9 @@ def _carry_over(out: Path, tmp: Path, ours: set[str]) -> None:
             else:
                 try:
                     os.link(src, dst)  # the same file: nothing copied, nothing lost
-                except OSError:
+                except FileExistsError:
+                    raise
+                except OSError:  # a file system without hard links
                     shutil.copy2(src, dst)
 
 

@@ -1,7 +1,9 @@
 """Import a float MLP from ONNX or a PyTorch state_dict into the weights ``.npz`` (docs/models.md).
 
     python -m gen.import_model --from model.onnx --out build/import/model.npz [--calib train]
-    python -m gen.import_model --from model.pt   --out build/import/model.npz
+    python -m gen.import_model --from model.pt   --out build/import/model.npz [--force]
+
+An existing ``--out`` file is never replaced without ``--force``.
 
 The network must be a plain MLP: linear layers with one ReLU between consecutive
 layers and none on the output, taking the 784 pixels as ``x = pixel / 255``.
@@ -339,14 +341,20 @@ def to_arrays(layers: Layers, calib: dict[str, float], meta: dict) -> dict[str, 
 
 
 def import_model(source: Path, out: Path, calib: str = "train",
-                 mnist_dir: str | None = None) -> dict[str, np.ndarray]:
-    """Read ``source``, calibrate, write ``out`` atomically; return the arrays written."""
+                 mnist_dir: str | None = None, force: bool = False) -> dict[str, np.ndarray]:
+    """Read ``source``, calibrate, write ``out`` atomically; return the arrays written.
+
+    An existing ``out`` is refused unless ``force``: it may be the user's own weights.
+    """
     source, out = Path(source), Path(out)
     if calib not in ("train", "sample", "none"):
         raise UserError(f"--calib {calib!r}: choose train, sample or none")
     check_creatable(out, "output file")
     if out.is_dir():
         raise UserError(f"output file {out} exists and is a folder")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise UserError(f"output file {out} exists; refusing to overwrite it (--force, or "
+                        "FORCE=1 for make import, replaces it)")
     layers = read_model(source)
     checked = check_against_onnx(source, layers) if source.suffix.lower() == ".onnx" else 0
     weights = {}
@@ -392,12 +400,14 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="source", required=True, type=Path,
                     help="model.onnx, or a torch.save'd state_dict of an nn.Sequential")
-    ap.add_argument("--out", required=True, type=Path, help="weights .npz to write")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="weights .npz to write (an existing file only with --force)")
+    ap.add_argument("--force", action="store_true", help="replace an existing --out file")
     ap.add_argument("--calib", default="train", choices=["train", "sample", "none"],
                     help="images for the hidden layers' calib{k} (default: MNIST train)")
     ap.add_argument("--mnist-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = ap.parse_args(argv)
-    arrays = import_model(args.source, args.out, args.calib, args.mnist_dir)
+    arrays = import_model(args.source, args.out, args.calib, args.mnist_dir, args.force)
     meta = json.loads(str(arrays["meta"]))
     layers = [(arrays[f"W{k}"], arrays[f"b{k}"]) for k in range(len(meta["layers"]) - 1)]
     correct, n = sample_agreement(layers)

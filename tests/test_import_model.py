@@ -115,6 +115,18 @@ def test_onnx_matmul_add_and_final_softmax(tmp_path: Path) -> None:
     np.testing.assert_array_equal(layers[1][1], b1.astype(np.float32))
 
 
+def test_existing_out_is_replaced_only_with_force(tmp_path: Path) -> None:
+    src = export_onnx(mlp256_torch(), tmp_path / "mlp.onnx", (1, 784))
+    out = tmp_path / "mine.npz"
+    out.write_bytes(b"the user's file\n")
+    with pytest.raises(UserError, match=r"exists; refusing to overwrite it \(--force"):
+        import_model(src, out, calib="none")
+    assert out.read_bytes() == b"the user's file\n"
+    import_model(src, out, calib="none", force=True)
+    np.testing.assert_array_equal(load_float_weights(out)["W0"],
+                                  mlp256_torch()[0].weight.detach().numpy())
+
+
 def test_cli_prints_one_line_and_meta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = export_onnx(mlp256_torch(), tmp_path / "mlp.onnx", (1, 784))
     out = tmp_path / "sub" / "mlp.npz"
