@@ -145,6 +145,21 @@ def user_folder(name: str) -> Callable[[Path], None]:
     return build
 
 
+def generated_folder(name: str, test_inputs: int) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/<name>`` = gen.generate's output for the good weights (network net)."""
+
+    def build(d: Path) -> None:
+        from gen.formats import parse_format
+        from gen.generate import generate
+        from gen.quant import quantize_network
+
+        arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
+        qnet = quantize_network(arrays, parse_format("int8"), "net")
+        generate(qnet, d / name, "w.npz", np.zeros((test_inputs, 28, 28), np.uint8))
+
+    return build
+
+
 def mkdir(name: str) -> Callable[[Path], None]:
     return lambda d: (d / name).mkdir(parents=True)
 
@@ -313,6 +328,8 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "out-under-file": base(),
     "out-user-folder": base(user_folder("out")),
     "out-is-file": base(write("out", b"my notes\n")),
+    "out-user-file-clash": base(generated_folder("out", 1),
+                                write("out/coe/test_input_1.coe", b"; my own test input\n")),
     "generate-no-weights": base(),
     # gen.generate --qnet: a quantized network check_qnet refuses
     "qnet-weight-half": base(qnet_file(_put(0, "w", (0, 0), 0.5))),
@@ -451,6 +468,8 @@ BUILDERS.update({
     "import-onnx-not-784": base(onnx_model("m.onnx", _GEMM2, {**_GEMM_SHAPES, "w0": (16, 100)})),
     "import-onnx-garbage": base(write("m.onnx", b"not a model\n")),
     "import-missing": base(),
+    "import-out-exists": base(onnx_model("m.onnx", _GEMM2, _GEMM_SHAPES),
+                              write("x.npz", b"my own weights\n")),
     "import-sd-conv": base(state_dict("m.pt", {
         "0.weight": (2, 1, 3, 3), "0.bias": (2,), "2.weight": (10, 1352), "2.bias": (10,)})),
     "import-sd-prelu": base(state_dict("m.pt", {**_MLP_SD, "1.weight": (1,)})),
