@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from gen.errors import UserError
@@ -35,6 +39,28 @@ def env_int(name: str, default: int, lo: int | None = None, hi: int | None = Non
         bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}" if lo is not None else f"<= {hi}"
         raise UserError(f"{name}={value} is out of range: it must be {bounds}")
     return value
+
+
+@contextlib.contextmanager
+def work_lock(work: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<work>.lock`` while a run uses the build folder ``work``.
+
+    Two runs of one configuration share the folder (the generated code, GHDL's library,
+    the results file) and would break each other: the second one says that it waits and
+    runs when the first is done. The operating system frees the lock of a run that dies.
+    The lock file stays (deleting it would let a third run lock another file).
+    """
+    lock = work.with_name(f"{work.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another run that uses {work} (lock {lock.name})",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
 
 NETLIST_SIMULATORS = ("icarus", "verilator")  # Verilog: the synthesized netlist
 

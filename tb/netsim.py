@@ -45,6 +45,7 @@ from tb.common import (
     run_sim,
     simulator,
     simulator_missing,
+    work_lock,
 )
 
 MODELS = ROOT / "models"
@@ -182,78 +183,80 @@ def simulate_qnet(
 
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
-    and a ``coverage`` line.
+    and a ``coverage`` line. Another run using ``work`` is waited for (:func:`work_lock`).
     """
-    faults = faults or Faults()
-    ps = parallelism(qnet, p)
-    pes = neurons_parallel(qnet, pe)
-    gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
-                       lut_mult=lut_mult, tech=tech)
-    rtl = None
-    if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
-        from tb.mutants import mutated_rtl
+    with work_lock(work):  # the folder is this run's until it returns
+        faults = faults or Faults()
+        ps = parallelism(qnet, p)
+        pes = neurons_parallel(qnet, pe)
+        gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
+                           lut_mult=lut_mult, tech=tech)
+        rtl = None
+        if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
+            from tb.mutants import mutated_rtl
 
-        rtl = mutated_rtl(faults.mutants, work)
-    results = work / "results.json"
-    results.unlink(missing_ok=True)
-    env = {
-        "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": Path(sample).resolve(),
-        "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results, "MLP_P": ps[0],
-    }
-    if faults.expected is not None:
-        env["MLP_FAULT_EXPECTED"] = faults.expected
-    t0 = time.perf_counter()
-    failure = None
-    # The VHDL top is fed by the bench's VHDL pixel feeder (a few Python wake-ups per image
-    # instead of one per clock); the Verilog netlist keeps the Python pixel driver.
-    wrapper = feeder_wrapper(qnet, work / "tb")
-    sources = {"toplevel": f"{qnet.name}_tbtop",
-               "vhdl_sources": ([str(MULT18X18D_MODEL)] if tech == "ecp5" else [])
-               + [str(p) for p in hdl_sources(gen_dir, qnet, rtl)]
-               + [str(FEEDER), str(wrapper)]}
-    env["MLP_FEEDER"] = 1
-    if netlist:
-        from gen.synth import ghdl_synth, netsim_wrapper
+            rtl = mutated_rtl(faults.mutants, work)
+        results = work / "results.json"
+        results.unlink(missing_ok=True)
+        env = {
+            "MLP_QNET": gen_dir / "qnet.json", "MLP_SAMPLE": Path(sample).resolve(),
+            "MLP_FIRST": first, "MLP_COUNT": n_images, "MLP_RESULTS": results, "MLP_P": ps[0],
+        }
+        if faults.expected is not None:
+            env["MLP_FAULT_EXPECTED"] = faults.expected
+        t0 = time.perf_counter()
+        failure = None
+        # The VHDL top is fed by the bench's VHDL pixel feeder (a few Python wake-ups per image
+        # instead of one per clock); the Verilog netlist keeps the Python pixel driver.
+        wrapper = feeder_wrapper(qnet, work / "tb")
+        sources = {"toplevel": f"{qnet.name}_tbtop",
+                   "vhdl_sources": ([str(MULT18X18D_MODEL)] if tech == "ecp5" else [])
+                   + [str(p) for p in hdl_sources(gen_dir, qnet, rtl)]
+                   + [str(FEEDER), str(wrapper)]}
+        env["MLP_FEEDER"] = 1
+        if netlist:
+            from gen.synth import ghdl_synth, netsim_wrapper
 
-        syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
-        wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
-        sources = {"toplevel": netsim_wrapper(qnet, syn["verilog"], wrapper), "vhdl_sources": [],
-                   "verilog_sources": [str(syn["verilog"]), str(wrapper)], "netlist_sim": netlist}
-        env["MLP_FEEDER"] = 0
-        t0 = time.perf_counter()  # the simulation, not the synthesis
-    try:
-        run_sim(
-            module="test_mlp_top", **sources,
-            build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
-            optimize=n_images >= OPTIMIZE_FROM,
-        )
-    except SystemExit as exc:  # cocotb-test reports failed tests this way
-        failure = str(exc)
-    if not results.exists():
-        raise AssertionError(
-            f"simulation of {qnet.name} ({qnet.fmt.name}) produced no results: {failure}"
-        )
-    doc = json.loads(results.read_text())
-    if doc.get("stuck") and failure:
-        failure = f"deadlock: {doc['stuck']}; {failure}"
-    if (errors := doc.get("errors")) and failure:  # missing, extra, duplicate results
-        failure = (f"{len(errors)} results missing or extra: {'; '.join(errors[:5])}; "
-                   f"{failure}")
-    doc["total_s"] = time.perf_counter() - t0
-    doc["failure"] = failure
-    doc["p"] = ps
-    doc["pe"] = pes
-    done = [r["done_cycle"] for r in doc["images"]]
-    # steady-state initiation interval: clocks between consecutive results
-    doc["interval"] = (done[-1] - done[1]) / (len(done) - 2) if len(done) > 2 else None
-    exact = [r["index"] for r in doc["images"] if r["bit_exact"]]
-    if exact:
-        with np.load(sample) as npz:
-            vectors = check_images(npz["images"], qnet.layers[0].n_in)[exact]
-        doc["coverage"] = format_coverage(qnet, coverage(qnet, vectors))
-    else:
-        doc["coverage"] = ""
-    return doc
+            syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
+            wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
+            sources = {"toplevel": netsim_wrapper(qnet, syn["verilog"], wrapper),
+                       "vhdl_sources": [], "verilog_sources": [str(syn["verilog"]), str(wrapper)],
+                       "netlist_sim": netlist}
+            env["MLP_FEEDER"] = 0
+            t0 = time.perf_counter()  # the simulation, not the synthesis
+        try:
+            run_sim(
+                module="test_mlp_top", **sources,
+                build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
+                optimize=n_images >= OPTIMIZE_FROM,
+            )
+        except SystemExit as exc:  # cocotb-test reports failed tests this way
+            failure = str(exc)
+        if not results.exists():
+            raise AssertionError(
+                f"simulation of {qnet.name} ({qnet.fmt.name}) produced no results: {failure}"
+            )
+        doc = json.loads(results.read_text())
+        if doc.get("stuck") and failure:
+            failure = f"deadlock: {doc['stuck']}; {failure}"
+        if (errors := doc.get("errors")) and failure:  # missing, extra, duplicate results
+            failure = (f"{len(errors)} results missing or extra: {'; '.join(errors[:5])}; "
+                       f"{failure}")
+        doc["total_s"] = time.perf_counter() - t0
+        doc["failure"] = failure
+        doc["p"] = ps
+        doc["pe"] = pes
+        done = [r["done_cycle"] for r in doc["images"]]
+        # steady-state initiation interval: clocks between consecutive results
+        doc["interval"] = (done[-1] - done[1]) / (len(done) - 2) if len(done) > 2 else None
+        exact = [r["index"] for r in doc["images"] if r["bit_exact"]]
+        if exact:
+            with np.load(sample) as npz:
+                vectors = check_images(npz["images"], qnet.layers[0].n_in)[exact]
+            doc["coverage"] = format_coverage(qnet, coverage(qnet, vectors))
+        else:
+            doc["coverage"] = ""
+        return doc
 
 
 def summary_line(doc: dict, bits: str, extra: str = "") -> str:

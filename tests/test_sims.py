@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,51 @@ def test_ghdl_library_cache_follows_the_committed_sources(tmp_path: Path,
     assert len(list(cache.iterdir())) == 1
     assert "value 22" in build_and_run(20, 2)  # the committed unit changed: a new library
     assert len(list(cache.iterdir())) == 2
+
+
+# ---------------------------------------------------------------- one build folder, two runs
+
+
+def _netsim(build: Path, *args: str) -> subprocess.Popen[str]:
+    """``tb.netsim --net zero --images 2`` in the background, building under ``build``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SIM", "WAVES", "VERBOSE")}
+    env["BUILD_DIR"] = str(build)
+    return subprocess.Popen([sys.executable, "-m", "tb.netsim", "--net", "zero", "--images", "2",
+                             *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _passed(run: subprocess.Popen[str]) -> None:
+    """The run ends (bounded) with both images bit-exact."""
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    assert "SUMMARY net=zero bits=8 images=2 bit_exact=2 " in out, out
+
+
+def test_two_runs_of_one_configuration_both_pass(tmp_path: Path) -> None:
+    """Two ``make sim`` of one configuration at once (one BUILD_DIR) share build/sim/<tag>:
+    without the lock, 2 of 3 such pairs failed ("produced no results")."""
+    if reason := common.simulator_missing("ghdl"):
+        pytest.skip(reason)
+    runs = [_netsim(tmp_path) for _ in range(2)]
+    for run in runs:
+        _passed(run)
+
+
+def test_a_run_waits_while_its_build_folder_is_locked(tmp_path: Path) -> None:
+    """While another holder has ``<work>.lock``, a run says it waits and writes nothing."""
+    if reason := common.simulator_missing("ghdl"):
+        pytest.skip(reason)
+    work = tmp_path / "sim" / "t"
+    with common.work_lock(work):
+        run = _netsim(tmp_path, "--tag", "t")
+        try:
+            ready, _, _ = select.select([run.stderr], [], [], 300)  # bounded: it must say so
+            line = run.stderr.readline() if ready else "(nothing in 300 s)"
+            assert line.startswith(f"waiting for another run that uses {work}"), line
+            assert not work.exists()
+        except BaseException:
+            run.kill()
+            run.wait()
+            raise
+    _passed(run)
