@@ -47,18 +47,26 @@ def _without_saturation(layer: QLayer) -> QLayer:
 
 
 def format_coverage(qnet: QNet, counts: dict[str, int]) -> str:
-    """One line: each bin hit or missed, with its count."""
+    """One line: the bins these images reached (with counts), then those they did not.
+
+    A bin not reached is no failure: it says what the images did not exercise.
+    """
     n_classes = max(qnet.n_classes, 2)
     hidden = any(layer.hidden for layer in qnet.layers)
     na = {"relu_clipped": not hidden, "requant_sat_high": not hidden,
           "argmax_tie": qnet.n_classes == 1}
-    parts = []
+    reached, not_reached, absent = [], [], []
     for name in BINS:
         c = counts[name]
         if na.get(name):
-            parts.append(f"{name}=n/a")
+            absent.append(name)
         elif name == "all_classes":
-            parts.append(f"classes={c}/{n_classes}{'' if c == n_classes else '(miss)'}")
+            reached.append(f"classes {c}/{n_classes}")
         else:
-            parts.append(f"{name}={'hit' if c else 'MISS'}({c})")
-    return "COVERAGE " + " ".join(parts)
+            (reached if c else not_reached).append(f"{name}({c})" if c else name)
+    line = f"COVERAGE reached: {', '.join(reached)}"
+    if not_reached:
+        line += f"; not reached by these images: {', '.join(not_reached)}"
+    if absent:
+        line += f"; not in this network: {', '.join(absent)}"
+    return line

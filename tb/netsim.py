@@ -259,9 +259,10 @@ def simulate_qnet(
         return doc
 
 
-def summary_line(doc: dict, bits: str, extra: str = "") -> str:
-    """The last line of ``make sim`` (format fixed by the README).
+def summary_line(doc: dict, fmt: str, extra: str = "") -> str:
+    """The last line of ``make sim`` (its fields are documented in the README).
 
+    ``fmt`` is the format as given; the line names it canonically (``format_label``).
     ``extra`` (e.g. ``shard=1/4``) goes before ``images=``.
     """
     imgs = doc["images"]
@@ -271,13 +272,13 @@ def summary_line(doc: dict, bits: str, extra: str = "") -> str:
     cycles = sum(r["cycles"] for r in imgs) / n
     ips = n / doc["wall_s"] if doc["wall_s"] > 0 else float("inf")
     return (
-        f"SUMMARY net={doc['net']} bits={bits} {extra + ' ' if extra else ''}images={n} "
+        f"SUMMARY net={doc['net']} format={format_label(fmt)} {extra + ' ' if extra else ''}images={n} "
         f"bit_exact={exact} "
         f"rtl_correct={correct} cycles_per_image={cycles:.0f} images_per_s={ips:.2f}"
     )
 
 
-def print_report(doc: dict, bits: str) -> int:
+def print_report(doc: dict, fmt: str) -> int:
     """Print one row per image and the SUMMARY line; return the exit status."""
     print(f"{'image':>5} {'label':>5} {'rtl':>4} {'model':>5} {'bit_exact':>9} {'cycles':>6}")
     for r in doc["images"]:
@@ -292,14 +293,13 @@ def print_report(doc: dict, bits: str) -> int:
     pe = ",".join(map(str, doc.get("pe", [])))
     print(f"TIMING p={','.join(map(str, doc['p']))} pe={pe} latency_cycles={lat} "
           f"initiation_interval_cycles={ii}")
-    print(summary_line(doc, bits))
+    print(summary_line(doc, fmt))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
 
 
-def bits_label(fmt: str) -> str:
-    """``bits=`` of the SUMMARY line: the width for int<B>, else the format name."""
-    f = parse_format(fmt)
-    return str(f.w_bits) if f.name == f"int{f.w_bits}" else f.name
+def format_label(fmt: str) -> str:
+    """``format=`` of the SUMMARY line: the canonical name (``w8a8`` is ``int8``)."""
+    return parse_format(fmt).name
 
 
 def qat_models(net: str) -> dict[str, Path]:
@@ -396,7 +396,7 @@ def main() -> int:
     if args.quiet:
         rc = 0 if all(r["bit_exact"] for r in doc["images"]) else 1
     else:
-        rc = print_report(doc, bits_label(args.format))
+        rc = print_report(doc, args.format)
     if doc["failure"] and rc == 0:
         print(f"error: simulation failed: {doc['failure']}", file=sys.stderr)
         rc = 1

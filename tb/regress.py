@@ -54,7 +54,7 @@ from tb.common import (
     simulator,
     simulator_missing,
 )
-from tb.netsim import bits_label, summary_line
+from tb.netsim import summary_line
 
 KIND = "mnist-fpga regress results"
 VERSION = 2  # 2: job_failures (a version-1 file cannot say a job failed)
@@ -200,7 +200,7 @@ def report(doc: dict, qnet: QNet, extra: str) -> int:
     print(f"ACCURACY rtl={100 * doc['rtl_correct'] / n:.2f}% "
           f"model={100 * doc['model_correct'] / n:.2f}% {'equal' if equal else 'DIFFERENT'} "
           f"over {n} images; wall {doc['wall_s']:.0f} s with {doc['jobs']} jobs")
-    print(summary_line(doc, bits_label(doc["format"]), extra=extra))
+    print(summary_line(doc, doc["format"], extra=extra))
     ok = all(r["bit_exact"] for r in imgs) and equal and not doc["job_failures"]
     return 0 if ok else 1
 

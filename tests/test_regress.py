@@ -202,7 +202,7 @@ def test_shards_and_merge_through_the_rtl(tmp_path: Path) -> None:
     proc = _regress(["--merge", *map(str, docs), "--junit", str(merged)], tmp_path / "build")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = proc.stdout.strip().splitlines()[-1]
-    assert summary.startswith("SUMMARY net=l10 bits=8 shards=2 images=5 bit_exact=5 "), summary
+    assert summary.startswith("SUMMARY net=l10 format=int8 shards=2 images=5 bit_exact=5 "), summary
     suite = ET.parse(merged).getroot().find("testsuite")
     assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("6", "0")
 

@@ -88,7 +88,7 @@ def test_sim_w2a2_runs_the_qat_model_and_says_so(tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert lines[0].startswith("model: models/mlp256_qat_w2a2.npz, the QAT model for w2a2")
-    assert lines[-1].startswith("SUMMARY net=mlp256 bits=2 images=3 bit_exact=3 "
+    assert lines[-1].startswith("SUMMARY net=mlp256 format=int2 images=3 bit_exact=3 "
                                 "rtl_correct=3")
 
 
@@ -112,6 +112,6 @@ def test_sim_weights_of_a_layers_trained_net(tmp_path: Path) -> None:
                    tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == f"model: {path.name} as network mlp64x32 (int8)"
-    assert "SUMMARY net=mlp64x32 bits=8 images=3 bit_exact=3" in proc.stdout
+    assert "SUMMARY net=mlp64x32 format=int8 images=3 bit_exact=3" in proc.stdout
     assert "TIMING p=3,3,3" in proc.stdout
     assert np.load(path)["W1"].shape == (32, 64)

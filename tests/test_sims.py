@@ -137,7 +137,7 @@ def _passed(run: subprocess.Popen[str]) -> None:
     """The run ends (bounded) with both images bit-exact."""
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err
-    assert "SUMMARY net=zero bits=8 images=2 bit_exact=2 " in out, out
+    assert "SUMMARY net=zero format=int8 images=2 bit_exact=2 " in out, out
 
 
 def test_two_runs_of_one_configuration_both_pass(tmp_path: Path) -> None:
