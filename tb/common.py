@@ -317,10 +317,23 @@ def run_sim(
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved
+    if os.environ.get("WAVES", "0") == "1" and (wave := wave_file(sim, build_dir, toplevel)):
+        print(f"waveform: {wave} (open it with gtkwave or surfer)", flush=True)
     if warning := first_sim_warning(build_dir / "sim.log"):
         failure = f"simulator warning: {warning}" + (f"; {failure}" if failure else "")
     if failure:
         raise SystemExit(failure)
+
+
+def wave_file(sim: str, sim_dir: Path, toplevel: str) -> Path | None:
+    """The waveform cocotb-test had ``sim`` write in ``sim_dir`` (``WAVES=1``), if it exists.
+
+    GHDL writes ``<top>.ghw``, NVC and Icarus ``<top>.fst``, Verilator ``dump.fst``.
+    """
+    top = toplevel.lower()
+    name = {"ghdl": f"{top}.ghw", "verilator": "dump.fst"}.get(sim, f"{top}.fst")
+    path = sim_dir / name
+    return path if path.is_file() else None
 
 
 def first_sim_warning(log: Path) -> str | None:

@@ -167,3 +167,19 @@ def test_a_run_waits_while_its_build_folder_is_locked(tmp_path: Path) -> None:
             run.wait()
             raise
     _passed(run)
+
+
+def test_waves_run_names_its_waveform(tmp_path: Path) -> None:
+    """``WAVES=1``: the run prints ``waveform: <path>``, a file GHDL wrote (``<top>.ghw``)."""
+    if reason := common.simulator_missing():
+        pytest.skip(reason)
+    env = {k: v for k, v in os.environ.items() if k not in ("SIM", "VERBOSE")}
+    env |= {"BUILD_DIR": str(tmp_path), "WAVES": "1"}
+    proc = subprocess.run([sys.executable, "-m", "tb.netsim", "--net", "zero", "--images", "1"],
+                          cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    named = [line for line in proc.stdout.splitlines() if line.startswith("waveform: ")]
+    assert len(named) == 1, proc.stdout
+    wave = Path(named[0].removeprefix("waveform: ").split(" (")[0])
+    assert wave.suffix == ".ghw" and wave.is_relative_to(tmp_path), wave
+    assert wave.stat().st_size > 0
