@@ -2,8 +2,9 @@
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
 # Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS,
-# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import); make
-# synth: PE TARGET; make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
+# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import),
+# UPDATE_DOCS=1 (make report); make synth: PE TARGET; make sim-netlist (or make sim
+# NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -99,9 +100,11 @@ regress-full: sim-deps
 	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P) \
 	    $(if $(SHARD),--shard $(SHARD))
 
-# docs/report.md, docs/report/*.png, docs/report/accuracy.csv (needs MNIST_DIR or downloads)
+# build/report/report.md, report/*.png, report/accuracy.csv (needs MNIST_DIR or downloads);
+# UPDATE_DOCS=1 writes them over the committed docs/report.md and docs/report/ instead
+UPDATE_DOCS ?= 0
 report: setup
-	$(PY) -m gen.report
+	$(PY) -m gen.report $(if $(filter 1,$(UPDATE_DOCS)),--out docs)
 
 # The committed QAT models (about 2.5 + 3.5 min on 1 thread); with LAYERS (any MLP, from
 # models/<NET>.npz) one run into models/<NET>_qat_<BITS>.npz, which make sim then prefers

@@ -1,8 +1,11 @@
-"""Accuracy report: ``docs/report.md``, ``docs/report/*.png`` and ``docs/report/accuracy.csv``.
+"""Accuracy report: ``report.md``, ``report/*.png`` and ``report/accuracy.csv`` under --out.
 
 Usage::
 
-    MNIST_DIR=... python -m gen.report [--models models] [--out docs]
+    MNIST_DIR=... python -m gen.report [--models models] [--out build/report]
+
+The default ``--out`` is ``build/report`` (untracked); ``--out docs`` (``make report
+UPDATE_DOCS=1``) replaces the committed ``docs/report.md`` and ``docs/report/``.
 
 On the full MNIST test set (10,000 images):
 
@@ -404,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = argparse.ArgumentParser(prog="python -m gen.report", description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=Path, default=ROOT / "models", help="folder of .npz models")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs",
-                    help="folder for report.md and report/ (default docs)")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "report",
+                    help="folder for report.md and report/ (default build/report; "
+                         "docs replaces the committed report)")
     ap.add_argument("--mnist-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = ap.parse_args(argv)
     if not args.models.is_dir():
