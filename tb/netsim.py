@@ -272,8 +272,8 @@ def summary_line(doc: dict, fmt: str, extra: str = "") -> str:
     cycles = sum(r["cycles"] for r in imgs) / n
     ips = n / doc["wall_s"] if doc["wall_s"] > 0 else float("inf")
     return (
-        f"SUMMARY net={doc['net']} format={format_label(fmt)} {extra + ' ' if extra else ''}images={n} "
-        f"bit_exact={exact} "
+        f"SUMMARY net={doc['net']} format={format_label(fmt)} "
+        f"{extra + ' ' if extra else ''}images={n} bit_exact={exact} "
         f"rtl_correct={correct} cycles_per_image={cycles:.0f} images_per_s={ips:.2f}"
     )
 
