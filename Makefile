@@ -26,6 +26,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 LUT_MULT ?= 0
 export SIM WAVES MNIST_DIR P PE LUT_MULT
+# $(call q,VALUE): VALUE as one single-quoted shell word (a ' inside becomes '\''), so a
+# variable given on the command line (make sim NET='a;b') reaches the tools as text and
+# never runs as shell code. Every variable a recipe passes to the shell goes through it.
+q = '$(subst ','\'',$(1))'
 # Prefer GHDL's llvm back end (about twice as fast as mcode) when it is installed.
 ifneq ($(wildcard /usr/bin/ghdl-llvm),)
 export GHDL_BACKEND ?= llvm
@@ -40,7 +44,7 @@ setup:
 	@bash scripts/ensure-venv.sh $(VENV)
 
 sim-deps: setup
-	@if [ "$(SIM)" = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
+	@if [ $(call q,$(SIM)) = ghdl ]; then bash scripts/ensure-ghdl.sh; fi
 
 # Icarus simulates the synthesized netlists (make sim-netlist, tests/test_synth.py).
 netlist-deps:
@@ -48,7 +52,7 @@ netlist-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "iverilog not found: installing it with apt-get" >&2; \
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
-	  elif [ "$(CI)" = true ]; then \
+	  elif [ $(call q,$(CI)) = true ]; then \
 	    echo "error: iverilog not found (apt-get install -y iverilog): CI=true needs it for the netlist simulations" >&2; exit 1; \
 	  else echo "note: iverilog not found (apt-get install -y iverilog): netlist simulations are skipped" >&2; fi; }
 
@@ -56,33 +60,36 @@ netlist-deps:
 # given; without it, a committed QAT model for BITS (models/<net>_qat_<bits>.npz) is
 # preferred over the float model, and the run says which one it uses. NETLIST=1
 # simulates the synthesized netlist instead of the VHDL.
-SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(NET))
+PE_ARG = $(if $(PE),--pe $(call q,$(PE)))
+EPOCHS_ARG = $(if $(EPOCHS),--epochs $(call q,$(EPOCHS)))
+SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(call q,$(NET)))
 sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
-	@$(PY) -m tb.netsim $(SIM_NET) --format $(BITS) --images $(IMAGES) --p $(P) \
-	    $(if $(PE),--pe $(PE)) $(if $(WEIGHTS),--weights $(WEIGHTS),--prefer-qat) \
+	@$(PY) -m tb.netsim $(SIM_NET) --format $(call q,$(BITS)) --images $(call q,$(IMAGES)) \
+	    --p $(call q,$(P)) $(PE_ARG) $(if $(WEIGHTS),--weights $(call q,$(WEIGHTS)),--prefer-qat) \
 	    $(if $(filter 1,$(NETLIST)),--netlist)
 
 # The Verilog that ghdl --synth writes, through the same whole-network bench
 sim-netlist: sim-deps netlist-deps
-	@$(PY) -m tb.netsim --netlist --net $(NET) --format $(BITS) --images $(IMAGES) --p $(P) \
-	    $(if $(PE),--pe $(PE))
+	@$(PY) -m tb.netsim --netlist --net $(call q,$(NET)) --format $(call q,$(BITS)) \
+	    --images $(call q,$(IMAGES)) --p $(call q,$(P)) $(PE_ARG)
 
 # loadgroup: tests that share state stay on one worker (conftest.py). One BLAS/OpenMP
 # thread per process: the workers already fill the cores, and idle OpenBLAS threads spin.
 # -rs lists every skip with its reason; under CI=true a skip for a missing tool fails.
 test: sim-deps netlist-deps
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadgroup tests tb
+	    $(PY) -m pytest -q -rs -n $(call q,$(TEST_JOBS)) --dist loadgroup tests tb
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
-	$(PY) -m gen.generate --weights $(or $(WEIGHTS),models/$(NET).npz) --format $(BITS) \
-	    --name $(GEN_NET) --out build/gen/$(GEN_NET)_$(BITS)
+	$(PY) -m gen.generate --weights $(call q,$(or $(WEIGHTS),models/$(NET).npz)) \
+	    --format $(call q,$(BITS)) --name $(call q,$(GEN_NET)) \
+	    --out $(call q,build/gen/$(GEN_NET)_$(BITS))
 
 # LAYERS=784,128,64,10 NET=<name>: any MLP; without LAYERS the three reference networks
 train: setup
 ifneq ($(LAYERS),)
-	$(PY) -m train.train --net $(NET) --layers $(LAYERS) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(PY) -m train.train --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) $(EPOCHS_ARG) \
 	    --out models
 else
 	$(PY) -m train.train --net all --out models
@@ -90,15 +97,15 @@ endif
 
 # ghdl --synth, yosys (synth_ecp5 + nextpnr-ecp5 on LFE5UM-85F, synth_xilinx xc7): SYNTH lines
 synth: sim-deps
-	@$(PY) -m gen.synth --net $(NET) --format $(BITS) --p $(P) $(if $(PE),--pe $(PE)) \
-	    --target $(TARGET)
+	@$(PY) -m gen.synth --net $(call q,$(NET)) --format $(call q,$(BITS)) --p $(call q,$(P)) \
+	    $(PE_ARG) --target $(call q,$(TARGET))
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set); SHARD=i/n runs one slice of them. Results JSON and JUnit
 # XML go to build/regress/<run>/ (python -m tb.regress --merge combines shards).
 regress-full: sim-deps
-	$(PY) -m tb.regress --net $(NET) --format $(BITS) --images 10000 --p $(P) \
-	    $(if $(SHARD),--shard $(SHARD))
+	$(PY) -m tb.regress --net $(call q,$(NET)) --format $(call q,$(BITS)) --images 10000 \
+	    --p $(call q,$(P)) $(if $(SHARD),--shard $(call q,$(SHARD)))
 
 # build/report/report.md, report/*.png, report/accuracy.csv (needs MNIST_DIR or downloads);
 # UPDATE_DOCS=1 writes them over the committed docs/report.md and docs/report/ instead
@@ -110,8 +117,8 @@ report: setup
 # models/<NET>.npz) one run into models/<NET>_qat_<BITS>.npz, which make sim then prefers
 qat: setup
 ifneq ($(LAYERS),)
-	$(PY) -m train.qat --net $(NET) --layers $(LAYERS) --format $(BITS) \
-	    $(if $(EPOCHS),--epochs $(EPOCHS)) --out models/$(NET)_qat_$(BITS).npz
+	$(PY) -m train.qat --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) \
+	    --format $(call q,$(BITS)) $(EPOCHS_ARG) --out $(call q,models/$(NET)_qat_$(BITS).npz)
 else
 	$(PY) -m train.qat --net mlp256 --format int4 --epochs 20 --out models/mlp256_qat_int4.npz
 	$(PY) -m train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
@@ -120,11 +127,12 @@ endif
 # A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
 .PHONY: import
 import: setup
-	$(PY) -m gen.import_model --from $(FROM) --out $(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz) \
+	$(PY) -m gen.import_model --from $(call q,$(FROM)) \
+	  --out $(call q,$(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)) \
 	  $(if $(filter 1,$(FORCE)),--force)
 
 accuracy: setup
-	$(PY) -m gen.evaluate --format $(BITS)
+	$(PY) -m gen.evaluate --format $(call q,$(BITS))
 
 # the speed goals (bench/bench_goals.py: MNIST loading, failing benches fail fast); images/s
 # for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE
@@ -137,7 +145,8 @@ bench: sim-deps
 	$(PY) -m bench.sweep_hw
 
 bench-hw: sim-deps
-	$(PY) -m bench.sweep_hw --net $(or $(NET),mlp256) $(if $(POINTS),--points $(POINTS))
+	$(PY) -m bench.sweep_hw --net $(call q,$(or $(NET),mlp256)) \
+	    $(if $(POINTS),--points $(call q,$(POINTS)))
 
 # Every RTL mutant of tb/mutants/mutants.toml must be killed by its kill suite
 # (writes docs/mutants.md).
@@ -147,7 +156,7 @@ mutants: sim-deps
 # The deterministic fuzz: FUZZ_EXAMPLES networks from seed FUZZ_SEED_BASE (default 0).
 FUZZ_EXAMPLES ?= 200
 fuzz: sim-deps
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tb/fuzz
+	FUZZ_EXAMPLES=$(call q,$(FUZZ_EXAMPLES)) $(PY) -m pytest -q -p no:cacheprovider tb/fuzz
 
 lint: setup
 	$(PY) -m ruff check .

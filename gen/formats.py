@@ -43,14 +43,23 @@ class Format:
         return base + ("-pn" if self.per_neuron else "") + ("-shift" if self.shift_only else "")
 
 
-_INT = re.compile(r"int(\d+)")
-_WA = re.compile(r"w(\d+)a(\d+)")
-_Q = re.compile(r"q(\d+)[_.](\d+)")
+# Widths are ASCII decimals without leading zeros (``\d`` would take Arabic-Indic digits).
+_NUM = r"(0|[1-9][0-9]*)"
+_INT = re.compile(rf"int{_NUM}")
+_WA = re.compile(rf"w{_NUM}a{_NUM}")
+_Q = re.compile(rf"q{_NUM}[_.]{_NUM}")
+_BARE = re.compile(_NUM)
+_SPELLING = ("lowercase ASCII int<B>, w<W>a<A> or q<m>_<n> without spaces or leading "
+             "zeros, optionally -pn and -shift, e.g. int8")
 
 
 def parse_format(text: str) -> Format:
-    """Parse a format name (module docstring); widths must lie in 2..16."""
-    spec = str(text).strip().lower()
+    """Parse a format name (module docstring); widths must lie in 2..16.
+
+    The spelling is strict (``INT8``, `` int8``, ``int08`` are refused): one format has
+    one name, so it cannot reach two build folders or two QAT file names.
+    """
+    spec = str(text)
     flags = {"pn": False, "shift": False}
     while "-" in spec:
         spec, _, suffix = spec.rpartition("-")
@@ -70,11 +79,10 @@ def parse_format(text: str) -> Format:
         w = a = int(m.group(1))
     elif m := _WA.fullmatch(spec):
         w, a = int(m.group(1)), int(m.group(2))
-    elif spec.isdigit():
-        w = a = int(spec)
+    elif m := _BARE.fullmatch(spec):
+        w = a = int(m.group(1))
     else:
-        raise UserError(f"unknown number format {text!r}: expected int<B>, w<W>a<A> or "
-                        "q<m>_<n>, optionally -pn and -shift, e.g. int8")
+        raise UserError(f"unknown number format {text!r}: expected {_SPELLING}")
     for what, bits in (("weight", w), ("activation", a)):
         if not MIN_BITS <= bits <= MAX_BITS:
             raise UserError(

@@ -78,12 +78,36 @@ def int_to_vhdl_hex(v: int, width_bits: int) -> str:
 # ---------------------------------------------------------------- reading weights
 
 
+# Largest array read from any .npz (weights or image sample), in elements: all 70,000
+# MNIST images (54.9 M pixels) fit, and so does any MLP whose weights could fit in an
+# FPGA's ROMs; a header declaring more (a broken or hostile file) is refused before
+# anything is allocated. docs/models.md.
+MAX_NPZ_ELEMENTS = 1 << 27
+
+
+def _npz_member_shape(zf: zipfile.ZipFile, member: str) -> tuple[int, ...]:
+    """The shape a ``.npy`` zip member declares in its header, read without loading it."""
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, _ = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"member {member!r} has unsupported .npy version {version}")
+    return tuple(shape)
+
+
 def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` at ``path``; any problem is a :class:`UserError`.
 
     ``what`` names the file in the message (``"weights file"``, ``"image sample"``).
+    Members and shapes are checked from the zip directory and the ``.npy`` headers
+    before any array is loaded (at most :data:`MAX_NPZ_ELEMENTS` elements each).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a .npz file")
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist")
     try:
@@ -95,6 +119,16 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy gives an ndarray
             raise UserError(f"{what} {path} holds a single array, not a .npz archive")
         with npz:
+            for member in npz.zip.namelist():
+                if not member.endswith(".npy"):
+                    raise UserError(f"{what} {path}: member {member!r} is not a .npy array "
+                                    "(a .npz holds only .npy members)")
+                shape = _npz_member_shape(npz.zip, member)
+                if math.prod(shape) > MAX_NPZ_ELEMENTS:
+                    raise UserError(
+                        f"{what} {path}: {member.removesuffix('.npy')} declares shape {shape}, "
+                        f"{math.prod(shape):,} elements, more than the {MAX_NPZ_ELEMENTS:,} "
+                        "read from one array")
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise UserError(f"{what} {path} is not a readable .npz ({exc})") from None

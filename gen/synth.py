@@ -584,12 +584,6 @@ def netsim_wrapper(qnet: QNet, netlist: Path, out: Path) -> str:
 
 # ------------------------------------------------------------------------ the whole flow
 
-def check_pe(qnet: QNet, pe: int | None) -> None:
-    """Refuse a PE below 1 (larger ones are clamped per layer by the generator)."""
-    if pe is not None and pe < 1:
-        raise UserError(f"--pe {pe}: neurons in parallel must be >= 1")
-
-
 def label(p: int, pe: int | None) -> tuple[str, str]:
     """``p`` and ``pe`` as they appear in folder names and SYNTH lines."""
     return str(p), "full" if pe is None else str(pe)
@@ -627,7 +621,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
     folder's last finished run (same ``key``) takes that run's figures instead of
     running yosys and nextpnr again.
     """
-    check_pe(qnet, pe)
+    neurons_parallel(qnet, pe)  # PE < 1: the one message of gen.generate and tb.netsim
     ps = parallelism(qnet, p)
     tools = tools_for(targets)
     root = root or ROOT / "build" / "synth"

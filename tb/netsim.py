@@ -137,15 +137,18 @@ def run_network_sim(
                         "model of the ECP5 multiplier block here): drop --tech or --netlist")
     check_net_name(net)
     weights = Path(weights) if weights else MODELS / f"{net}.npz"
+    if n_images < 1:
+        raise UserError(f"--images must be >= 1 (images to simulate), got {n_images}")
     images, _ = load_sample(sample)
-    if n_images < 1 or first < 0 or first + n_images > images.shape[0]:
+    if first < 0 or first + n_images > images.shape[0]:
         raise UserError(
             f"images {first}..{first + n_images - 1} requested, the sample {sample} has "
             f"{images.shape[0]} (indices 0..{images.shape[0] - 1})"
         )
     qnet = quantize_file(weights, fmt_, net, calib_images=images)
     check_rtl_limits(qnet)
-    parallelism(qnet, p)  # a bad P is named before anything is printed
+    parallelism(qnet, p)  # a bad P or PE is named before anything is printed
+    neurons_parallel(qnet, pe)
     sim = netlist_simulator(sum(la.n_out for la in qnet.layers)) if netlist else simulator()
     if reason := simulator_missing(sim):  # after the input checks: bad input is named first
         raise UserError(reason)
@@ -370,7 +373,10 @@ def main() -> int:
     ap.add_argument("--netlist", action="store_true",
                     default=os.environ.get("NETLIST", "0") == "1",
                     help="simulate the ghdl --synth netlist (Verilog, NETLIST_SIM)")
-    ap.add_argument("--pe", type=int, default=env_int("PE", 0, lo=0) or None,
+    # PE unset or empty: all neurons; any set value, 0 and negative ones too, goes to
+    # neurons_parallel, whose one message covers PE < 1 from make (--pe) and from PE=.
+    pe_env = env_int("PE", 0) if os.environ.get("PE", "").strip() else None
+    ap.add_argument("--pe", type=int, default=pe_env,
                     help="neurons in parallel, clamped to each layer's neurons "
                          "(default: all of them)")
     ap.add_argument("--lut-mult", action="store_true",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import shlex
 import struct
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -132,6 +134,26 @@ def npy(d: Path) -> None:
     """``<tmp>/w.npz`` holding a bare ``np.save`` array, not an archive."""
     with (d / "w.npz").open("wb") as f:
         np.save(f, good_weights()["W0"])
+
+
+def npz_text_member(d: Path) -> None:
+    """``<tmp>/w.npz`` = the good weights plus a text member ``notes.txt`` (not ``.npy``)."""
+    with zipfile.ZipFile(d / "w.npz", "a") as z:
+        z.writestr("notes.txt", "trained on a Tuesday\n")
+
+
+def npz_huge_header(d: Path) -> None:
+    """``<tmp>/w.npz`` whose ``W0.npy`` header declares 200000 x 200000 float64 (298 GiB)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (200_000, 200_000)})
+    with zipfile.ZipFile(d / "w.npz", "w") as z:
+        z.writestr("W0.npy", header.getvalue())  # the header only: nothing to read behind it
+        for key, arr in good_weights().items():
+            if key != "W0":
+                member = io.BytesIO()
+                np.save(member, arr)
+                z.writestr(f"{key}.npy", member.getvalue())
 
 
 def user_folder(name: str) -> Callable[[Path], None]:
@@ -291,6 +313,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "weights-not-zip": base(write("w.npz", b"W0,b0\n1,2\n")),
     "weights-truncated": base(write("w.npz", lambda b: b[: len(b) // 2])),
     "weights-npy": base(npy),
+    "weights-text-member": base(npz_text_member),
+    "weights-huge-shape": base(npz_huge_header),
+    "weights-folder": base(mkdir("wdir.npz")),
     "weights-empty": base(lambda d: save_npz(d / "w.npz")),
     "weights-no-W0": base(weights(W0=None)),
     "weights-no-b0": base(weights(b0=None)),
@@ -318,6 +343,10 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "format-q0_8": base(),
     "format-q9_8": base(),
     "format-suffix": base(),
+    "format-upper": base(),
+    "format-space": base(),
+    "format-leading-zero": base(),
+    "format-arabic-digit": base(),
     # gen.generate: the image sample
     "sample-float": base(sample(images=np.zeros((3, 28, 28)))),
     "sample-27x28": base(sample(images=np.zeros((3, 27, 28), np.uint8))),
@@ -353,6 +382,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "sim-no-ghdl": base(mkdir("bin")),
     "sim-unknown-sim": base(),
     "sim-images-0": base(),
+    "sim-images-env-0": base(),
     "sim-images-101": base(),
     "sim-first-negative": base(),
     "sim-images-not-int": base(),
@@ -360,6 +390,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "sim-images-env": base(),
     "sim-p-env": base(),
     "sim-p-0": base(),
+    "sim-pe-0": base(),
+    "sim-pe-negative": base(),
+    "sim-pe-env-negative": base(),
     "sim-p-arg-0": base(),
     "sim-sample-shape": base(sample(images=np.zeros((3, 100), np.uint8))),
     "regress-jobs-0": base(),
@@ -483,6 +516,7 @@ BUILDERS.update({
     "train-layers-reference": base(mnist(TRAIN_IMAGES, b"not gzip\n")),
     "qat-layers-not-784": base(mnist(TRAIN_IMAGES, b"not gzip\n")),
     "sim-weights-missing": base(),
+    "sim-weights-folder": base(mkdir("mlp.npz")),
     "sim-weights-name": base(lambda d: (d / "my-net.npz").write_bytes((d / "w.npz").read_bytes())),
 })
 

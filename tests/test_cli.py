@@ -45,7 +45,7 @@ def test_sim_unknown_simulator(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--images", "0"], "images 0..-1 requested"),
+    (["--images", "0"], "--images must be >= 1"),
     (["--images", "101"], "the sample"),
     (["--format", "int1"], "unsupported weight width 1"),
     (["--format", "int17"], "unsupported weight width 17"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -60,16 +61,60 @@ def _make_n(*args: str) -> str:
 
 def test_make_passes_weights_layers_and_qat_preference() -> None:
     sim = _make_n("sim", "WEIGHTS=build/x/mlp64x32.npz")
-    assert "--weights build/x/mlp64x32.npz" in sim and "--net" not in sim
-    assert "--net foo" in _make_n("sim", "WEIGHTS=a.npz", "NET=foo")
+    assert "--weights 'build/x/mlp64x32.npz'" in sim and "--net" not in sim
+    assert "--net 'foo'" in _make_n("sim", "WEIGHTS=a.npz", "NET=foo")
     assert "--prefer-qat" in _make_n("sim", "BITS=w2a2")
-    assert "--net m --layers 784,64,32,10 --epochs 2" in _make_n(
+    assert "--net 'm' --layers '784,64,32,10' --epochs '2'" in _make_n(
         "train", "NET=m", "LAYERS=784,64,32,10", "EPOCHS=2")
     assert "--net all" in _make_n("train")
     qat = _make_n("qat", "NET=m", "LAYERS=784,64,10", "BITS=int4")
-    assert "--layers 784,64,10 --format int4" in qat and "--out models/m_qat_int4.npz" in qat
+    assert "--format 'int4'" in qat and "--out 'models/m_qat_int4.npz'" in qat
     gen = _make_n("gen", "WEIGHTS=b/m64.npz", "BITS=int4")
-    assert "--weights b/m64.npz" in gen and "--name m64 --out build/gen/m64_int4" in gen
+    assert "--weights 'b/m64.npz'" in gen and "--name 'm64'" in gen
+    assert "--out 'build/gen/m64_int4'" in gen
+
+
+# Every variable that a recipe hands to the shell, and the targets that use them.
+MAKE_VARS = ("NET", "BITS", "IMAGES", "P", "PE", "SIM", "WEIGHTS", "LAYERS", "EPOCHS", "FROM",
+             "OUT", "SHARD", "TARGET", "POINTS", "TEST_JOBS", "FUZZ_EXAMPLES", "CI")
+MAKE_TARGETS = ("sim", "sim-netlist", "gen", "train", "synth", "regress-full", "qat",
+                "import", "accuracy", "bench-hw", "fuzz", "sim-deps", "netlist-deps")
+
+
+def _shell_tokens(script: str) -> list[str]:
+    """The words and operators (``;``, ``&&``, ...) the shell sees in ``script``."""
+    lexer = shlex.shlex(script.replace("\\\n", " "), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+@pytest.mark.parametrize("target", MAKE_TARGETS)
+def test_make_quotes_every_variable(target: str) -> None:
+    """A variable's value reaches the shell as one word: ``NET='x;touch X;'`` runs no touch."""
+    bad = "x\";touch X;it's"  # both quote kinds: neither "..." nor '...' alone holds it
+    recipe = _make_n(target, *(f"{v}={bad}" for v in MAKE_VARS))
+    tokens = _shell_tokens(recipe)
+    assert "touch" not in tokens, recipe
+    assert any(bad in t for t in tokens) or target == "sim-deps", recipe
+
+
+def test_shell_tokens_sees_an_unquoted_command() -> None:
+    """The check above is not vacuous: an unquoted value splits into commands."""
+    assert "touch" in _shell_tokens("python -m tb.netsim --net x;touch X;")
+    assert "touch" not in _shell_tokens("python -m tb.netsim --net 'x;touch X;it'\\''s'")
+
+
+def test_make_sim_hostile_net_runs_nothing(tmp_path: Path) -> None:
+    """``make sim NET='l10;touch <tmp>/X;'``: the network-name error line, and no X."""
+    marker = tmp_path / "X"
+    env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "WEIGHTS", "IMAGES")}
+    env["BUILD_DIR"] = str(tmp_path / "build")
+    proc = subprocess.run(["make", "-s", "sim", f"NET=l10;touch {marker};", "IMAGES=1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and not marker.exists(), proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: network name 'l10;touch {marker};' is not a valid VHDL identifier"), proc.stderr
 
 
 def _netsim(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

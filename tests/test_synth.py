@@ -195,11 +195,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--pe", "0"], "error: --pe 0: neurons in parallel must be >= 1"),
+    (["--pe", "0"], "error: neurons in parallel (PE) 0: give one integer >= 1"),
+    (["--pe", "-4"], "error: neurons in parallel (PE) -4: give one integer >= 1"),
     (["--p", "0"], "error: parallelism 0: give one integer >= 1"),
     (["--freq", "0"], "error: --freq 0: give the target clock in MHz"),
     (["--target", "ice40"], "error: argument --target: invalid choice"),
-], ids=["pe-0", "p-0", "freq-0", "target"])
+], ids=["pe-0", "pe-negative", "p-0", "freq-0", "target"])
 def test_cli_refuses(args: list[str], message: str) -> None:
     """Bad parameters: one error line, exit 2, no build folder for the parameter set."""
     before = set((ROOT / "build" / "synth").glob("zero_*"))
