@@ -64,13 +64,13 @@ PE_ARG = $(if $(PE),--pe $(call q,$(PE)))
 EPOCHS_ARG = $(if $(EPOCHS),--epochs $(call q,$(EPOCHS)))
 SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(call q,$(NET)))
 sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
-	@$(PY) -m tb.netsim $(SIM_NET) --format $(call q,$(BITS)) --images $(call q,$(IMAGES)) \
+	@$(PY) -m mnist_fpga.tb.netsim $(SIM_NET) --format $(call q,$(BITS)) --images $(call q,$(IMAGES)) \
 	    --p $(call q,$(P)) $(PE_ARG) $(if $(WEIGHTS),--weights $(call q,$(WEIGHTS)),--prefer-qat) \
 	    $(if $(filter 1,$(NETLIST)),--netlist)
 
 # The Verilog that ghdl --synth writes, through the same whole-network bench
 sim-netlist: sim-deps netlist-deps
-	@$(PY) -m tb.netsim --netlist --net $(call q,$(NET)) --format $(call q,$(BITS)) \
+	@$(PY) -m mnist_fpga.tb.netsim --netlist --net $(call q,$(NET)) --format $(call q,$(BITS)) \
 	    --images $(call q,$(IMAGES)) --p $(call q,$(P)) $(PE_ARG)
 
 # loadgroup: tests that share state stay on one worker (conftest.py). One BLAS/OpenMP
@@ -82,76 +82,76 @@ test: sim-deps netlist-deps
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
-	$(PY) -m gen.generate --weights $(call q,$(or $(WEIGHTS),models/$(NET).npz)) \
+	$(PY) -m mnist_fpga.gen.generate --weights $(call q,$(or $(WEIGHTS),models/$(NET).npz)) \
 	    --format $(call q,$(BITS)) --name $(call q,$(GEN_NET)) \
 	    --out $(call q,build/gen/$(GEN_NET)_$(BITS))
 
 # LAYERS=784,128,64,10 NET=<name>: any MLP; without LAYERS the three reference networks
 train: setup
 ifneq ($(LAYERS),)
-	$(PY) -m train.train --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) $(EPOCHS_ARG) \
+	$(PY) -m mnist_fpga.train.train --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) $(EPOCHS_ARG) \
 	    --out models
 else
-	$(PY) -m train.train --net all --out models
+	$(PY) -m mnist_fpga.train.train --net all --out models
 endif
 
 # ghdl --synth, yosys (synth_ecp5 + nextpnr-ecp5 on LFE5UM-85F, synth_xilinx xc7): SYNTH lines
 synth: sim-deps
-	@$(PY) -m gen.synth --net $(call q,$(NET)) --format $(call q,$(BITS)) --p $(call q,$(P)) \
+	@$(PY) -m mnist_fpga.gen.synth --net $(call q,$(NET)) --format $(call q,$(BITS)) --p $(call q,$(P)) \
 	    $(PE_ARG) --target $(call q,$(TARGET))
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
 # or downloads the test set); SHARD=i/n runs one slice of them. Results JSON and JUnit
-# XML go to build/regress/<run>/ (python -m tb.regress --merge combines shards).
+# XML go to build/regress/<run>/ (python -m mnist_fpga.tb.regress --merge combines shards).
 regress-full: sim-deps
-	$(PY) -m tb.regress --net $(call q,$(NET)) --format $(call q,$(BITS)) --images 10000 \
+	$(PY) -m mnist_fpga.tb.regress --net $(call q,$(NET)) --format $(call q,$(BITS)) --images 10000 \
 	    --p $(call q,$(P)) $(if $(SHARD),--shard $(call q,$(SHARD)))
 
 # build/report/report.md, report/*.png, report/accuracy.csv (needs MNIST_DIR or downloads);
 # UPDATE_DOCS=1 writes them over the committed docs/report.md and docs/report/ instead
 UPDATE_DOCS ?= 0
 report: setup
-	$(PY) -m gen.report $(if $(filter 1,$(UPDATE_DOCS)),--out docs)
+	$(PY) -m mnist_fpga.gen.report $(if $(filter 1,$(UPDATE_DOCS)),--out docs)
 
 # The committed QAT models (about 2.5 + 3.5 min on 1 thread); with LAYERS (any MLP, from
 # models/<NET>.npz) one run into models/<NET>_qat_<BITS>.npz, which make sim then prefers
 qat: setup
 ifneq ($(LAYERS),)
-	$(PY) -m train.qat --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) \
+	$(PY) -m mnist_fpga.train.qat --net $(call q,$(NET)) --layers $(call q,$(LAYERS)) \
 	    --format $(call q,$(BITS)) $(EPOCHS_ARG) --out $(call q,models/$(NET)_qat_$(BITS).npz)
 else
-	$(PY) -m train.qat --net mlp256 --format int4 --epochs 20 --out models/mlp256_qat_int4.npz
-	$(PY) -m train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
+	$(PY) -m mnist_fpga.train.qat --net mlp256 --format int4 --epochs 20 --out models/mlp256_qat_int4.npz
+	$(PY) -m mnist_fpga.train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
 endif
 
 # A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
 .PHONY: import
 import: setup
-	$(PY) -m gen.import_model --from $(call q,$(FROM)) \
+	$(PY) -m mnist_fpga.gen.import_model --from $(call q,$(FROM)) \
 	  --out $(call q,$(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)) \
 	  $(if $(filter 1,$(FORCE)),--force)
 
 accuracy: setup
-	$(PY) -m gen.evaluate --format $(call q,$(BITS))
+	$(PY) -m mnist_fpga.gen.evaluate --format $(call q,$(BITS))
 
 # the speed goals (bench/bench_goals.py: MNIST loading, failing benches fail fast); images/s
 # for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE
 # hardware sweep (bench-hw: synthesis and place and route, an hour the first time,
 # seconds when the RTL has not changed)
 bench: sim-deps
-	$(PY) -m bench.bench_goals
-	$(PY) -m bench.bench_sim
-	$(PY) -m bench.bench_parallel
-	$(PY) -m bench.sweep_hw
+	$(PY) -m mnist_fpga.bench.bench_goals
+	$(PY) -m mnist_fpga.bench.bench_sim
+	$(PY) -m mnist_fpga.bench.bench_parallel
+	$(PY) -m mnist_fpga.bench.sweep_hw
 
 bench-hw: sim-deps
-	$(PY) -m bench.sweep_hw --net $(call q,$(or $(NET),mlp256)) \
+	$(PY) -m mnist_fpga.bench.sweep_hw --net $(call q,$(or $(NET),mlp256)) \
 	    $(if $(POINTS),--points $(call q,$(POINTS)))
 
 # Every RTL mutant of tb/mutants/mutants.toml must be killed by its kill suite
 # (writes docs/mutants.md).
 mutants: sim-deps
-	$(PY) -m tb.mutants.run
+	$(PY) -m mnist_fpga.tb.mutants.run
 
 # The deterministic fuzz: FUZZ_EXAMPLES networks from seed FUZZ_SEED_BASE (default 0).
 FUZZ_EXAMPLES ?= 200

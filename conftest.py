@@ -74,8 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if spec := config.getoption("--shard"):
-        from gen.errors import UserError
-        from tb.regress import parse_shard
+        from mnist_fpga.gen.errors import UserError
+        from mnist_fpga.tb.regress import parse_shard
 
         try:
             i, n = parse_shard(spec)

@@ -3,7 +3,7 @@ makes a wall-clock assertion fail at random; tests/test_setup.py keeps them out)
 
 Usage::
 
-    python -m bench.bench_goals [--goals mnist-load fails-fast]
+    python -m mnist_fpga.bench.bench_goals [--goals mnist-load fails-fast]
 
 Each goal prints the measured figure next to the goal; the exit status is 1 when a goal
 is missed. A goal whose inputs are missing (the MNIST files, a simulator) prints
@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from gen import mnist
-from gen.errors import cli_main
+from mnist_fpga.gen import mnist
+from mnist_fpga.gen.errors import cli_main
 
 MNIST_LOAD_S = 1.0
 FAILS_FAST_S = 120.0
@@ -54,9 +54,9 @@ def mnist_load() -> bool:
 
 def fails_fast() -> bool:
     """Time each harness mutant's failing run of the whole-network bench (2 images)."""
-    from gen.faults import parse_faults
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.gen.faults import parse_faults
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         print(f"{'fails-fast':<40} skipped: {reason}")
@@ -75,7 +75,7 @@ def fails_fast() -> bool:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_goals",
+    ap = argparse.ArgumentParser(prog="python -m mnist_fpga.bench.bench_goals",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--goals", nargs="+", choices=GOALS, default=list(GOALS))
     args = ap.parse_args()

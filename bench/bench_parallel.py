@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.bench_parallel [--images 20] [--ps 1 2 4 8 16] [--net mlp256]
+    python -m mnist_fpga.bench.bench_parallel [--images 20] [--ps 1 2 4 8 16] [--net mlp256]
 
 For each P: latency and initiation interval in clocks (measured by the cocotb bench,
 images back to back), simulated images/s (wall clock inside the simulation), the
@@ -18,14 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.plain import plain_run
-from gen.errors import UserError, cli_main
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample, parallelism
-from gen.model import QNet
-from gen.quant import quantize_file
-from tb.common import BUILD, simulator, simulator_missing
-from tb.netsim import run_network_sim
+from mnist_fpga.bench.plain import plain_run
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample, parallelism
+from mnist_fpga.gen.model import QNet
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.tb.common import BUILD, simulator, simulator_missing
+from mnist_fpga.tb.netsim import run_network_sim
 
 BRAM36_SHAPES = [(512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),
                  (32768, 1)]
@@ -45,7 +45,7 @@ def resources(qnet: QNet, ps: list[int]) -> dict[str, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_parallel",
+    ap = argparse.ArgumentParser(prog="python -m mnist_fpga.bench.bench_parallel",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--net", default="mlp256")
     ap.add_argument("--format", default="int8")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.bench_sim [--images 20] [--format int8] [--ps 1 8] [--sims ghdl nvc]
+    python -m mnist_fpga.bench.bench_sim [--images 20] [--format int8] [--ps 1 8] [--sims ghdl nvc]
 
 Prints, per simulator, network and P, the RTL cycles per image (latency, first pixel
 to done) and the simulated images per second: from the wall clock of the cocotb run
@@ -18,9 +18,9 @@ import os
 import platform
 import subprocess
 
-from gen.errors import UserError, cli_main
-from tb.common import SIMULATORS, simulator_missing
-from tb.netsim import run_network_sim
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.tb.common import SIMULATORS, simulator_missing
+from mnist_fpga.tb.netsim import run_network_sim
 
 NETS = ("zero", "l10", "mlp256")
 
@@ -51,7 +51,7 @@ def ghdl_backend() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m bench.bench_sim", description=__doc__.split("\n")[0]
+        prog="python -m mnist_fpga.bench.bench_sim", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--images", type=int, default=int(os.environ.get("IMAGES", "20")))
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))

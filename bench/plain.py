@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import UserError
-from gen.generate import ROOT, clog2, hdl_sources
-from gen.model import QNet, classify, forward
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.generate import ROOT, clog2, hdl_sources
+from mnist_fpga.gen.model import QNet, classify, forward
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.profile_sim [--net mlp256] [--format int8] [--images 100] [--ps 1 8]
+    python -m mnist_fpga.bench.profile_sim [--net mlp256] [--format int8] [--images 100] [--ps 1 8]
                                 [--sims ghdl nvc]
 
 For each simulator (those installed) and P: the cocotb bench's wall time for the
@@ -19,17 +19,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench.plain import plain_run
-from gen.errors import UserError, cli_main
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from gen.quant import quantize_file
-from tb.common import BUILD, SIMULATORS, simulator_missing
-from tb.netsim import run_network_sim
+from mnist_fpga.bench.plain import plain_run
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.tb.common import BUILD, SIMULATORS, simulator_missing
+from mnist_fpga.tb.netsim import run_network_sim
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.profile_sim",
+    ap = argparse.ArgumentParser(prog="python -m mnist_fpga.bench.profile_sim",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--net", default="mlp256")
     ap.add_argument("--format", default="int8")

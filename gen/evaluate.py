@@ -2,7 +2,7 @@
 
 Usage::
 
-    MNIST_DIR=... python -m gen.evaluate [--nets zero l10 mlp256] [--format int8]
+    MNIST_DIR=... python -m mnist_fpga.gen.evaluate [--nets zero l10 mlp256] [--format int8]
 
 The integer figure is :func:`gen.model.accuracy`, the same model the RTL is checked
 against bit-exactly, so it is also the RTL's accuracy.
@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 
-from gen.errors import cli_main
-from gen.formats import parse_format
-from gen.generate import ROOT
-from gen.mnist import load_mnist
-from gen.model import QNet, accuracy, classify, is_correct
-from gen.quant import float_forward, load_float_weights, quantize_network
+from mnist_fpga.gen.errors import cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import ROOT
+from mnist_fpga.gen.mnist import load_mnist
+from mnist_fpga.gen.model import QNet, accuracy, classify, is_correct
+from mnist_fpga.gen.quant import float_forward, load_float_weights, quantize_network
 
 NETS = ("zero", "l10", "mlp256")
 
@@ -32,7 +32,7 @@ def float_accuracy(weights: dict[str, np.ndarray], qnet_like: QNet, images, labe
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m gen.evaluate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mnist-fpga evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("--nets", nargs="+", default=list(NETS))
     ap.add_argument("--format", default="int8")
     args = ap.parse_args()

@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from gen.errors import UserError
-from gen.model import QNet
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.model import QNet
 
 # RTL faults by their short names: mutants of tb/mutants/mutants.toml
 NAMED_MUTANTS = {"round": "requant-no-round", "addr": "layer-addr-off-by-one"}
@@ -84,7 +84,7 @@ def parse_faults(specs: list[str] | None) -> Faults:
         else:
             kw["expected"] = nums[0]
     if mutants:
-        from tb.mutants import load_mutants
+        from mnist_fpga.tb.mutants import load_mutants
 
         known = load_mutants()
         if unknown := [m for m in mutants if m not in known]:

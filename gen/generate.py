@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m gen.generate --weights models/mlp256.npz --format int8 --out build/gen/mlp256_int8
-    python -m gen.generate --qnet my_qnet.json --out build/gen/my_net
+    mnist-fpga gen --weights models/mlp256.npz --format int8 --out build/gen/mlp256_int8
+    mnist-fpga gen --qnet my_qnet.json --out build/gen/my_net
 
 ``--qnet`` takes a quantized network as ``qnet.json`` (one this command wrote, or one made
 by hand) and generates it as it is: no quantization, the same legality check
@@ -33,17 +33,17 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from gen.axis import AxisConfig, render_axis
-from gen.errors import UserError, check_creatable, cli_main
-from gen.faults import Faults, faulted_copy, parse_faults
-from gen.formats import parse_format
-from gen.legal import acc_bits_for, check_qnet, clamp_per_layer
-from gen.model import QLayer, QNet, check_images, pixels_to_input
-from gen.quant import int_to_vhdl_hex, quantize_file
-from gen.sample import DEFAULT_SAMPLE, load_sample
+from mnist_fpga.gen.axis import AxisConfig, render_axis
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.faults import Faults, faulted_copy, parse_faults
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.legal import acc_bits_for, check_qnet, clamp_per_layer
+from mnist_fpga.gen.model import QLayer, QNet, check_images, pixels_to_input
+from mnist_fpga.gen.quant import int_to_vhdl_hex, quantize_file
+from mnist_fpga.gen.sample import DEFAULT_SAMPLE, load_sample
+from mnist_fpga.paths import PKG_ROOT as ROOT
+from mnist_fpga.paths import RTL
 
-ROOT = Path(__file__).resolve().parent.parent
-RTL = ROOT / "rtl"
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
 # hand-written units, in compile order: the layer and its parts, then what the top adds
 LAYER_RTL = ("layer_input", "ecp5_mult", "mac_array", "acc_serializer", "mlp_layer")
@@ -468,7 +468,7 @@ def generate(
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m gen.generate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mnist-fpga gen", description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", type=Path, help="float weights .npz")
     src.add_argument("--qnet", type=Path,
@@ -502,7 +502,7 @@ def main() -> int:
     faults = parse_faults(args.fault)
     if faults.mutants:
         raise UserError("RTL faults (round, addr, mutant:ID) mutate a copy of rtl/ in "
-                        "simulation: use them with python -m tb.netsim, not gen.generate")
+                        "simulation: use them with mnist-fpga sim (make sim), not mnist-fpga gen")
     images, _ = load_sample(args.images)
     if args.qnet:
         qnet = QNet.load(args.qnet)

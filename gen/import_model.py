@@ -1,7 +1,7 @@
 """Import a float MLP from ONNX or a PyTorch state_dict into the weights ``.npz`` (docs/models.md).
 
-    python -m gen.import_model --from model.onnx --out build/import/model.npz [--calib train]
-    python -m gen.import_model --from model.pt   --out build/import/model.npz [--force]
+    mnist-fpga import --from model.onnx --out build/import/model.npz [--calib train]
+    mnist-fpga import --from model.pt   --out build/import/model.npz [--force]
 
 An existing ``--out`` file is never replaced without ``--force``.
 
@@ -34,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import UserError, check_creatable, cli_main
-from gen.mnist import atomic_writer, load_mnist
-from gen.model import N_PIXELS
-from gen.quant import calibrate, float_forward
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.model import N_PIXELS
+from mnist_fpga.gen.quant import calibrate, float_forward
+from mnist_fpga.paths import DEFAULT_SAMPLE
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SAMPLE = ROOT / "data" / "mnist_test_100.npz"
 Layers = list[tuple[np.ndarray, np.ndarray]]
 
 PASS_THROUGH = {"Flatten", "Reshape", "Identity", "Dropout"}
@@ -396,7 +395,7 @@ def sample_agreement(layers: Layers) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gen.import_model",
+    ap = argparse.ArgumentParser(prog="mnist-fpga import",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="source", required=True, type=Path,
                     help="model.onnx, or a torch.save'd state_dict of an nn.Sequential")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.errors import UserError
-from gen.formats import MAX_BITS, MIN_BITS
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import MAX_BITS, MIN_BITS
 
 MAX_ACC_BITS = 48  # requant's product (ACC + 16 bits) stays inside 64-bit tools
 RQ_MULT_BITS = 16  # requantization multipliers are unsigned and below 2**16

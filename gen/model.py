@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import UserError
-from gen.formats import Format, parse_format
-from gen.legal import RQ_MULT_BITS, check_qnet
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import Format, parse_format
+from mnist_fpga.gen.legal import RQ_MULT_BITS, check_qnet
 
 N_PIXELS = 28 * 28
 PIXEL_BITS = 8

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import UserError
-from gen.formats import Format
-from gen.legal import MAX_SHIFT, MIN_SHIFT, acc_bits_for, check_qnet
-from gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import Format
+from mnist_fpga.gen.legal import MAX_SHIFT, MIN_SHIFT, acc_bits_for, check_qnet
+from mnist_fpga.gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
 
 __all__ = ["acc_bits_for", "quantize_file", "quantize_network", "requant_params", "shift_params"]
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import UserError
-from gen.model import check_images
-from gen.quant import read_npz
-
-DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "mnist_test_100.npz"
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.model import check_images
+from mnist_fpga.gen.quant import read_npz
+from mnist_fpga.paths import DEFAULT_SAMPLE as DEFAULT_SAMPLE
 
 
 def load_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:

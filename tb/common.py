@@ -14,11 +14,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from gen.errors import UserError
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.paths import BUILD, IMPORT_ROOT
+from mnist_fpga.paths import PKG_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-RTL = ROOT / "rtl"
-BUILD = Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 SIMULATORS = ("ghdl", "nvc")
 # A warning or error from an assertion or report in the simulator's output: IEEE library
 # warnings (numeric_std metavalues, truncated vectors) included. Any of them fails the run.
@@ -123,7 +122,7 @@ def rtl_sources(*names: str) -> list[str]:
 
     From ``rtl/``, or from the mutated copy that ``MNIST_FPGA_RTL`` names (tb/mutants).
     """
-    from gen.generate import rtl_dir
+    from mnist_fpga.gen.generate import rtl_dir
 
     return [str(rtl_dir() / f"{n}.vhd") for n in names]
 
@@ -299,7 +298,7 @@ def run_sim(
             extra_args=extra_args,
             sim_build=str(build_dir),
             extra_env=env,
-            python_search=[str(bench_dir), str(ROOT)],
+            python_search=[str(bench_dir), str(IMPORT_ROOT)],
             waves=os.environ.get("WAVES", "0") == "1",
             force_compile=not built,  # cocotb-test runs the executable ghdl_build made
             sim_args=sim_args,

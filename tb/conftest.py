@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gen.errors import UserError
-from tb.common import BUILD, env_int
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.tb.common import BUILD, env_int
 
 # Variables the benches read as integers, with their lower bounds.
 INT_VARS = {"TB_IMAGES": 1, "FUZZ_EXAMPLES": 0, "FUZZ_SEED": 0, "FUZZ_SEED_BASE": 0,

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat
+from mnist_fpga.tb.common import decode_flat
 
 RESOLVABLE = frozenset("01LH")  # the characters of a resolvable std_logic value
 TO_01 = str.maketrans("LH", "01")
@@ -36,7 +36,7 @@ def expectations(qnet_path: Path, pixels: np.ndarray) -> tuple[object, list[list
 
     ``pixels`` is (N, n_in) uint8, the exact input vectors the network sees.
     """
-    from gen.model import QNet, classify, forward
+    from mnist_fpga.gen.model import QNet, classify, forward
 
     qnet = QNet.load(Path(qnet_path))
     accs = forward(qnet, pixels)

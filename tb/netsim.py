@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m tb.netsim --net mlp256 --format int8 --images 20
-    python -m tb.netsim --weights build/mlp64x32.npz --format int8   # net named after the file
-    python -m tb.netsim --format w2a2 --prefer-qat   # models/mlp256_qat_w2a2.npz if committed
+    mnist-fpga sim --net mlp256 --format int8 --images 20
+    mnist-fpga sim --weights build/mlp64x32.npz --format int8   # net named after the file
+    mnist-fpga sim --format w2a2 --prefer-qat   # models/mlp256_qat_w2a2.npz if committed
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.coverage import coverage, format_coverage
-from gen.errors import UserError, cli_main
-from gen.faults import Faults, parse_faults
-from gen.formats import parse_format
-from gen.generate import (
+from mnist_fpga.gen.coverage import coverage, format_coverage
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.faults import Faults, parse_faults
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import (
     DEFAULT_SAMPLE,
     TECH_CHOICES,
     check_net_name,
@@ -35,9 +35,9 @@ from gen.generate import (
     neurons_parallel,
     parallelism,
 )
-from gen.model import QNet, check_images
-from gen.quant import quantize_file
-from tb.common import (
+from mnist_fpga.gen.model import QNet, check_images
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.tb.common import (
     BUILD,
     ROOT,
     env_int,
@@ -196,7 +196,7 @@ def simulate_qnet(
                            lut_mult=lut_mult, tech=tech)
         rtl = None
         if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
-            from tb.mutants import mutated_rtl
+            from mnist_fpga.tb.mutants import mutated_rtl
 
             rtl = mutated_rtl(faults.mutants, work)
         results = work / "results.json"
@@ -218,7 +218,7 @@ def simulate_qnet(
                    + [str(FEEDER), str(wrapper)]}
         env["MLP_FEEDER"] = 1
         if netlist:
-            from gen.synth import ghdl_synth, netsim_wrapper
+            from mnist_fpga.gen.synth import ghdl_synth, netsim_wrapper
 
             syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
             wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
@@ -356,7 +356,7 @@ def net_name(net: str | None, weights: Path | None) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m tb.netsim", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mnist-fpga sim", description=__doc__.split("\n")[0])
     ap.add_argument("--net", default=None,
                     help="network name (default: the --weights file's stem, else $NET or mlp256)")
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))

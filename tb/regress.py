@@ -2,9 +2,9 @@
 
 Usage::
 
-    MNIST_DIR=... python -m tb.regress [--net mlp256] [--format int8] [--images 10000]
+    MNIST_DIR=... python -m mnist_fpga.tb.regress [--net mlp256] [--format int8] [--images 10000]
                                        [--jobs 2] [--shard i/n] [--results R.json] [--junit J.xml]
-    python -m tb.regress --merge R1.json R2.json ... [--junit J.xml]
+    mnist-fpga regress --merge R1.json R2.json ... [--junit J.xml]
 
 Takes the first ``--images`` test images, or with ``--shard i/n`` the i-th of n
 contiguous slices of them (for machines that each run one shard), splits that slice
@@ -37,15 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.coverage import BINS, format_coverage
-from gen.coverage import coverage as count_coverage
-from gen.errors import UserError, check_creatable, cli_main
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, load_sample
-from gen.mnist import load_mnist
-from gen.model import QNet, classify, forward, is_correct
-from gen.quant import quantize_file
-from tb.common import (
+from mnist_fpga.gen.coverage import BINS, format_coverage
+from mnist_fpga.gen.coverage import coverage as count_coverage
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, load_sample
+from mnist_fpga.gen.mnist import load_mnist
+from mnist_fpga.gen.model import QNet, classify, forward, is_correct
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.paths import subprocess_env
+from mnist_fpga.tb.common import (
     BUILD,
     ROOT,
     env_int,
@@ -54,7 +55,7 @@ from tb.common import (
     simulator,
     simulator_missing,
 )
-from tb.netsim import summary_line
+from mnist_fpga.tb.netsim import summary_line
 
 KIND = "mnist-fpga regress results"
 VERSION = 2  # 2: job_failures (a version-1 file cannot say a job failed)
@@ -254,13 +255,14 @@ def run(args: argparse.Namespace) -> int:
         for f in (progress, out):
             f.unlink(missing_ok=True)
         tag = f"regress-{name}-job{j}"
-        cmd = [sys.executable, "-m", "tb.netsim", "--net", args.net, "--format", fmt.name,
+        cmd = [sys.executable, "-m", "mnist_fpga.tb.netsim", "--net", args.net,
+               "--format", fmt.name,
                "--sample", str(vectors), "--first", str(first + off), "--images", str(cnt),
                "--p", str(args.p), "--tag", tag, "--json", str(out), "--quiet",
                *(f"--fault={spec}" for spec in args.fault or [])]
-        env = {**os.environ, "MLP_PROGRESS": str(progress)}
+        env = {**subprocess_env(), "MLP_PROGRESS": str(progress), "BUILD_DIR": str(BUILD)}
         log = (work / f"job{j}.log").open("w")
-        procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log),
+        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log),
                       out, log, BUILD / "sim" / tag / "sim" / sim / "sim.log"))
     progress = Progress([work / f"progress{j}" for j in range(len(procs))])
     tty = sys.stderr.isatty()
@@ -382,7 +384,7 @@ def merge(paths: list[Path], junit: Path | None, results: Path | None) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m tb.regress", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mnist-fpga regress", description=__doc__.split("\n")[0])
     ap.add_argument("--net", default=os.environ.get("NET", "mlp256"))
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
     ap.add_argument("--images", type=int, default=10000, help="first N test images")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gen.axis import AxisConfig, axis_sources, default_axis_depth
-from gen.errors import UserError
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, generate, hdl_sources, load_sample
-from gen.model import QNet
-from gen.quant import quantize_file
+from mnist_fpga.gen.axis import AxisConfig, axis_sources, default_axis_depth
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, generate, hdl_sources, load_sample
+from mnist_fpga.gen.model import QNet
+from mnist_fpga.gen.quant import quantize_file
 
 PORTS = {"s_axis": ("tdata", "tvalid", "tready", "tlast"),
          "m_axis": ("tdata", "tuser", "tvalid", "tready", "tlast")}

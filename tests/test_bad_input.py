@@ -171,9 +171,9 @@ def generated_folder(name: str, test_inputs: int) -> Callable[[Path], None]:
     """Builder: ``<tmp>/<name>`` = gen.generate's output for the good weights (network net)."""
 
     def build(d: Path) -> None:
-        from gen.formats import parse_format
-        from gen.generate import generate
-        from gen.quant import quantize_network
+        from mnist_fpga.gen.formats import parse_format
+        from mnist_fpga.gen.generate import generate
+        from mnist_fpga.gen.quant import quantize_network
 
         arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
         qnet = quantize_network(arrays, parse_format("int8"), "net")
@@ -257,7 +257,7 @@ def regress_results(name: str, shard: int, n: int, fmt: str = "int8",
     """Builder: ``<tmp>/<name>`` = a tb.regress results file of shard ``shard``/``n``."""
 
     def build(d: Path) -> None:
-        from tb.regress import KIND, VERSION
+        from mnist_fpga.tb.regress import KIND, VERSION
 
         doc = {"kind": KIND, "version": version or VERSION, "net": "l10", "format": fmt,
                "p": 1, "sim": "ghdl", "source": "sample", "total_images": n, "jobs": 1,
@@ -275,8 +275,8 @@ def qnet_file(change: Callable[[dict], None] | None = None, fmt: str = "int8",
     changed by ``change``."""
 
     def build(d: Path) -> None:
-        from gen.formats import parse_format
-        from gen.quant import quantize_network
+        from mnist_fpga.gen.formats import parse_format
+        from mnist_fpga.gen.quant import quantize_network
 
         arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
         doc = json.loads(quantize_network(arrays, parse_format(fmt), "net").to_json())

@@ -31,7 +31,7 @@ def test_sim_without_ghdl(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "python").symlink_to(sys.executable)
-    proc = run(["-m", "tb.netsim", "--images", "1"],
+    proc = run(["-m", "mnist_fpga.tb.netsim", "--images", "1"],
                {"PATH": str(bindir), "SIM": "ghdl", "BUILD_DIR": str(tmp_path / "build")})
     line = one_error_line(proc)
     assert "'ghdl' not found" in line and "apt-get install" in line
@@ -39,7 +39,7 @@ def test_sim_without_ghdl(tmp_path: Path) -> None:
 
 
 def test_sim_unknown_simulator(tmp_path: Path) -> None:
-    proc = run(["-m", "tb.netsim", "--images", "1"],
+    proc = run(["-m", "mnist_fpga.tb.netsim", "--images", "1"],
                {"SIM": "modelsim", "BUILD_DIR": str(tmp_path / "build")})
     assert "SIM='modelsim' is not supported" in one_error_line(proc)
 
@@ -52,6 +52,6 @@ def test_sim_unknown_simulator(tmp_path: Path) -> None:
     (["--net", "nosuchnet"], "does not exist"),
 ])
 def test_sim_bad_options(args: list[str], needle: str, tmp_path: Path) -> None:
-    proc = run(["-m", "tb.netsim", *args], {"BUILD_DIR": str(tmp_path / "build")})
+    proc = run(["-m", "mnist_fpga.tb.netsim", *args], {"BUILD_DIR": str(tmp_path / "build")})
     assert needle in one_error_line(proc)
     assert not (tmp_path / "build").exists()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.coverage import BINS, format_coverage
-from gen.formats import parse_format
-from gen.model import QLayer, QNet
+from mnist_fpga.gen.coverage import BINS, format_coverage
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.model import QLayer, QNet
 
 
 def _net(hidden: bool) -> QNet:

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gen.generate as generator
-from gen.errors import UserError, cli_main
-from gen.formats import Format
-from gen.generate import MARKER, generate, pack, rom_words, vhdl_literal
-from gen.model import QLayer, QNet, pixels_to_input
-from gen.quant import quantize_file
+import mnist_fpga.gen.generate as generator
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.formats import Format
+from mnist_fpga.gen.generate import MARKER, generate, pack, rom_words, vhdl_literal
+from mnist_fpga.gen.model import QLayer, QNet, pixels_to_input
+from mnist_fpga.gen.quant import quantize_file
 from tests.nets import float_arrays
 
 REPO = Path(__file__).resolve().parent.parent
@@ -375,7 +375,7 @@ def test_failed_generation_keeps_previous_output(tmp_path: Path, qnet: QNet,
 
 
 def cli_args(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "gen.generate", *map(str, args)]
+    return [sys.executable, "-m", "mnist_fpga.gen.generate", *map(str, args)]
 
 
 def _nan_weights(folder: Path) -> Path:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.errors import UserError
-from gen.import_model import import_model, main, read_model
-from gen.quant import float_forward, load_float_weights
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.import_model import import_model, main, read_model
+from mnist_fpga.gen.quant import float_forward, load_float_weights
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -198,8 +198,8 @@ def test_not_a_plain_mlp_is_refused(tmp_path: Path, kind: str, build, shape, mat
 
 def test_rtl_bit_exact_after_import(tmp_path: Path) -> None:
     """Both imports through generator and RTL: a few images, every layer bit-exact."""
-    from tb.common import simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -237,7 +237,7 @@ def test_state_dict_in_a_checkpoint_with_a_prefix(tmp_path: Path) -> None:
 
 def test_export_then_import_round_trip(tmp_path: Path) -> None:
     """train.export_onnx writes what gen.import_model reads back, bit for bit."""
-    from train.export_onnx import main as export_main
+    from mnist_fpga.train.export_onnx import main as export_main
 
     src = REPO / "models" / "mlp256.npz"
     onnx_path, sd_path = tmp_path / "e" / "m.onnx", tmp_path / "e" / "m.pt"
@@ -254,7 +254,7 @@ def test_export_then_import_round_trip(tmp_path: Path) -> None:
 
 def test_import_refuses_when_the_onnx_model_disagrees(tmp_path: Path) -> None:
     """The ONNX model is run (onnx.reference) and compared: a misread layer cannot pass."""
-    from gen.import_model import check_against_onnx
+    from mnist_fpga.gen.import_model import check_against_onnx
 
     path = export_onnx(mlp256_torch(), tmp_path / "m.onnx", (1, 784))
     layers = read_model(path)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.formats import parse_format
-from gen.generate import generate
-from gen.model import QNet, pixels_to_input
-from gen.quant import quantize_file
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import generate
+from mnist_fpga.gen.model import QNet, pixels_to_input
+from mnist_fpga.gen.quant import quantize_file
 from tests.nets import float_arrays
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen import mnist
-from gen.errors import UserError
+from mnist_fpga.gen import mnist
+from mnist_fpga.gen.errors import UserError
 
 REAL_DIR = os.environ.get("MNIST_DIR") or None
 needs_real = pytest.mark.skipif(REAL_DIR is None, reason="MNIST_DIR not set")

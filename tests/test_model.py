@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gen.errors import UserError
-from gen.formats import Format
-from gen.model import (
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import Format
+from mnist_fpga.gen.model import (
     QLayer,
     QNet,
     accuracy,

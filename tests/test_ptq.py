@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.formats import Format, parse_format
-from gen.model import QNet, classify, forward, requantize
-from gen.quant import load_float_weights, quantize_file, quantize_network
-from gen.sample import DEFAULT_SAMPLE, load_sample
-from train.evaluate import forward as float_forward
-from train.evaluate import predictions as float_predictions
+from mnist_fpga.gen.formats import Format, parse_format
+from mnist_fpga.gen.model import QNet, classify, forward, requantize
+from mnist_fpga.gen.quant import load_float_weights, quantize_file, quantize_network
+from mnist_fpga.gen.sample import DEFAULT_SAMPLE, load_sample
+from mnist_fpga.train.evaluate import forward as float_forward
+from mnist_fpga.train.evaluate import predictions as float_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = ("zero", "l10", "mlp256")

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.errors import UserError
-from gen.formats import parse_format
-from gen.model import classify, forward, pixels_to_input, requantize
-from gen.quant import quantize_file
-from gen.report import AccRow, acc_row, headroom_rows, signed_bits, write_accuracy_csv
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.model import classify, forward, pixels_to_input, requantize
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.gen.report import AccRow, acc_row, headroom_rows, signed_bits, write_accuracy_csv
 
 torch = pytest.importorskip("torch")
 
-from train import qat  # noqa: E402 (after the torch check)
-from train.train import save_model  # noqa: E402
+from mnist_fpga.train import qat  # noqa: E402 (after the torch check)
+from mnist_fpga.train.train import save_model  # noqa: E402
 
 
 def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +200,7 @@ def test_headroom(tmp_path: Path) -> None:
 
 def test_train_qat_any_layers(tmp_path: Path) -> None:
     """QAT of a 3-layer net from its float model (as make qat LAYERS= does): integer = QAT."""
-    from train.train import recipe_for, train_net
+    from mnist_fpga.train.train import recipe_for, train_net
 
     torch.set_num_threads(1)
     images, labels = _synthetic(1500, seed=12)

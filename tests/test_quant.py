@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.errors import UserError
-from gen.formats import Format
-from gen.legal import MAX_SHIFT, MIN_SHIFT
-from gen.model import RQ_MULT_BITS
-from gen.quant import (
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import Format
+from mnist_fpga.gen.legal import MAX_SHIFT, MIN_SHIFT
+from mnist_fpga.gen.model import RQ_MULT_BITS
+from mnist_fpga.gen.quant import (
     acc_bits_for,
     int_to_vhdl_hex,
     load_float_weights,

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gen.coverage import BINS
-from gen.errors import UserError
-from tb.common import read_progress, simulator_missing, write_progress
-from tb.regress import (
+from mnist_fpga.gen.coverage import BINS
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.tb.common import read_progress, simulator_missing, write_progress
+from mnist_fpga.tb.regress import (
     Progress,
     job_failure,
     junit_xml,
@@ -176,7 +176,7 @@ def test_job_failure_reasons(tmp_path: Path) -> None:
 
 def _regress(args: list[str], build: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BUILD_DIR": str(build), "SIM": os.environ.get("SIM", "ghdl")}
-    return subprocess.run([sys.executable, "-m", "tb.regress", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "mnist_fpga.tb.regress", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gen.generate import neurons_parallel, rom_words
-from gen.model import QLayer
+from mnist_fpga.gen.generate import neurons_parallel, rom_words
+from mnist_fpga.gen.model import QLayer
 
 
 def _layer(n_out: int, n_in: int, w_bits: int, seed: int) -> QLayer:
@@ -51,9 +51,9 @@ def test_rom_words_default_is_one_fold() -> None:
 
 
 def test_neurons_parallel_clamps_and_checks() -> None:
-    from gen.errors import UserError
-    from gen.formats import Format
-    from gen.model import QNet
+    from mnist_fpga.gen.errors import UserError
+    from mnist_fpga.gen.formats import Format
+    from mnist_fpga.gen.model import QNet
 
     qnet = QNet("t", Format(8, 8), [_layer(6, 5, 8, 1), _layer(3, 6, 8, 2)])
     assert neurons_parallel(qnet, None) == [6, 3]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tb.selftest import Fault, FaultCaught, checker_tests, inject, mismatch, verdict
+from mnist_fpga.tb.selftest import Fault, FaultCaught, checker_tests, inject, mismatch, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 LANE3 = Fault("image 0 lane 3", 18, 17)  # corrupted 17 to 18: a correct DUT gives 17
@@ -97,7 +97,7 @@ def test_checker_tests_selftest_outcomes() -> None:
 def _under_mutant(node: str, mutant: str, tmp: Path) -> tuple[int, dict[str, str | None]]:
     """Run one bench case with ``mutant``: pytest's exit code, and each cocotb test's
     failure message (None: passed)."""
-    from tb.mutants import mutated_rtl
+    from mnist_fpga.tb.mutants import mutated_rtl
 
     rtl = mutated_rtl([mutant], tmp)
     env = {**os.environ, "MNIST_FPGA_RTL": str(rtl), "BUILD_DIR": str(tmp / "build")}
@@ -124,7 +124,7 @@ def test_selftest_fails_on_a_failure_elsewhere(node: str, mutant: str, selftest:
                                                 tmp_path: Path) -> None:
     """Under a mutant that breaks the bench elsewhere, the self-test fails (with
     expect_fail it passed) and the mutant is still killed."""
-    from tb.common import simulator_missing
+    from mnist_fpga.tb.common import simulator_missing
 
     if reason := simulator_missing("ghdl"):
         pytest.skip(reason)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.errors import UserError
-from tb.netsim import MODELS, choose_model, net_name, qat_models
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.tb.netsim import MODELS, choose_model, net_name, qat_models
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,8 +100,8 @@ def test_make_quotes_every_variable(target: str) -> None:
 
 def test_shell_tokens_sees_an_unquoted_command() -> None:
     """The check above is not vacuous: an unquoted value splits into commands."""
-    assert "touch" in _shell_tokens("python -m tb.netsim --net x;touch X;")
-    assert "touch" not in _shell_tokens("python -m tb.netsim --net 'x;touch X;it'\\''s'")
+    assert "touch" in _shell_tokens("python -m mnist_fpga.tb.netsim --net x;touch X;")
+    assert "touch" not in _shell_tokens("python -m mnist_fpga.tb.netsim --net 'x;touch X;it'\\''s'")
 
 
 def test_make_sim_hostile_net_runs_nothing(tmp_path: Path) -> None:
@@ -120,12 +120,12 @@ def test_make_sim_hostile_net_runs_nothing(tmp_path: Path) -> None:
 def _netsim(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "IMAGES")}
     env["BUILD_DIR"] = str(tmp_path / "build")
-    return subprocess.run([sys.executable, "-m", "tb.netsim", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "mnist_fpga.tb.netsim", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 def test_sim_w2a2_runs_the_qat_model_and_says_so(tmp_path: Path) -> None:
-    from tb.common import simulator_missing
+    from mnist_fpga.tb.common import simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -139,13 +139,13 @@ def test_sim_w2a2_runs_the_qat_model_and_says_so(tmp_path: Path) -> None:
 
 def test_sim_weights_of_a_layers_trained_net(tmp_path: Path) -> None:
     """A 784-64-32-10 net trained with --layers (a short synthetic run), by WEIGHTS=: bit-exact."""
-    from tb.common import simulator_missing
+    from mnist_fpga.tb.common import simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
     torch = pytest.importorskip("torch")
+    from mnist_fpga.train.train import recipe_for, save_model, train_net
     from tests.test_train import _synthetic
-    from train.train import recipe_for, save_model, train_net
 
     torch.set_num_threads(1)
     images, labels = _synthetic(600, seed=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tb import common
+from mnist_fpga.tb import common
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,8 @@ def _netsim(build: Path, *args: str) -> subprocess.Popen[str]:
     """``tb.netsim --net zero --images 2`` in the background, building under ``build``."""
     env = {k: v for k, v in os.environ.items() if k not in ("SIM", "WAVES", "VERBOSE")}
     env["BUILD_DIR"] = str(build)
-    return subprocess.Popen([sys.executable, "-m", "tb.netsim", "--net", "zero", "--images", "2",
+    return subprocess.Popen([sys.executable, "-m", "mnist_fpga.tb.netsim", "--net", "zero",
+                             "--images", "2",
                              *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -175,7 +176,8 @@ def test_waves_run_names_its_waveform(tmp_path: Path) -> None:
         pytest.skip(reason)
     env = {k: v for k, v in os.environ.items() if k not in ("SIM", "VERBOSE")}
     env |= {"BUILD_DIR": str(tmp_path), "WAVES": "1"}
-    proc = subprocess.run([sys.executable, "-m", "tb.netsim", "--net", "zero", "--images", "1"],
+    proc = subprocess.run([sys.executable, "-m", "mnist_fpga.tb.netsim", "--net", "zero",
+                           "--images", "1"],
                           cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     named = [line for line in proc.stdout.splitlines() if line.startswith("waveform: ")]

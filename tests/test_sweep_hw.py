@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.sweep_hw import Point, best, parse_point
-from gen.errors import UserError
+from mnist_fpga.bench.sweep_hw import Point, best, parse_point
+from mnist_fpga.gen.errors import UserError
 
 
 def point(**kw) -> Point:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gen.synth as gs
-from gen.errors import UserError
-from gen.formats import parse_format
-from gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from gen.quant import quantize_file
-from tb.common import simulator_missing
+import mnist_fpga.gen.synth as gs
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.formats import parse_format
+from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
+from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.tb.common import simulator_missing
 
 NO_GHDL = shutil.which("ghdl") is None
 SYNTH_RE = re.compile(
@@ -152,7 +152,7 @@ def test_readmem_keeps_the_memory_contents(tmp_path) -> None:
     .mem files that replace them (l10's ROM slices, tech="ecp5")."""
     if NO_GHDL:
         pytest.skip("ghdl not installed")
-    from gen.generate import generate
+    from mnist_fpga.gen.generate import generate
 
     qnet = qnet_of("l10")
     gen_dir = generate(qnet, tmp_path / "gen", "models/l10.npz", pe=5, tech="ecp5")
@@ -190,7 +190,7 @@ def test_missing_tool_is_one_line() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gen.synth", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "mnist_fpga.gen.synth", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -330,7 +330,7 @@ def needs_netlist_sim() -> None:
 @pytest.mark.parametrize("net", NETLIST_NETS)
 def test_netlist_sim(net: str) -> None:
     """The ghdl --synth netlist through the whole-network bench: every layer bit-exact."""
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.netsim import run_network_sim
 
     needs_netlist_sim()
     res = run_network_sim(net, "int8", n_images=NETLIST_IMAGES, netlist=True,
@@ -345,7 +345,7 @@ def test_netlist_sim(net: str) -> None:
 def test_netlist_sim_with_requantizer(fmt: str, tmp_path: Path) -> None:
     """zero and l10 have no hidden layer: a 784-12-10 cut of mlp256 puts the synthesized
     requantizer (one multiplier and shift, or per-neuron ones) through the same bench."""
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.netsim import run_network_sim
 
     needs_netlist_sim()
     with np.load(ROOT / "models" / "mlp256.npz") as z:
@@ -363,8 +363,8 @@ def test_netlist_sim_catches_wrong_netlist() -> None:
     """A netlist synthesized from a network whose neuron 3 has its bias off by one (in the
     generated package, so in the netlist): the netlist bench must name that neuron. This
     holds whatever GHDL version writes the netlist (no reliance on a GHDL bug)."""
-    from gen.faults import parse_faults
-    from tb.netsim import run_network_sim
+    from mnist_fpga.gen.faults import parse_faults
+    from mnist_fpga.tb.netsim import run_network_sim
 
     needs_netlist_sim()
     res = run_network_sim("l10", "int8", n_images=1, netlist=True, faults=parse_faults(
@@ -383,7 +383,8 @@ def test_netlist_sim_names_the_netlist_and_simulator_first(tmp_path: Path) -> No
     needs_netlist_sim()
     env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "IMAGES")}
     env |= {"BUILD_DIR": str(tmp_path / "build"), "NETLIST_SIM": "icarus"}
-    proc = subprocess.run([sys.executable, "-m", "tb.netsim", "--netlist", "--net", "zero",
+    proc = subprocess.run([sys.executable, "-m", "mnist_fpga.tb.netsim", "--netlist",
+                           "--net", "zero",
                            "--images", "1"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.errors import UserError
+from mnist_fpga.gen.errors import UserError
 
 pytest.importorskip("torch")
 
-from train import evaluate, train
+from mnist_fpga.train import evaluate, train
 
 REAL_DIR = os.environ.get("MNIST_DIR") or None
 needs_real = pytest.mark.skipif(REAL_DIR is None, reason="MNIST_DIR not set")

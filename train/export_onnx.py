@@ -1,6 +1,6 @@
 """Write a float weights ``.npz`` as a PyTorch ``nn.Sequential``: ONNX and/or a state_dict.
 
-    python -m train.export_onnx --weights models/mlp256.npz --onnx build/mlp256.onnx
+    mnist-fpga export-onnx --weights models/mlp256.npz --onnx build/mlp256.onnx
                                 [--state-dict build/mlp256.pt]
 
 The module is ``Linear, ReLU, ..., Linear`` on ``x = pixel / 255`` (784 inputs), the
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gen.errors import UserError, check_creatable, cli_main
-from gen.mnist import atomic_writer
-from gen.quant import load_float_weights
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.mnist import atomic_writer
+from mnist_fpga.gen.quant import load_float_weights
 
 
 def sequential(weights: dict[str, np.ndarray]) -> nn.Sequential:
@@ -51,7 +51,7 @@ def export(model: nn.Sequential, onnx_path: Path | None, sd_path: Path | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.export_onnx",
+    ap = argparse.ArgumentParser(prog="mnist-fpga export-onnx",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--weights", required=True, type=Path, help="float weights .npz")
     ap.add_argument("--onnx", type=Path, help="ONNX file to write")

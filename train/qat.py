@@ -1,8 +1,8 @@
 """Quantization-aware training (QAT) that follows docs/numerics.md, saved as a float ``.npz``.
 
-    python -m train.qat --net mlp256 --format int4 [--epochs N] [--seed 0]
+    mnist-fpga qat --net mlp256 --format int4 [--epochs N] [--seed 0]
                         [--init models/mlp256.npz | --scratch] --out models/mlp256_qat_int4.npz
-    python -m train.qat --net mlp128x64 [--layers 784,128,64,10] --format int4 --out ...
+    mnist-fpga qat --net mlp128x64 [--layers 784,128,64,10] --format int4 --out ...
 
 Any MLP: ``--layers`` (or the shape of the ``--init`` file, default ``models/<net>.npz``).
 
@@ -40,15 +40,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from gen.errors import UserError, check_creatable, cli_main
-from gen.formats import Format, parse_format
-from gen.generate import check_net_name
-from gen.mnist import load_mnist
-from gen.model import PIXEL_BITS, classify, forward, is_correct
-from gen.quant import load_float_weights, quantize_file, requant_params, shift_params
-from train.train import N_IN, RECIPES, _shift, recipe_for, save_model, widths_of
-
-ROOT = Path(__file__).resolve().parent.parent
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.formats import Format, parse_format
+from mnist_fpga.gen.generate import check_net_name
+from mnist_fpga.gen.mnist import load_mnist
+from mnist_fpga.gen.model import PIXEL_BITS, classify, forward, is_correct
+from mnist_fpga.gen.quant import load_float_weights, quantize_file, requant_params, shift_params
+from mnist_fpga.paths import PKG_ROOT as ROOT
+from mnist_fpga.train.train import N_IN, RECIPES, _shift, recipe_for, save_model, widths_of
 
 
 @dataclass(frozen=True)
@@ -473,7 +472,7 @@ def qat_widths(net: str, layers: str | None, scratch: bool) -> list[int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m train.qat", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="mnist-fpga qat", description=__doc__.split("\n")[0])
     parser.add_argument("--net", required=True,
                         help=f"{', '.join(RECIPES)}, or any name with --layers or --init")
     parser.add_argument("--layers", default=None,

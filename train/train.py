@@ -1,7 +1,7 @@
 """Train the reference networks, or any MLP, on MNIST and save their float weights (docs/models.md).
 
-    python -m train.train --net {zero,l10,mlp256,all} [--epochs N] [--seed 0] [--out models/]
-    python -m train.train --net mlp128x64 --layers 784,128,64,10 [--epochs N] [--out models/]
+    mnist-fpga train --net {zero,l10,mlp256,all} [--epochs N] [--seed 0] [--out models/]
+    mnist-fpga train --net mlp128x64 --layers 784,128,64,10 [--epochs N] [--out models/]
 
 MNIST comes from gen.mnist (``MNIST_DIR``, else the download cache). Input x = pixel / 255
 (no mean/std normalization: the hardware sees raw pixels). Runs are deterministic for a
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gen.errors import UserError, check_creatable, cli_main
-from gen.generate import check_net_name
-from gen.mnist import atomic_writer, load_mnist
-from train.evaluate import accuracy, forward
+from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.generate import check_net_name
+from mnist_fpga.gen.mnist import atomic_writer, load_mnist
+from mnist_fpga.train.evaluate import accuracy, forward
 
 # torch takes a second to load: the functions import it, so a bad command line is
 # refused at once (before torch loads)
@@ -305,7 +305,7 @@ def save_model(arrays: dict[str, np.ndarray], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m train.train", description=__doc__.split("\n")[0]
+        prog="mnist-fpga train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--net", required=True,
                         help=f"{', '.join(RECIPES)}, all, or a new name with --layers")

@@ -28,8 +28,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat
-from tb.selftest import checker_tests, inject, mismatch, verdict
+from mnist_fpga.tb.common import decode_flat
+from mnist_fpga.tb.selftest import checker_tests, inject, mismatch, verdict
 
 HERE = Path(__file__).resolve().parent
 CLK_NS = 10
@@ -217,9 +217,9 @@ def _id(c: tuple) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_acc_serializer(case: tuple, request: pytest.FixtureRequest) -> None:
     """acc_serializer against the model for one parameter set."""
-    from gen.generate import clog2
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
-    from tb.unitwrap import write_wrapper
+    from mnist_fpga.gen.generate import clog2
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import checker_tests, inject, verdict
+from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 CLK_NS = 10
 LATENCY = 3  # rtl/argmax.vhd: input register, compare, class register
@@ -70,8 +70,8 @@ def make_vectors(n_in: int, acc_bits: int, count: int, seed: int) -> list[list[i
 
 def expected_classes(vecs: list[list[int]]) -> list[int]:
     """The model's decision for every vector (gen.model.classify)."""
-    from gen.formats import Format
-    from gen.model import QLayer, QNet, classify
+    from mnist_fpga.gen.formats import Format
+    from mnist_fpga.gen.model import QLayer, QNet, classify
 
     n = len(vecs[0])
     layer = QLayer(w=np.zeros((n, 1), dtype=np.int64), b=np.zeros(n, dtype=np.int64),
@@ -260,8 +260,8 @@ def _id(case: tuple[int, str, int, int]) -> str:
 
 
 def _run(case: tuple[int, str, int, int], tag: str) -> None:
-    from gen.generate import clog2
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.gen.generate import clog2
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import Fault, checker_tests, mismatch, verdict
+from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
 CLK_NS = 10
 CYCLES = 2000
@@ -103,7 +103,7 @@ end architecture wrap;
 @pytest.mark.parametrize("limit", [1, 2, 5], ids=lambda v: f"limit{v}")
 def test_credit_counter(limit: int, request: pytest.FixtureRequest) -> None:
     """credit_counter against an integer model for one LIMIT."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

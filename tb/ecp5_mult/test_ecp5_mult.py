@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import Fault, checker_tests, mismatch, verdict
+from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -96,8 +96,8 @@ CASES = [(8, 8, 17), (18, 17, 36), (2, 1, 4)]
                          ids=[f"a{a}-b{b}-p{p}" for a, b, p in CASES])
 def test_ecp5_mult(a_bits: int, b_bits: int, p_bits: int, request: pytest.FixtureRequest) -> None:
     """ecp5_mult with the block's model against Python integers."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
-    from tb.unitwrap import write_wrapper
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -30,11 +30,11 @@ import shutil
 import numpy as np
 import pytest
 
-from gen.coverage import coverage
-from gen.formats import Format
-from gen.legal import MAX_ACC_BITS, MAX_SHIFT, RQ_MULT_BITS, acc_bits_for, check_qnet
-from gen.model import QLayer, QNet
-from tb.common import BUILD, env_int, simulator, simulator_missing
+from mnist_fpga.gen.coverage import coverage
+from mnist_fpga.gen.formats import Format
+from mnist_fpga.gen.legal import MAX_ACC_BITS, MAX_SHIFT, RQ_MULT_BITS, acc_bits_for, check_qnet
+from mnist_fpga.gen.model import QLayer, QNet
+from mnist_fpga.tb.common import BUILD, env_int, simulator, simulator_missing
 
 PATTERNS = ("random", "max", "min", "alternating", "sparse", "zero")
 EXAMPLES = env_int("FUZZ_EXAMPLES", 30, lo=0)
@@ -202,7 +202,7 @@ def bins_of(qnet: QNet, x: np.ndarray, p: int) -> set[str]:
 
 def check_seed(seed: int) -> None:
     """Generate, simulate and check the network of ``seed``; raise with the seed on failure."""
-    from tb.netsim import simulate_qnet
+    from mnist_fpga.tb.netsim import simulate_qnet
 
     qnet, x, p = random_network(seed)
     print(f"FUZZ_SEED={seed}: {describe(qnet, p)}")

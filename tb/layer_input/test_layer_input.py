@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import Fault, checker_tests, mismatch, verdict
+from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
 HERE = Path(__file__).resolve().parent
 CLK_NS = 10
@@ -220,9 +220,9 @@ def _id(c: tuple) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_layer_input(case: tuple, request: pytest.FixtureRequest) -> None:
     """layer_input against the model for one parameter set."""
-    from gen.generate import clog2
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
-    from tb.unitwrap import write_wrapper
+    from mnist_fpga.gen.generate import clog2
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -34,8 +34,8 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import decode_flat
-from tb.selftest import checker_tests, inject, verdict
+from mnist_fpga.tb.common import decode_flat
+from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -258,8 +258,8 @@ def mac_latency(p: int, w_bits: int, a_bits: int, acc_bits: int, lut_mult: bool)
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     """mac_array against the model for one parameter set."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
-    from tb.unitwrap import write_wrapper
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -162,8 +162,8 @@ if cocotb is not None:
     @cocotb.test()
     async def run_packets(dut) -> None:
         """Send the planned packets, check every layer, every result and the buffer bound."""
-        from gen.sample import load_sample
-        from tb.netcheck import AccMonitor, ResultCollector, Stuck, expectations
+        from mnist_fpga.gen.sample import load_sample
+        from mnist_fpga.tb.netcheck import AccMonitor, ResultCollector, Stuck, expectations
 
         env = os.environ
         p, depth, seed = int(env["MLP_P"]), int(env["AXIS_DEPTH"]), int(env["AXIS_SEED"])
@@ -268,11 +268,11 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     of an RTL mutant (tb/mutants/mutants.toml) to compile instead (negative tests).
     ``failure`` is None when the cocotb test passed.
     """
-    from gen.axis import AxisConfig, axis_sources, default_axis_depth
-    from gen.formats import parse_format
-    from gen.generate import DEFAULT_SAMPLE, generate, load_sample
-    from gen.quant import quantize_file
-    from tb.common import BUILD, run_sim
+    from mnist_fpga.gen.axis import AxisConfig, axis_sources, default_axis_depth
+    from mnist_fpga.gen.formats import parse_format
+    from mnist_fpga.gen.generate import DEFAULT_SAMPLE, generate, load_sample
+    from mnist_fpga.gen.quant import quantize_file
+    from mnist_fpga.tb.common import BUILD, run_sim
 
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
@@ -282,7 +282,7 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
                        axis=AxisConfig(depth, batch))
     sources = [str(s) for s in axis_sources(gen_dir, qnet)]
     if mutant:  # a scratch copy of rtl/ with one mutant of tb/mutants/mutants.toml
-        from tb.mutants import mutated_rtl
+        from mnist_fpga.tb.mutants import mutated_rtl
 
         rtl = mutated_rtl([mutant], work / "mutant")
         sources = [str(s) for s in axis_sources(gen_dir, qnet, rtl)]
@@ -308,13 +308,13 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
 
 
 def _tag(request) -> str:
-    from tb.common import simulator
+    from mnist_fpga.tb.common import simulator
 
     return re.sub(r"[\[\]]", "-", f"{request.node.name}-{simulator()}")
 
 
 def _skip_without_simulator() -> None:
-    from tb.common import simulator_missing
+    from mnist_fpga.tb.common import simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

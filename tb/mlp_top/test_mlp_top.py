@@ -22,11 +22,18 @@ try:
     from cocotb.triggers import RisingEdge, with_timeout
     from cocotb.utils import get_sim_time
 
-    from tb.netcheck import RESOLVABLE, TO_01, AccMonitor, ResultCollector, Stuck, strobes
+    from mnist_fpga.tb.netcheck import (
+        RESOLVABLE,
+        TO_01,
+        AccMonitor,
+        ResultCollector,
+        Stuck,
+        strobes,
+    )
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.common import env_int, write_progress
+from mnist_fpga.tb.common import env_int, write_progress
 
 CLK_NS = 10
 # Clocks after the slowest image's latency in which the bench waits for anything more: a
@@ -152,8 +159,8 @@ if cocotb is not None:
     @cocotb.test()
     async def run_images(dut) -> None:
         """Drive the configured sample images and check every layer and the class."""
-        from gen.model import QNet, check_images, classify, forward, is_correct
-        from gen.sample import load_sample
+        from mnist_fpga.gen.model import QNet, check_images, classify, forward, is_correct
+        from mnist_fpga.gen.sample import load_sample
 
         qnet = QNet.load(Path(os.environ["MLP_QNET"]))
         qnet_n_in = qnet.layers[0].n_in
@@ -304,8 +311,8 @@ IMAGE_SETS = [pytest.param((0, _N), id=f"img{_N}")]
 @pytest.mark.parametrize(("net", "fmt"), NET_FORMATS)
 def test_mlp_top(net: str, fmt: str, images: tuple[int, int], request) -> None:
     """Generate ``net`` in ``fmt`` and run real MNIST images through the RTL, bit-exact."""
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -332,9 +339,9 @@ FAULT_CASES = [
 @pytest.mark.parametrize(("fault", "layer"), FAULT_CASES)
 def test_bench_catches_fault(fault: str, layer: int, request) -> None:
     """mlp256 int8 with one fault injected: the checker must report image 0 not bit-exact."""
-    from gen.faults import parse_faults
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.gen.faults import parse_faults
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -366,9 +373,9 @@ HARNESS_CASES = [
 def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, n_images: int,
                                 request) -> None:
     """l10 int8 (quick) with an RTL mutant: the run fails and says why."""
-    from gen.faults import parse_faults
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.gen.faults import parse_faults
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -411,8 +418,8 @@ INTERVAL_MAX_P8 = 100  # mlp256 at P=8
 def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
     """Images back to back at P inputs and PE neurons per clock: bit-exact, latency and
     interval on target (with PE: about ceil(N_OUT/PE) x ceil(N_IN/P) clocks per layer)."""
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -429,9 +436,9 @@ def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
     if net == "mlp256" and p == 8 and pe is None:
         assert res["interval"] <= INTERVAL_MAX_P8, res["interval"]
     if pe is not None:  # the slowest layer's folds x beats, plus a pipeline's worth
-        from gen.generate import neurons_parallel
-        from gen.model import QNet
-        from tb.common import BUILD
+        from mnist_fpga.gen.generate import neurons_parallel
+        from mnist_fpga.gen.model import QNet
+        from mnist_fpga.tb.common import BUILD
 
         qnet = QNet.load(BUILD / "sim" / tag / "gen" / "qnet.json")
         pes = neurons_parallel(qnet, pe)
@@ -483,14 +490,14 @@ EDGE_CASES = ["wide-product", "tiny-q1_15", "tiny-q2_6", "zero-last-layer", "p16
 @pytest.mark.parametrize("case", EDGE_CASES)
 def test_edge_network(case: str, tmp_path: Path, request) -> None:
     """An edge-case network through generator, RTL and model: bit-exact at every layer."""
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
     weights, fmt, p = _edge_weights(case)
     np.savez(tmp_path / "w.npz", **weights)
-    from gen.generate import load_sample
+    from mnist_fpga.gen.generate import load_sample
 
     images, labels = load_sample(Path(__file__).resolve().parents[2] / "data"
                                  / "mnist_test_100.npz")
@@ -511,8 +518,8 @@ def test_edge_network(case: str, tmp_path: Path, request) -> None:
 ])
 def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
     """Products from adders (mac_array LUT_MULT): bit-exact at every layer like DSP products."""
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -529,13 +536,13 @@ def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
     pytest.param("l10", 3, 7, id="l10-int8-p3-pe7-ecp5"),      # 18-bit slices, lane tree
 ])
 # (mlp256 with tech="ecp5" is bit-exact too, but GHDL takes minutes to compile its 128
-# ROM slices: python -m tb.netsim --net mlp256 --pe 64 --tech ecp5)
+# ROM slices: python -m mnist_fpga.tb.netsim --net mlp256 --pe 64 --tech ecp5)
 def test_mlp_top_tech_ecp5(net: str, p: int, pe: int | None, request) -> None:
     """The code of the ECP5 synthesis flow (mac_array's DSP "ecp5": multiplier blocks with
     their registers, simulated with tb/hdl/MULT18X18D.vhd; weight ROMs in slices one
     block RAM deep): bit-exact at every layer."""
-    from tb.common import simulator, simulator_missing
-    from tb.netsim import run_network_sim
+    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -14,9 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from gen.errors import UserError
+from mnist_fpga.gen.errors import UserError
+from mnist_fpga.paths import PKG_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 LIST = Path(__file__).resolve().parent / "mutants.toml"
 
 

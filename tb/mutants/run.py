@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tb.mutants.run [--only ID ...] [--jobs N] [--table docs/mutants.md]
+    python -m mnist_fpga.tb.mutants.run [--only ID ...] [--jobs N] [--table docs/mutants.md]
 
 For each mutant: a scratch copy of ``rtl/`` with the mutant applied
 (``build/mutants/<id>/rtl``), then the kill suite of its file with ``pytest -x``
@@ -22,8 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gen.errors import UserError, cli_main
-from tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
+from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.paths import build_root
+from mnist_fpga.tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 
 # The tests that should kill a mutant of each file, cheapest first (pytest -x stops at the
 # first failure). The whole-network bench and a fixed fuzz slice back up the unit bench.
@@ -72,7 +73,7 @@ def write_table(path: Path, results: list[dict]) -> None:
     lines = [
         "# RTL mutants",
         "",
-        "Written by `make mutants` (`python -m tb.mutants.run`) from "
+        "Written by `make mutants` (`python -m mnist_fpga.tb.mutants.run`) from "
         "`tb/mutants/mutants.toml`: each mutant is applied to a scratch copy of `rtl/` and "
         "its kill suite runs with `pytest -x`. Every mutant must be killed, or argued "
         "equivalent.",
@@ -91,7 +92,7 @@ def write_table(path: Path, results: list[dict]) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m tb.mutants.run",
+    ap = argparse.ArgumentParser(prog="python -m mnist_fpga.tb.mutants.run",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -104,7 +105,7 @@ def main() -> int:
     ids = args.only or list(known)
     if unknown := [i for i in ids if i not in known]:
         raise UserError(f"unknown mutant {unknown[0]!r}: see tb/mutants/mutants.toml")
-    work = Path(os.environ.get("BUILD_DIR", ROOT / "build")) / "mutants"
+    work = build_root() / "mutants"
     work.mkdir(parents=True, exist_ok=True)
     for i in ids:  # every pattern must still apply before anything runs
         mutated_rtl([i], work / i)

@@ -38,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import checker_tests, inject, verdict
+from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 CLK_NS = 10
 
@@ -430,7 +430,7 @@ def _items() -> int:
 
 def _run_case(case: RqCase, build: Path, **env: object) -> None:
     """The case's wrapper in ``build``, then the cocotb module on it (``env`` added)."""
-    from tb.common import rtl_sources, run_sim
+    from mnist_fpga.tb.common import rtl_sources, run_sim
 
     build.mkdir(parents=True, exist_ok=True)
     top = build / "requant_tb.vhd"
@@ -448,7 +448,7 @@ def _run_case(case: RqCase, build: Path, **env: object) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
     """requant against the independent reference for one parameter set."""
-    from tb.common import BUILD, simulator_missing
+    from mnist_fpga.tb.common import BUILD, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -463,7 +463,7 @@ LAST_CASES = [c for c in CASES if c.neurons and c.neurons > c.lanes]
 def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) -> None:
     """An image cut short by in_last and one without in_last: each raises its assertion
     error once, and the images after them are bit-exact (the counter starts again)."""
-    from tb.common import BUILD, simulator, simulator_missing
+    from mnist_fpga.tb.common import BUILD, simulator, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -502,7 +502,7 @@ def test_requant_stimulus_covers_corners(case: RqCase) -> None:
 
 def test_model_requantize_matches_reference() -> None:
     """gen.model.requantize agrees with the bench's reference on every case's stimulus."""
-    from gen.model import QLayer, requantize
+    from mnist_fpga.gen.model import QLayer, requantize
 
     for case in CASES:
         mults, shifts = case.constants()

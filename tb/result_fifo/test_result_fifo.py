@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import Fault, checker_tests, mismatch, verdict
+from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
 CLK_NS = 10
 
@@ -190,7 +190,7 @@ CASES = [(1, 1), (8, 3), (6, 4), (10, 8)]  # (WIDTH, DEPTH): DEPTH 1, odd, power
 def _run_fifo(width: int, depth: int, request: pytest.FixtureRequest,
               must_take: bool = False, **env: object) -> None:
     """The wrapper with these generics, then the cocotb module on it (``env`` added)."""
-    from tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from tb.selftest import checker_tests, inject, mismatch, verdict
+from mnist_fpga.tb.selftest import checker_tests, inject, mismatch, verdict
 
 CLK_NS = 10
 NET = "weight_rom_tb"
@@ -57,10 +57,10 @@ def render_rom(w: np.ndarray, w_bits: int) -> str:
     Through render_network, the generator's own path, so the bench follows whatever
     arguments the template needs (a one-layer network; its package and top are unused).
     """
-    from gen.formats import Format
-    from gen.generate import render_network
-    from gen.model import QLayer, QNet
-    from gen.quant import acc_bits_for
+    from mnist_fpga.gen.formats import Format
+    from mnist_fpga.gen.generate import render_network
+    from mnist_fpga.gen.model import QLayer, QNet
+    from mnist_fpga.gen.quant import acc_bits_for
 
     b = np.zeros(w.shape[0], dtype=np.int64)
     layer = QLayer(w=w, b=b, w_bits=w_bits, a_bits=w_bits,
@@ -185,8 +185,8 @@ def _tag(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_weight_rom(case: tuple[int, int, int], request: pytest.FixtureRequest) -> None:
     """The generated ROM returns the packed word one clock after the address, zero past the end."""
-    from gen.generate import clog2
-    from tb.common import BUILD, run_sim, simulator_missing
+    from mnist_fpga.gen.generate import clog2
+    from mnist_fpga.tb.common import BUILD, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
