@@ -82,7 +82,7 @@ test: sim-deps netlist-deps
 
 GEN_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),$(basename $(notdir $(WEIGHTS))),$(NET))
 gen: setup
-	$(PY) -m mnist_fpga.gen.generate --weights $(call q,$(or $(WEIGHTS),models/$(NET).npz)) \
+	$(PY) -m mnist_fpga.gen.hdl.generate --weights $(call q,$(or $(WEIGHTS),models/$(NET).npz)) \
 	    --format $(call q,$(BITS)) --name $(call q,$(GEN_NET)) \
 	    --out $(call q,build/gen/$(GEN_NET)_$(BITS))
 
@@ -97,7 +97,7 @@ endif
 
 # ghdl --synth, yosys (synth_ecp5 + nextpnr-ecp5 on LFE5UM-85F, synth_xilinx xc7): SYNTH lines
 synth: sim-deps
-	@$(PY) -m mnist_fpga.gen.synth --net $(call q,$(NET)) --format $(call q,$(BITS)) --p $(call q,$(P)) \
+	@$(PY) -m mnist_fpga.gen.eda.synth --net $(call q,$(NET)) --format $(call q,$(BITS)) --p $(call q,$(P)) \
 	    $(PE_ARG) --target $(call q,$(TARGET))
 
 # All 10,000 MNIST test images through the RTL, split over the cores (needs MNIST_DIR
@@ -111,7 +111,7 @@ regress-full: sim-deps
 # UPDATE_DOCS=1 writes them over the committed docs/report.md and docs/report/ instead
 UPDATE_DOCS ?= 0
 report: setup
-	$(PY) -m mnist_fpga.gen.report $(if $(filter 1,$(UPDATE_DOCS)),--out docs)
+	$(PY) -m mnist_fpga.gen.reports.report $(if $(filter 1,$(UPDATE_DOCS)),--out docs)
 
 # The committed QAT models (about 2.5 + 3.5 min on 1 thread); with LAYERS (any MLP, from
 # models/<NET>.npz) one run into models/<NET>_qat_<BITS>.npz, which make sim then prefers
@@ -127,12 +127,12 @@ endif
 # A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
 .PHONY: import
 import: setup
-	$(PY) -m mnist_fpga.gen.import_model --from $(call q,$(FROM)) \
+	$(PY) -m mnist_fpga.gen.frontends.import_model --from $(call q,$(FROM)) \
 	  --out $(call q,$(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)) \
 	  $(if $(filter 1,$(FORCE)),--force)
 
 accuracy: setup
-	$(PY) -m mnist_fpga.gen.evaluate --format $(call q,$(BITS))
+	$(PY) -m mnist_fpga.gen.reports.evaluate --format $(call q,$(BITS))
 
 # the speed goals (bench/bench_goals.py: MNIST loading, failing benches fail fast); images/s
 # for GHDL, and for NVC when it is on PATH; then the P sweep; then the P x PE

@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if spec := config.getoption("--shard"):
-        from mnist_fpga.gen.errors import UserError
+        from mnist_fpga.gen.core.errors import UserError
         from mnist_fpga.tb.regress import parse_shard
 
         try:

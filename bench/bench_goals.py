@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from mnist_fpga.gen import mnist
-from mnist_fpga.gen.errors import cli_main
+from mnist_fpga.gen.core.errors import cli_main
+from mnist_fpga.gen.data import mnist
 
 MNIST_LOAD_S = 1.0
 FAILS_FAST_S = 120.0
@@ -54,8 +54,8 @@ def mnist_load() -> bool:
 
 def fails_fast() -> bool:
     """Time each harness mutant's failing run of the whole-network bench (2 images)."""
-    from mnist_fpga.gen.faults import parse_faults
     from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.faults import parse_faults
     from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():

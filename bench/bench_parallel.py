@@ -19,12 +19,14 @@ import argparse
 import os
 
 from mnist_fpga.bench.plain import plain_run
-from mnist_fpga.gen.errors import UserError, cli_main
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample, parallelism
-from mnist_fpga.gen.model import QNet
-from mnist_fpga.gen.quant import quantize_file
-from mnist_fpga.tb.common import BUILD, simulator, simulator_missing
+from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.hdl.generate import ROOT, parallelism
+from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
+from mnist_fpga.tb.common import simulator, simulator_missing
 from mnist_fpga.tb.netsim import run_network_sim
 
 BRAM36_SHAPES = [(512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2),

@@ -18,7 +18,7 @@ import os
 import platform
 import subprocess
 
-from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.core.errors import UserError, cli_main
 from mnist_fpga.tb.common import SIMULATORS, simulator_missing
 from mnist_fpga.tb.netsim import run_network_sim
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.generate import ROOT, clog2, hdl_sources
-from mnist_fpga.gen.model import QNet, classify, forward
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.model import QNet, classify, forward
+from mnist_fpga.gen.hdl.generate import ROOT, clog2
+from mnist_fpga.gen.hdl.sources import hdl_sources
 
 
 @dataclass

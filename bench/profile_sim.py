@@ -20,11 +20,13 @@ import argparse
 import os
 
 from mnist_fpga.bench.plain import plain_run
-from mnist_fpga.gen.errors import UserError, cli_main
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from mnist_fpga.gen.quant import quantize_file
-from mnist_fpga.tb.common import BUILD, SIMULATORS, simulator_missing
+from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.hdl.generate import ROOT
+from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
+from mnist_fpga.tb.common import SIMULATORS, simulator_missing
 from mnist_fpga.tb.netsim import run_network_sim
 
 

@@ -10,7 +10,7 @@ For each point ``PxPE`` (``:lut`` for products from adders instead of DSP blocks
 - the cocotb whole-network bench (GHDL, every layer bit-exact) measures the latency
   (first pixel to class, clocks) and the initiation interval (clocks between results,
   images back to back);
-- ``gen.synth`` runs ghdl --synth, yosys synth_ecp5 and nextpnr-ecp5 on the LFE5UM-85F
+- ``gen.eda.synth`` runs ghdl --synth, yosys synth_ecp5 and nextpnr-ecp5 on the LFE5UM-85F
   for LUT, FF, DSP, BRAM, fit and Fmax (figures are reused from the point's build folder
   when netlist, flow and options are unchanged; ``--force`` runs the tools again);
 - images/s = measured Fmax / measured interval.
@@ -27,12 +27,14 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-from mnist_fpga.gen.errors import UserError, cli_main
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from mnist_fpga.gen.quant import quantize_file
-from mnist_fpga.gen.synth import ECP5_DEVICE, run_flow
-from mnist_fpga.tb.common import BUILD, simulator_missing
+from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.eda.synth import ECP5_DEVICE, run_flow
+from mnist_fpga.gen.hdl.generate import ROOT
+from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
+from mnist_fpga.tb.common import simulator_missing
 from mnist_fpga.tb.netsim import run_network_sim
 
 # mlp256 int8 points whose multipliers fit the 85F (156 MULT18X18D). LUT_MULT points of

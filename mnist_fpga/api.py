@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import check_rtl_limits, neurons_parallel, parallelism
-from mnist_fpga.gen.generate import generate as _generate
-from mnist_fpga.gen.model import QNet, check_images, classify, forward
-from mnist_fpga.gen.quant import calibrate, quantize_file, quantize_network
-from mnist_fpga.gen.sample import load_sample
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet, check_images, classify, forward
+from mnist_fpga.gen.core.quant import calibrate, quantize_file, quantize_network
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.hdl.generate import check_rtl_limits, neurons_parallel, parallelism
+from mnist_fpga.gen.hdl.generate import generate as _generate
 from mnist_fpga.paths import DEFAULT_SAMPLE, MODELS, build_root
 
 __all__ = ["ModelResult", "QNet", "SimResult", "UserError", "generate", "load_images",

@@ -14,15 +14,16 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("mnist_fpga.tb.netsim", "simulate MNIST images through the RTL, bit-exact check"),
     "regress": ("mnist_fpga.tb.regress", "the 10,000 test images in parallel jobs"),
-    "gen": ("mnist_fpga.gen.generate", "write the VHDL, ROMs and memory files of a network"),
-    "import": ("mnist_fpga.gen.import_model", "ONNX or PyTorch state_dict -> weights .npz"),
-    "synth": ("mnist_fpga.gen.synth", "synthesis and place-and-route with open tools"),
+    "gen": ("mnist_fpga.gen.hdl.generate", "write the VHDL, ROMs and memory files of a network"),
+    "import": ("mnist_fpga.gen.frontends.import_model",
+               "ONNX or PyTorch state_dict -> weights .npz"),
+    "synth": ("mnist_fpga.gen.eda.synth", "synthesis and place-and-route with open tools"),
     "train": ("mnist_fpga.train.train", "train a float MLP on MNIST (needs torch)"),
     "qat": ("mnist_fpga.train.qat", "quantization-aware training (needs torch)"),
     "export-onnx": ("mnist_fpga.train.export_onnx", "weights .npz -> ONNX (needs torch)"),
-    "evaluate": ("mnist_fpga.gen.evaluate", "accuracy of the integer model on MNIST"),
-    "report": ("mnist_fpga.gen.report", "the models report (build/report by default)"),
-    "mnist": ("mnist_fpga.gen.mnist", "write a sample .npz of MNIST test images"),
+    "evaluate": ("mnist_fpga.gen.reports.evaluate", "accuracy of the integer model on MNIST"),
+    "report": ("mnist_fpga.gen.reports.report", "the models report (build/report by default)"),
+    "mnist": ("mnist_fpga.gen.data.mnist", "write a sample .npz of MNIST test images"),
 }
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {name!r}: choose one of {', '.join(COMMANDS)}",
               file=sys.stderr)
         sys.exit(2)
-    from mnist_fpga.gen.errors import cli_main
+    from mnist_fpga.gen.core.errors import cli_main
 
     try:
         module = importlib.import_module(COMMANDS[name][0])

@@ -79,7 +79,7 @@ architecture rtl of acc_serializer is
   signal held     : std_logic_vector(HELD_BITS - 1 downto 0) := (others => '0');
   -- registered load strobes, replicated (one per fold of col, one per chunk of held): each
   -- drives its own few hundred enables straight from a flip-flop (synthesis keeps the
-  -- copies, gen/synth.py)
+  -- copies, gen/eda/synth.py)
   signal col_ld   : std_logic_vector(COL_N - 1 downto 0) := (others => '0');
   signal held_ld  : std_logic_vector(CHUNKS - 1 downto 0) := (others => '0');
   signal col_go   : boolean := false;  -- a col_ld strobe is '1'

@@ -27,7 +27,7 @@ entity mlp_layer is
     N_OUT     : positive := 256;  -- neurons
     W_BITS    : positive := 8;    -- signed weight width
     A_BITS    : positive := 8;    -- unsigned input activation width
-    ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/quant.py)
+    ACC_BITS  : positive := 24;   -- signed accumulator width (from gen/core/quant.py)
     ACC_BITS_MIN : natural := 0;  -- what this layer's weights and biases need (generator)
     P         : positive := 1;    -- inputs per clock (lanes of in_data and of the ROM word)
     -- neurons in parallel; any value >= N_OUT (the default) means all N_OUT at once

@@ -1,1 +1,6 @@
-"""cocotb benches and their pytest runners."""
+"""The benches and the simulation path: cocotb benches per unit (``tb/<unit>/``), the
+whole-network run (``netsim``), the regression, the shared monitor (``netcheck``), fault
+injection (``faults``), coverage bins (``coverage``) and the mutants (``mutants/``).
+
+May import: gen.core, gen.data, gen.hdl, gen.eda
+"""

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.paths import BUILD, IMPORT_ROOT
 from mnist_fpga.paths import PKG_ROOT as ROOT
 
@@ -122,7 +122,7 @@ def rtl_sources(*names: str) -> list[str]:
 
     From ``rtl/``, or from the mutated copy that ``MNIST_FPGA_RTL`` names (tb/mutants).
     """
-    from mnist_fpga.gen.generate import rtl_dir
+    from mnist_fpga.gen.hdl.sources import rtl_dir
 
     return [str(rtl_dir() / f"{n}.vhd") for n in names]
 

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.tb.common import BUILD, env_int
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.paths import BUILD
+from mnist_fpga.tb.common import env_int
 
 # Variables the benches read as integers, with their lower bounds.
 INT_VARS = {"TB_IMAGES": 1, "FUZZ_EXAMPLES": 0, "FUZZ_SEED": 0, "FUZZ_SEED_BASE": 0,

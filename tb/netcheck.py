@@ -36,7 +36,7 @@ def expectations(qnet_path: Path, pixels: np.ndarray) -> tuple[object, list[list
 
     ``pixels`` is (N, n_in) uint8, the exact input vectors the network sees.
     """
-    from mnist_fpga.gen.model import QNet, classify, forward
+    from mnist_fpga.gen.core.model import QNet, classify, forward
 
     qnet = QNet.load(Path(qnet_path))
     accs = forward(qnet, pixels)

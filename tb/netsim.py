@@ -19,26 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.coverage import coverage, format_coverage
-from mnist_fpga.gen.errors import UserError, cli_main
-from mnist_fpga.gen.faults import Faults, parse_faults
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import (
-    DEFAULT_SAMPLE,
+from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet, check_images
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.hdl.generate import (
     TECH_CHOICES,
     check_net_name,
     check_rtl_limits,
     display_path,
     generate,
-    hdl_sources,
-    load_sample,
     neurons_parallel,
     parallelism,
 )
-from mnist_fpga.gen.model import QNet, check_images
-from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.gen.hdl.sources import hdl_sources
+from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
 from mnist_fpga.tb.common import (
-    BUILD,
     ROOT,
     env_int,
     netlist_simulator,
@@ -47,6 +44,8 @@ from mnist_fpga.tb.common import (
     simulator_missing,
     work_lock,
 )
+from mnist_fpga.tb.coverage import coverage, format_coverage
+from mnist_fpga.tb.faults import Faults, parse_faults, rom_fault
 
 MODELS = ROOT / "models"
 FEEDER = ROOT / "tb" / "hdl" / "pixel_feeder.vhd"
@@ -192,7 +191,7 @@ def simulate_qnet(
         faults = faults or Faults()
         ps = parallelism(qnet, p)
         pes = neurons_parallel(qnet, pe)
-        gen_dir = generate(qnet, work / "gen", source, faults=faults, p=ps, pe=pes,
+        gen_dir = generate(qnet, work / "gen", source, fault=rom_fault(qnet, faults), p=ps, pe=pes,
                            lut_mult=lut_mult, tech=tech)
         rtl = None
         if faults.mutants:  # a scratch copy of rtl/ with the mutants applied
@@ -218,7 +217,7 @@ def simulate_qnet(
                    + [str(FEEDER), str(wrapper)]}
         env["MLP_FEEDER"] = 1
         if netlist:
-            from mnist_fpga.gen.synth import ghdl_synth, netsim_wrapper
+            from mnist_fpga.gen.eda.synth import ghdl_synth, netsim_wrapper
 
             syn = ghdl_synth(qnet, gen_dir, work / "netlist", quiet=True)
             wrapper = work / "netlist" / f"{qnet.name}_netsim.v"
@@ -367,7 +366,7 @@ def main() -> int:
                     help="without --weights: models/<net>_qat_<format>.npz when it exists")
     ap.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     ap.add_argument("--fault", action="append", metavar="SPEC",
-                    help="inject a fault to see the bench fail (gen/faults.py), repeatable")
+                    help="inject a fault to see the bench fail (tb/faults.py), repeatable")
     ap.add_argument("--p", type=int, default=env_int("P", 1, lo=1),
                     help="inputs per clock of every layer (default 1)")
     ap.add_argument("--netlist", action="store_true",

@@ -37,17 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.coverage import BINS, format_coverage
-from mnist_fpga.gen.coverage import coverage as count_coverage
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import DEFAULT_SAMPLE, load_sample
-from mnist_fpga.gen.mnist import load_mnist
-from mnist_fpga.gen.model import QNet, classify, forward, is_correct
-from mnist_fpga.gen.quant import quantize_file
-from mnist_fpga.paths import subprocess_env
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet, classify, forward, is_correct
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.mnist import load_mnist
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE, subprocess_env
 from mnist_fpga.tb.common import (
-    BUILD,
     ROOT,
     env_int,
     first_sim_warning,
@@ -55,6 +52,8 @@ from mnist_fpga.tb.common import (
     simulator,
     simulator_missing,
 )
+from mnist_fpga.tb.coverage import BINS, format_coverage
+from mnist_fpga.tb.coverage import coverage as count_coverage
 from mnist_fpga.tb.netsim import summary_line
 
 KIND = "mnist-fpga regress results"

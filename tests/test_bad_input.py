@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "bad_input.md"
 REAL_MNIST = os.environ.get("MNIST_DIR") or None
 REAL_TAG = "(real MNIST)"  # rows marked so in the doc run only when MNIST_DIR is set
-SYNTH_PREFIX = "badinput"  # gen.synth rows use such net names: build/synth must not get one
+SYNTH_PREFIX = "badinput"  # gen.eda.synth rows use such net names: build/synth must not get one
 # Variables of the caller that would change what a command does.
 CLEARED_ENV = ("MNIST_DIR", "MNIST_URL", "MNIST_CACHE", "SIM", "NET", "BITS", "IMAGES",
                "BUILD_DIR", "WAVES", "VERBOSE")
@@ -168,12 +168,12 @@ def user_folder(name: str) -> Callable[[Path], None]:
 
 
 def generated_folder(name: str, test_inputs: int) -> Callable[[Path], None]:
-    """Builder: ``<tmp>/<name>`` = gen.generate's output for the good weights (network net)."""
+    """Builder: ``<tmp>/<name>`` = gen.hdl.generate's output for the good weights (network net)."""
 
     def build(d: Path) -> None:
-        from mnist_fpga.gen.formats import parse_format
-        from mnist_fpga.gen.generate import generate
-        from mnist_fpga.gen.quant import quantize_network
+        from mnist_fpga.gen.core.formats import parse_format
+        from mnist_fpga.gen.core.quant import quantize_network
+        from mnist_fpga.gen.hdl.generate import generate
 
         arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
         qnet = quantize_network(arrays, parse_format("int8"), "net")
@@ -275,8 +275,8 @@ def qnet_file(change: Callable[[dict], None] | None = None, fmt: str = "int8",
     changed by ``change``."""
 
     def build(d: Path) -> None:
-        from mnist_fpga.gen.formats import parse_format
-        from mnist_fpga.gen.quant import quantize_network
+        from mnist_fpga.gen.core.formats import parse_format
+        from mnist_fpga.gen.core.quant import quantize_network
 
         arrays = {k: v.astype(np.float64) for k, v in good_weights().items()}
         doc = json.loads(quantize_network(arrays, parse_format(fmt), "net").to_json())
@@ -309,7 +309,7 @@ _CHECKSUM_CONTENT = gzip.compress(_idx(2051, (10000, 28, 28)), mtime=0)  # right
 
 # id -> builder; every documented row has one and every builder a row
 BUILDERS: dict[str, Callable[[Path], None]] = {
-    # gen.generate: the weights file
+    # gen.hdl.generate: the weights file
     "weights-not-zip": base(write("w.npz", b"W0,b0\n1,2\n")),
     "weights-truncated": base(write("w.npz", lambda b: b[: len(b) // 2])),
     "weights-npy": base(npy),
@@ -334,7 +334,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "weights-gap": base(weights(W3=np.zeros((10, 10), np.float32), b3=np.zeros(10, np.float32))),
     "weights-unknown-key": base(weights(scale=np.asarray(2.0))),
     "weights-calib-last": base(weights(calib1=np.asarray(1.0))),
-    # gen.generate: the number format
+    # gen.hdl.generate: the number format
     "format-int1": base(),
     "format-int17": base(),
     "format-w0a8": base(),
@@ -347,12 +347,12 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "format-space": base(),
     "format-leading-zero": base(),
     "format-arabic-digit": base(),
-    # gen.generate: the image sample
+    # gen.hdl.generate: the image sample
     "sample-float": base(sample(images=np.zeros((3, 28, 28)))),
     "sample-27x28": base(sample(images=np.zeros((3, 27, 28), np.uint8))),
     "sample-no-labels": base(sample(labels=None)),
     "sample-labels-count": base(sample(labels=np.arange(2, dtype=np.uint8))),
-    # gen.generate: name and output folder
+    # gen.hdl.generate: name and output folder
     "name-invalid": base(),
     "out-under-file": base(),
     "out-user-folder": base(user_folder("out")),
@@ -360,7 +360,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "out-user-file-clash": base(generated_folder("out", 1),
                                 write("out/coe/test_input_1.coe", b"; my own test input\n")),
     "generate-no-weights": base(),
-    # gen.generate --qnet: a quantized network check_qnet refuses
+    # gen.hdl.generate --qnet: a quantized network check_qnet refuses
     "qnet-weight-half": base(qnet_file(_put(0, "w", (0, 0), 0.5))),
     "qnet-weight-nan": base(qnet_file(_put(1, "w", (2, 3), float("nan")))),
     "qnet-weight-float": base(qnet_file(_set(0, "w", lambda w: [[float(v) for v in r]
@@ -416,7 +416,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "regress-merge-other-run": base(regress_results("r1.json", 1, 2),
                                     regress_results("r2.json", 2, 2, "int4")),
     "regress-merge-shard": base(regress_results("r1.json", 1, 2)),
-    # gen.mnist
+    # gen.data.mnist
     "mnist-dir-missing": base(),
     "mnist-file-missing": base(mnist(T10K_IMAGES)),
     "mnist-not-gzip": base(mnist(T10K_IMAGES, b"not gzip\n")),
@@ -431,17 +431,17 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "mnist-out-is-folder": base(mnist(), user_folder("s.npz")),
     # train.train (broken MNIST: a run that checked --out late would fail on it instead)
     "train-out-under-file": base(mnist(TRAIN_IMAGES, b"not gzip\n")),
-    # gen.evaluate
+    # gen.reports.evaluate
     "evaluate-mnist-dir-missing": base(),
     "evaluate-unknown-net": base(),
-    # gen.synth
+    # gen.eda.synth
     "synth-no-ghdl": base(mkdir("bin")),
     "synth-unknown-net": base(),
     "synth-name-invalid": base(),
 }
 
 # ---------------------------------------------------------------- any MLP (issue 12)
-# Imports (gen.import_model), --layers (train.train, train.qat) and WEIGHTS (tb.netsim).
+# Imports (gen.frontends.import_model), --layers (train.train, train.qat) and WEIGHTS (tb.netsim).
 
 
 def onnx_model(name: str, nodes: list[tuple], shapes: dict[str, tuple[int, ...]],
@@ -627,5 +627,5 @@ def test_bad_input(row: Row, results: dict[str, Result]) -> None:
     assert actual_line(res) == row.error
     assert res.stdout == ""
     assert res.after == res.before, "files under <tmp> were created, changed or removed"
-    if "gen.synth" in row.command:
+    if "gen.eda.synth" in row.command:
         assert not list((ROOT / "build" / "synth").glob(f"*{SYNTH_PREFIX}*"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_fpga.gen.coverage import BINS, format_coverage
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.model import QLayer, QNet
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QLayer, QNet
+from mnist_fpga.tb.coverage import BINS, format_coverage
 
 
 def _net(hidden: bool) -> QNet:

@@ -1,8 +1,8 @@
-"""gen.import_model: ONNX and state_dict MLPs -> our .npz, same classes as torch, bit-exact RTL.
+"""gen.frontends.import_model: ONNX and state_dict MLPs -> our .npz, classes as torch, RTL exact.
 
 The reference is the source model itself: torch's forward pass on the committed
 100-image sample. The imported file then goes through the generator and the
-whole-network bench (a few images, every layer compared with gen/model.py).
+whole-network bench (a few images, every layer compared with gen/core/model.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.import_model import import_model, main, read_model
-from mnist_fpga.gen.quant import float_forward, load_float_weights
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.quant import float_forward, load_float_weights
+from mnist_fpga.gen.frontends.import_model import import_model, main, read_model
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -236,7 +236,7 @@ def test_state_dict_in_a_checkpoint_with_a_prefix(tmp_path: Path) -> None:
 
 
 def test_export_then_import_round_trip(tmp_path: Path) -> None:
-    """train.export_onnx writes what gen.import_model reads back, bit for bit."""
+    """train.export_onnx writes what gen.frontends.import_model reads back, bit for bit."""
     from mnist_fpga.train.export_onnx import main as export_main
 
     src = REPO / "models" / "mlp256.npz"
@@ -254,7 +254,7 @@ def test_export_then_import_round_trip(tmp_path: Path) -> None:
 
 def test_import_refuses_when_the_onnx_model_disagrees(tmp_path: Path) -> None:
     """The ONNX model is run (onnx.reference) and compared: a misread layer cannot pass."""
-    from mnist_fpga.gen.import_model import check_against_onnx
+    from mnist_fpga.gen.frontends.import_model import check_against_onnx
 
     path = export_onnx(mlp256_torch(), tmp_path / "m.onnx", (1, 784))
     layers = read_model(path)

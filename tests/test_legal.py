@@ -1,4 +1,4 @@
-"""gen.legal.check_qnet refuses what the RTL cannot compute, each case with one line
+"""gen.core.legal.check_qnet refuses what the RTL cannot compute, each case with one line
 (docs/numerics.md, 7): non-integer weights and biases, wrong lengths, requantization
 values that are neither one integer nor a list of one per neuron."""
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import render_network
-from mnist_fpga.gen.legal import check_qnet
-from mnist_fpga.gen.model import QNet, forward
-from mnist_fpga.gen.quant import quantize_network
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.legal import check_qnet
+from mnist_fpga.gen.core.model import QNet, forward
+from mnist_fpga.gen.core.quant import quantize_network
+from mnist_fpga.gen.hdl.generate import render_network
 from tests.nets import float_arrays
 
 IMAGES = np.zeros((1, 784), np.uint8)
@@ -139,7 +139,7 @@ def test_unchecked_they_misbehave() -> None:
     half.layers[0].w[0, :] += 0.5
     x = np.full(784, 255.0)
     assert not np.array_equal(half.layers[0].w @ x, np.trunc(half.layers[0].w) @ x)
-    from mnist_fpga.gen.legal import acc_bits_for
+    from mnist_fpga.gen.core.legal import acc_bits_for
 
     with pytest.raises(ValueError):
         acc_bits_for(q.layers[0].w, q.layers[0].b[:15], 255, 8)

@@ -1,7 +1,7 @@
 """The weight memory files (.coe, .mif, .mem) parse back to the quantized model's integers.
 
 Each format has its own small reader here, written from the format's definition and
-independent of gen/generate.py's writers; the words are decoded with the ROM layout of
+independent of gen/hdl/generate.py's writers; the words are decoded with the ROM layout of
 docs/architecture.md (word j, neuron n, lane q: w(n, j*P+q) at field n*P+q, two's
 complement, zero past the last input) and compared with ``QNet.layers[k].w``.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import generate
-from mnist_fpga.gen.model import QNet, pixels_to_input
-from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet, pixels_to_input
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.hdl.generate import generate
 from tests.nets import float_arrays
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Tests of gen.mnist: IDX loading, integrity checks and the downloader (local HTTP server)."""
+"""Tests of gen.data.mnist: IDX loading, integrity checks and the downloader (local HTTP server)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen import mnist
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.data import mnist
 
 REAL_DIR = os.environ.get("MNIST_DIR") or None
 needs_real = pytest.mark.skipif(REAL_DIR is None, reason="MNIST_DIR not set")

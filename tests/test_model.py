@@ -1,4 +1,4 @@
-"""Unit tests of gen.model, the bit-true integer model, against a plain-Python reference."""
+"""Unit tests of gen.core.model, the bit-true integer model, against a plain-Python reference."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import Format
-from mnist_fpga.gen.model import (
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import Format
+from mnist_fpga.gen.core.model import (
     QLayer,
     QNet,
     accuracy,

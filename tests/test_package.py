@@ -119,7 +119,7 @@ def _run_installed(target: Path, cwd: Path, *args: str) -> subprocess.CompletedP
 def test_installed_copy_finds_its_files_and_not_the_checkout(installed: Path,
                                                              tmp_path: Path) -> None:
     proc = _run_installed(installed, tmp_path, "-c", (
-        "import mnist_fpga, mnist_fpga.gen.model as m, mnist_fpga.paths as p;"
+        "import mnist_fpga, mnist_fpga.gen.core.model as m, mnist_fpga.paths as p;"
         "print(m.__file__); print(p.RTL); print(p.BUILD); print(p.IN_CHECKOUT)"))
     assert proc.returncode == 0, proc.stderr
     model, rtl, build, in_checkout = proc.stdout.split()

@@ -2,7 +2,7 @@
 
 ``qnet.json`` and the ROMs come from the same quantized network, so a quantizer bug
 stays bit-exact everywhere downstream. These checks tie the integers back to the float
-``.npz`` without gen/quant.py's code: the float network runs in plain numpy
+``.npz`` without gen/core/quant.py's code: the float network runs in plain numpy
 (:func:`train.evaluate.forward`), and the scales are recomputed here from the float
 weights and the definitions of docs/numerics.md (sections 1, 2 and 5).
 
@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.formats import Format, parse_format
-from mnist_fpga.gen.model import QNet, classify, forward, requantize
-from mnist_fpga.gen.quant import load_float_weights, quantize_file, quantize_network
-from mnist_fpga.gen.sample import DEFAULT_SAMPLE, load_sample
+from mnist_fpga.gen.core.formats import Format, parse_format
+from mnist_fpga.gen.core.model import QNet, classify, forward, requantize
+from mnist_fpga.gen.core.quant import load_float_weights, quantize_file, quantize_network
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.train.evaluate import forward as float_forward
 from mnist_fpga.train.evaluate import predictions as float_predictions
 
@@ -179,7 +180,7 @@ def images() -> np.ndarray:
 
 
 def quantized(net: str, fmt: str, images: np.ndarray) -> QNet:
-    """The network as tb.netsim and gen.generate quantize it."""
+    """The network as tb.netsim and gen.hdl.generate quantize it."""
     return quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
                          calib_images=images)
 

@@ -1,4 +1,4 @@
-"""Quick tests of train.qat (the fake-quant forward follows the integer model) and gen.report."""
+"""Quick tests of train.qat (fake-quant forward = the integer model) and gen.reports.report."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.model import classify, forward, pixels_to_input, requantize
-from mnist_fpga.gen.quant import quantize_file
-from mnist_fpga.gen.report import AccRow, acc_row, headroom_rows, signed_bits, write_accuracy_csv
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import classify, forward, pixels_to_input, requantize
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.reports.report import (
+    AccRow,
+    acc_row,
+    headroom_rows,
+    signed_bits,
+    write_accuracy_csv,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -51,7 +57,7 @@ FORMATS = ["int8", "int4", "w2a2", "w4a8", "w3a5", "int4-pn", "w3a5-shift", "int
 
 @pytest.mark.parametrize("fmt_name", FORMATS)
 def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path) -> None:
-    """Saved QAT weights -> gen.quant -> gen.model gives the QAT net's integers and decisions."""
+    """Saved QAT weights -> gen.core.quant -> gen.core.model: the QAT net's integers, decisions."""
     fmt = parse_format(fmt_name)
     model = _tiny(fmt_name)
     path = tmp_path / "tiny.npz"
@@ -65,7 +71,7 @@ def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path)
     with torch.no_grad():
         layers = model.quantized_layers()
         for k, layer in enumerate(layers):
-            # the integers gen.quant chose are the QAT net's
+            # the integers gen.core.quant chose are the QAT net's
             scale = layer["s_in"] / layer["s_acc"]
             assert np.array_equal(np.rint(layer["w"].double().numpy() * scale[:, None]),
                                   qnet.layers[k].w)
@@ -75,7 +81,7 @@ def test_fake_quant_forward_matches_integer_model(fmt_name: str, tmp_path: Path)
             assert np.array_equal(np.rint(acc.numpy() / layer["s_acc"]), accs[k])
             if k < len(layers) - 1:
                 q = qnet.layers[k]
-                # the steps gen.quant's mult/shift really apply, not calib / (2**A - 1)
+                # the steps gen.core.quant's mult/shift really apply, not calib / (2**A - 1)
                 real = layer["s_acc"] * 2.0 ** np.asarray(q.rq_shift) / np.asarray(q.rq_mult)
                 step = layer["step"].double()
                 assert np.allclose(step.numpy(), real, rtol=1e-6, atol=0)

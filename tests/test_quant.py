@@ -1,4 +1,4 @@
-"""Unit tests of gen.quant: the original API, rounding, requantization, widths, weight files."""
+"""Unit tests of gen.core.quant: the original API, rounding, requantization, widths, files."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import Format
-from mnist_fpga.gen.legal import MAX_SHIFT, MIN_SHIFT
-from mnist_fpga.gen.model import RQ_MULT_BITS
-from mnist_fpga.gen.quant import (
-    acc_bits_for,
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import Format
+from mnist_fpga.gen.core.legal import MAX_SHIFT, MIN_SHIFT, RQ_MULT_BITS, acc_bits_for
+from mnist_fpga.gen.core.quant import (
     int_to_vhdl_hex,
     load_float_weights,
     quantize_file,

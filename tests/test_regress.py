@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mnist_fpga.gen.coverage import BINS
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.tb.common import read_progress, simulator_missing, write_progress
+from mnist_fpga.tb.coverage import BINS
 from mnist_fpga.tb.regress import (
     Progress,
     job_failure,

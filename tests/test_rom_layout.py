@@ -2,7 +2,7 @@
 
 Word f*BEATS + j holds w(f*PE + e, j*P + q) at field e*P + q (0 past N_OUT and N_IN),
 docs/architecture.md; the expected words are built here field by field, independently of
-gen.generate.pack.
+gen.hdl.generate.pack.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.generate import neurons_parallel, rom_words
-from mnist_fpga.gen.model import QLayer
+from mnist_fpga.gen.core.model import QLayer
+from mnist_fpga.gen.hdl.generate import neurons_parallel, rom_words
 
 
 def _layer(n_out: int, n_in: int, w_bits: int, seed: int) -> QLayer:
@@ -51,9 +51,9 @@ def test_rom_words_default_is_one_fold() -> None:
 
 
 def test_neurons_parallel_clamps_and_checks() -> None:
-    from mnist_fpga.gen.errors import UserError
-    from mnist_fpga.gen.formats import Format
-    from mnist_fpga.gen.model import QNet
+    from mnist_fpga.gen.core.errors import UserError
+    from mnist_fpga.gen.core.formats import Format
+    from mnist_fpga.gen.core.model import QNet
 
     qnet = QNet("t", Format(8, 8), [_layer(6, 5, 8, 1), _layer(3, 6, 8, 2)])
     assert neurons_parallel(qnet, None) == [6, 3]

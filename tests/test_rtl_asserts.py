@@ -36,7 +36,7 @@ end architecture;
 def test_layer_refuses_narrow_accumulator(tmp_path: Path, acc: int, need: int,
                                           fails: bool) -> None:
     (tmp_path / "narrow_tb.vhd").write_text(WRAPPER.format(acc=acc, need=need))
-    from mnist_fpga.gen.generate import LAYER_RTL  # mlp_layer and the units it instantiates
+    from mnist_fpga.gen.hdl.sources import LAYER_RTL  # mlp_layer and the units it instantiates
 
     layer = [str(ROOT / "rtl" / f"{n}.vhd") for n in LAYER_RTL]
     run = [["ghdl", "-a", "--std=08", *layer, "narrow_tb.vhd"],

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.tb.netsim import MODELS, choose_model, net_name, qat_models
 
 REPO = Path(__file__).resolve().parent.parent

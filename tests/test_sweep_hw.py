@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mnist_fpga.bench.sweep_hw import Point, best, parse_point
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 
 
 def point(**kw) -> Point:

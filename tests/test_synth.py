@@ -1,4 +1,4 @@
-"""The synthesis flow (gen/synth.py) and the netlist simulation, on real tool runs.
+"""The synthesis flow (gen/eda/synth.py) and the netlist simulation, on real tool runs.
 
 ``test_l10_flow`` takes l10 int8 through ghdl --synth, yosys synth_ecp5, nextpnr-ecp5
 (LFE5UM-85F) and yosys synth_xilinx, and checks the figures against bounds that do
@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnist_fpga.gen.synth as gs
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import DEFAULT_SAMPLE, ROOT, load_sample
-from mnist_fpga.gen.quant import quantize_file
+import mnist_fpga.gen.eda.synth as gs
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.quant import quantize_file
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.gen.hdl.generate import ROOT
+from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.tb.common import simulator_missing
 
 NO_GHDL = shutil.which("ghdl") is None
@@ -152,7 +154,7 @@ def test_readmem_keeps_the_memory_contents(tmp_path) -> None:
     .mem files that replace them (l10's ROM slices, tech="ecp5")."""
     if NO_GHDL:
         pytest.skip("ghdl not installed")
-    from mnist_fpga.gen.generate import generate
+    from mnist_fpga.gen.hdl.generate import generate
 
     qnet = qnet_of("l10")
     gen_dir = generate(qnet, tmp_path / "gen", "models/l10.npz", pe=5, tech="ecp5")
@@ -190,7 +192,7 @@ def test_missing_tool_is_one_line() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mnist_fpga.gen.synth", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "mnist_fpga.gen.eda.synth", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -363,7 +365,7 @@ def test_netlist_sim_catches_wrong_netlist() -> None:
     """A netlist synthesized from a network whose neuron 3 has its bias off by one (in the
     generated package, so in the netlist): the netlist bench must name that neuron. This
     holds whatever GHDL version writes the netlist (no reliance on a GHDL bug)."""
-    from mnist_fpga.gen.faults import parse_faults
+    from mnist_fpga.tb.faults import parse_faults
     from mnist_fpga.tb.netsim import run_network_sim
 
     needs_netlist_sim()

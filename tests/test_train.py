@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 
 pytest.importorskip("torch")
 

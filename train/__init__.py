@@ -1,1 +1,4 @@
-"""PyTorch training of the reference networks and a numpy float evaluator."""
+"""PyTorch training of the reference networks (float and QAT) and a numpy float evaluator.
+
+May import: gen.core, gen.data, gen.hdl
+"""

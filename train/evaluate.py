@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.quant import load_float_weights
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.quant import load_float_weights
 
 
 def forward(layers: list[tuple[np.ndarray, np.ndarray]], images: np.ndarray) -> np.ndarray:

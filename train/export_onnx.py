@@ -4,7 +4,7 @@
                                 [--state-dict build/mlp256.pt]
 
 The module is ``Linear, ReLU, ..., Linear`` on ``x = pixel / 255`` (784 inputs), the
-network of docs/models.md; ``gen.import_model`` reads both files back. ONNX comes from
+network of docs/models.md; ``gen.frontends.import_model`` reads both files back. ONNX comes from
 ``torch.onnx.export(..., dynamo=False)`` (the dynamo exporter needs ``onnxscript``).
 """
 
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.mnist import atomic_writer
-from mnist_fpga.gen.quant import load_float_weights
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.core.quant import load_float_weights
+from mnist_fpga.gen.data.mnist import atomic_writer
 
 
 def sequential(weights: dict[str, np.ndarray]) -> nn.Sequential:

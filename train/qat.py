@@ -6,7 +6,8 @@
 
 Any MLP: ``--layers`` (or the shape of the ``--init`` file, default ``models/<net>.npz``).
 
-Any format ``gen.formats.parse_format`` accepts (``int4``, ``w2a2``, ``q1_7``, ``int4-pn-shift``).
+Any format ``gen.core.formats.parse_format`` accepts (``int4``, ``w2a2``, ``q1_7``,
+``int4-pn-shift``).
 The forward pass during training is the integer model written in real units, with
 straight-through estimators (STE) for every rounding:
 
@@ -17,12 +18,12 @@ straight-through estimators (STE) for every rounding:
   ``±clip``, so ``max|W|`` (hence the step) is learned. Qm.n: fixed scale ``2**n``;
 - biases rounded (half away) to accumulator units ``s_acc = s_in / scale``;
 - hidden layers: ReLU, then unsigned A bits (numerics.md, 5) with the ``mult / 2**shift``
-  (or shift only) that ``gen.quant`` derives from ``calib / (2**A - 1)``, rounded half up
+  (or shift only) that ``gen.core.quant`` derives from ``calib / (2**A - 1)``, rounded half up
   and saturated; ``calib`` is learned (PACT clip with an LSQ gradient). Qm.n: ``2**-n``.
 
 The file saved holds the fake-quantized weights and biases (float32) and the learned
-``calib{k}``, so ``gen.quant.quantize_file(out, fmt)`` gives back the same integers, and
-``gen.model.accuracy`` (reported at the end) matches the accuracy QAT saw.
+``calib{k}``, so ``gen.core.quant.quantize_file(out, fmt)`` gives back the same integers, and
+``gen.core.model.accuracy`` (reported at the end) matches the accuracy QAT saw.
 """
 
 from __future__ import annotations
@@ -40,12 +41,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.formats import Format, parse_format
-from mnist_fpga.gen.generate import check_net_name
-from mnist_fpga.gen.mnist import load_mnist
-from mnist_fpga.gen.model import PIXEL_BITS, classify, forward, is_correct
-from mnist_fpga.gen.quant import load_float_weights, quantize_file, requant_params, shift_params
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.core.formats import Format, parse_format
+from mnist_fpga.gen.core.model import PIXEL_BITS, classify, forward, is_correct
+from mnist_fpga.gen.core.quant import (
+    load_float_weights,
+    quantize_file,
+    requant_params,
+    shift_params,
+)
+from mnist_fpga.gen.data.mnist import load_mnist
+from mnist_fpga.gen.hdl.generate import check_net_name
 from mnist_fpga.paths import PKG_ROOT as ROOT
 from mnist_fpga.train.train import N_IN, RECIPES, _shift, recipe_for, save_model, widths_of
 
@@ -163,7 +169,7 @@ class QatNet(nn.Module):
         return 2.0 ** (PIXEL_BITS - self.fmt.a_bits) / 255.0
 
     def quantized_layers(self) -> list[dict]:
-        """Per layer, as gen.quant.quantize_network: dequantized w, b and the scales.
+        """Per layer, as gen.core.quant.quantize_network: dequantized w, b and the scales.
 
         Keys: ``w``, ``b`` (tensors), ``s_in`` (float), ``s_acc`` (per neuron, float64);
         hidden layers also ``step`` (per neuron or one, tensor: divides the accumulators),
@@ -219,7 +225,8 @@ class QatNet(nn.Module):
     def export(self, meta: dict) -> dict[str, np.ndarray]:
         """Arrays for the npz (docs/models.md layout): fake-quantized W, b, learned calib.
 
-        For Qm.n, ``calib{k}`` is the fixed range ``2**-n * (2**A - 1)`` (not used by gen.quant).
+        For Qm.n, ``calib{k}`` is the fixed range ``2**-n * (2**A - 1)`` (gen.core.quant
+        does not use it).
         """
         arrays: dict[str, np.ndarray] = {}
         top = (1 << self.fmt.a_bits) - 1
@@ -424,7 +431,7 @@ def train_qat(
         "n_test": len(test_images),
         "input": "pixel/255",
         "calib": "learned activation clip (PACT/LSQ), not a percentile",
-        "weights": "fake-quantized (dequantized) values; gen.quant recovers the integers",
+        "weights": "fake-quantized (dequantized) values; gen.core.quant recovers the integers",
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "train_seconds": round(time.perf_counter() - t_start, 1),
@@ -447,7 +454,7 @@ def _teacher_logits(weights: dict[str, np.ndarray], images: np.ndarray) -> torch
 def integer_check(
     path: Path, fmt: Format, model: QatNet, images: np.ndarray, labels: np.ndarray
 ) -> dict[str, float]:
-    """Quantize the saved file with gen.quant; integer accuracy and agreement with QAT."""
+    """Quantize the saved file with gen.core.quant; integer accuracy and agreement with QAT."""
     qnet = quantize_file(path, fmt)
     classes = classify(qnet, forward(qnet, images)[-1])
     qat = predict(model, input_activations(images, fmt.a_bits))
@@ -542,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     save_model(model.export(meta), args.out)
     print(
         f"wrote {args.out}: {args.net} {fmt.name} integer-model test accuracy "
-        f"{100 * check['integer_accuracy']:.2f}% (gen.quant + gen.model, {len(test_labels)} "
+        f"{100 * check['integer_accuracy']:.2f}% (gen.core.quant + gen.core.model, "
+        f"{len(test_labels)} "
         f"images), fake-quant {100 * check['fake_quant_accuracy']:.2f}%, decisions agree on "
         f"{100 * check['agreement']:.2f}%, {meta['train_seconds']:.0f}s training",
         flush=True,

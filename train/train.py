@@ -3,7 +3,7 @@
     mnist-fpga train --net {zero,l10,mlp256,all} [--epochs N] [--seed 0] [--out models/]
     mnist-fpga train --net mlp128x64 --layers 784,128,64,10 [--epochs N] [--out models/]
 
-MNIST comes from gen.mnist (``MNIST_DIR``, else the download cache). Input x = pixel / 255
+MNIST comes from gen.data.mnist (``MNIST_DIR``, else the download cache). Input x = pixel / 255
 (no mean/std normalization: the hardware sees raw pixels). Runs are deterministic for a
 given seed, thread count and machine.
 """
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.generate import check_net_name
-from mnist_fpga.gen.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.data.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.hdl.generate import check_net_name
 from mnist_fpga.train.evaluate import accuracy, forward
 
 # torch takes a second to load: the functions import it, so a bad command line is

@@ -1,4 +1,4 @@
-"""argmax bench: the decision unit alone against :func:`gen.model.classify`.
+"""argmax bench: the decision unit alone against :func:`gen.core.model.classify`.
 
 Vectors of N_IN signed values (random, all-equal, duplicated maxima, the extremes
 of ACC_BITS) are streamed with random valid gaps, junk on the bus while
@@ -69,9 +69,9 @@ def make_vectors(n_in: int, acc_bits: int, count: int, seed: int) -> list[list[i
 
 
 def expected_classes(vecs: list[list[int]]) -> list[int]:
-    """The model's decision for every vector (gen.model.classify)."""
-    from mnist_fpga.gen.formats import Format
-    from mnist_fpga.gen.model import QLayer, QNet, classify
+    """The model's decision for every vector (gen.core.model.classify)."""
+    from mnist_fpga.gen.core.formats import Format
+    from mnist_fpga.gen.core.model import QLayer, QNet, classify
 
     n = len(vecs[0])
     layer = QLayer(w=np.zeros((n, 1), dtype=np.int64), b=np.zeros(n, dtype=np.int64),
@@ -193,7 +193,7 @@ if cocotb is not None:
         verdict(check(vecs, expected, tb.sent_at, mon.seen), injected)
 
     argmax_vectors, argmax_vectors_catches_injected_fault = checker_tests(
-        __name__, "argmax_vectors", "ARGMAX_VECTORS vectors against gen.model.classify.",
+        __name__, "argmax_vectors", "ARGMAX_VECTORS vectors against gen.core.model.classify.",
         lambda dut: run_vectors(dut, _seed(), int(os.environ.get("ARGMAX_VECTORS", "200")),
                                 False),
         lambda dut: run_vectors(dut, _seed() + 2, 12, True))  # one corrupted class
@@ -260,8 +260,9 @@ def _id(case: tuple[int, str, int, int]) -> str:
 
 
 def _run(case: tuple[int, str, int, int], tag: str) -> None:
-    from mnist_fpga.gen.generate import clog2
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.gen.hdl.generate import clog2
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -288,6 +289,6 @@ def _tag(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_argmax(case: tuple[int, str, int, int], request: pytest.FixtureRequest) -> None:
-    """argmax against gen.model.classify for one parameter set."""
+    """argmax against gen.core.model.classify for one parameter set."""
     _run(case, _tag(request))
 

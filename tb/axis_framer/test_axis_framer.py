@@ -191,7 +191,8 @@ def _id(case: tuple[int, int, bool]) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_axis_framer(case: tuple[int, int, bool], request: pytest.FixtureRequest) -> None:
     """axis_framer against the tlast rules for one parameter set."""
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

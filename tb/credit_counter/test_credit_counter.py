@@ -103,7 +103,8 @@ end architecture wrap;
 @pytest.mark.parametrize("limit", [1, 2, 5], ids=lambda v: f"limit{v}")
 def test_credit_counter(limit: int, request: pytest.FixtureRequest) -> None:
     """credit_counter against an integer model for one LIMIT."""
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -96,7 +96,8 @@ CASES = [(8, 8, 17), (18, 17, 36), (2, 1, 4)]
                          ids=[f"a{a}-b{b}-p{p}" for a, b, p in CASES])
 def test_ecp5_mult(a_bits: int, b_bits: int, p_bits: int, request: pytest.FixtureRequest) -> None:
     """ecp5_mult with the block's model against Python integers."""
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
     from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():

@@ -30,11 +30,18 @@ import shutil
 import numpy as np
 import pytest
 
-from mnist_fpga.gen.coverage import coverage
-from mnist_fpga.gen.formats import Format
-from mnist_fpga.gen.legal import MAX_ACC_BITS, MAX_SHIFT, RQ_MULT_BITS, acc_bits_for, check_qnet
-from mnist_fpga.gen.model import QLayer, QNet
-from mnist_fpga.tb.common import BUILD, env_int, simulator, simulator_missing
+from mnist_fpga.gen.core.formats import Format
+from mnist_fpga.gen.core.legal import (
+    MAX_ACC_BITS,
+    MAX_SHIFT,
+    RQ_MULT_BITS,
+    acc_bits_for,
+    check_qnet,
+)
+from mnist_fpga.gen.core.model import QLayer, QNet
+from mnist_fpga.paths import BUILD
+from mnist_fpga.tb.common import env_int, simulator, simulator_missing
+from mnist_fpga.tb.coverage import coverage
 
 PATTERNS = ("random", "max", "min", "alternating", "sparse", "zero")
 EXAMPLES = env_int("FUZZ_EXAMPLES", 30, lo=0)

@@ -258,7 +258,8 @@ def mac_latency(p: int, w_bits: int, a_bits: int, acc_bits: int, lut_mult: bool)
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     """mac_array against the model for one parameter set."""
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
     from mnist_fpga.tb.unitwrap import write_wrapper
 
     if reason := simulator_missing():

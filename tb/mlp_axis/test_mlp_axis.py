@@ -3,7 +3,7 @@
 An ``AxiStreamSource`` sends real MNIST images as packets with random idle cycles, an
 ``AxiStreamSink`` takes the results with random back-pressure (and, in the stall
 tests, none at all for a long time), an ``AxiStreamMonitor`` records the packets the
-top accepted on ``s_axis``. Checked against the numpy model (``gen/model.py``):
+top accepted on ``s_axis``. Checked against the numpy model (``gen/core/model.py``):
 
 - every layer's accumulators inside ``u_top``, bit-exact, for every image in order;
 - one result per packet, in order: class = the model's class of the pixels the network
@@ -162,7 +162,7 @@ if cocotb is not None:
     @cocotb.test()
     async def run_packets(dut) -> None:
         """Send the planned packets, check every layer, every result and the buffer bound."""
-        from mnist_fpga.gen.sample import load_sample
+        from mnist_fpga.gen.data.sample import load_sample
         from mnist_fpga.tb.netcheck import AccMonitor, ResultCollector, Stuck, expectations
 
         env = os.environ
@@ -268,11 +268,14 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     of an RTL mutant (tb/mutants/mutants.toml) to compile instead (negative tests).
     ``failure`` is None when the cocotb test passed.
     """
-    from mnist_fpga.gen.axis import AxisConfig, axis_sources, default_axis_depth
-    from mnist_fpga.gen.formats import parse_format
-    from mnist_fpga.gen.generate import DEFAULT_SAMPLE, generate, load_sample
-    from mnist_fpga.gen.quant import quantize_file
-    from mnist_fpga.tb.common import BUILD, run_sim
+    from mnist_fpga.gen.core.formats import parse_format
+    from mnist_fpga.gen.core.quant import quantize_file
+    from mnist_fpga.gen.data.sample import load_sample
+    from mnist_fpga.gen.hdl.axis import AxisConfig, default_axis_depth
+    from mnist_fpga.gen.hdl.generate import generate
+    from mnist_fpga.gen.hdl.sources import axis_sources
+    from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
+    from mnist_fpga.tb.common import run_sim
 
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,

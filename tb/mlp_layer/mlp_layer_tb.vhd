@@ -4,7 +4,7 @@
 -- Why a wrapper: GHDL's llvm back end cannot set top-level generics at run time, so the
 -- sizes and the bias come from the package mlp_layer_tb_pkg, which the bench writes into
 -- each parameter set's build folder next to the ROM (entity tb_layer_l0_rom, rendered
--- by gen/generate.py as layer 0 of a one-layer network). Every port is a flat
+-- by gen/hdl/generate.py as layer 0 of a one-layer network). Every port is a flat
 -- std_logic_vector because cocotb cannot read array-typed signals under GHDL. The bias
 -- is a constant, as in the generated top level.
 library ieee;

@@ -2,7 +2,7 @@
 
 A random layer per parameter set, whose first neurons hold all-maximum and
 all-minimum weights with biases chosen so that an all-maximum image drives
-their accumulators exactly to the bounds of ACC_BITS (``gen.quant.acc_bits_for``).
+their accumulators exactly to the bounds of ACC_BITS (``gen.core.quant.acc_bits_for``).
 Images (all-maximum, all-zero, then random with varying sparsity) are sent back
 to back with random valid gaps and junk data, against random ``out_ready``
 back-pressure. Every ``acc_valid`` strobe's ``acc_flat`` and every ``out_*``
@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
 if TYPE_CHECKING:
-    from mnist_fpga.gen.model import QLayer
+    from mnist_fpga.gen.core.model import QLayer
 
 from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
@@ -54,8 +54,8 @@ def make_layer(n_in: int, n_out: int, w_bits: int, a_bits: int, seed: int) -> QL
     on ``2**(ACC-1) - 1`` and ``-2**(ACC-1)``. The other weights are random over the
     full two's-complement range (a fifth of them zero), the other biases random.
     """
-    from mnist_fpga.gen.model import QLayer
-    from mnist_fpga.gen.quant import acc_bits_for
+    from mnist_fpga.gen.core.legal import acc_bits_for
+    from mnist_fpga.gen.core.model import QLayer
 
     rng = np.random.default_rng(seed)
     wlo, whi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
@@ -92,7 +92,7 @@ def make_images(n_in: int, a_bits: int, count: int, seed: int) -> np.ndarray:
 
 
 def layer_acc(layer: QLayer, x: np.ndarray) -> np.ndarray:
-    """The model's accumulation (numerics.md 3, as in gen.model.forward): b + W @ x per image."""
+    """The model's accumulation (numerics.md 3, as gen.core.model.forward): b + W @ x per image."""
     return np.asarray(x, dtype=np.int64) @ layer.w.T + layer.b
 
 
@@ -248,7 +248,7 @@ if cocotb is not None:
         return int(os.environ.get("LAYER_Q", "1"))
 
     def _layer() -> QLayer:
-        from mnist_fpga.gen.model import QNet
+        from mnist_fpga.gen.core.model import QNet
 
         return QNet.load(Path(os.environ["LAYER_QNET"])).layers[0]
 
@@ -369,7 +369,7 @@ CASES = [
 
 
 def _id(case: tuple[int, ...]) -> str:
-    from mnist_fpga.gen.formats import Format
+    from mnist_fpga.gen.core.formats import Format
 
     n_in, n_out, w_bits, a_bits, p, q, pe = case
     par = "" if p == q == 1 else f"-p{p}q{q}"
@@ -383,14 +383,14 @@ def _tag(request: pytest.FixtureRequest) -> str:
 
 
 def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
-    """The layer's weight ROM (entity ``ROM_ENTITY``), rendered by gen.generate.
+    """The layer's weight ROM (entity ``ROM_ENTITY``), rendered by gen.hdl.generate.
 
     Through render_network, the generator's own path, so the bench follows whatever
     arguments the template needs (a one-layer network; its package and top are unused).
     """
-    from mnist_fpga.gen.formats import Format
-    from mnist_fpga.gen.generate import render_network
-    from mnist_fpga.gen.model import QNet
+    from mnist_fpga.gen.core.formats import Format
+    from mnist_fpga.gen.core.model import QNet
+    from mnist_fpga.gen.hdl.generate import render_network
 
     qnet = QNet(NET, Format(layer.w_bits, layer.a_bits), [layer])
     return render_network(qnet, "a random layer of tb/mlp_layer", p=p, pe=pe)[
@@ -400,7 +400,7 @@ def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
 def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
                pe: int | None = None) -> str:
     """The wrapper's package: sizes and the bias constant."""
-    from mnist_fpga.gen.generate import clog2, pack, vhdl_literal
+    from mnist_fpga.gen.hdl.generate import clog2, pack, vhdl_literal
 
     bits = layer.n_out * layer.acc_bits
     pe = min(pe or layer.n_out, layer.n_out)
@@ -419,10 +419,11 @@ def _images(n_in: int) -> int:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> None:
     """mlp_layer + generated ROM against b + W @ x for one parameter set."""
-    from mnist_fpga.gen.formats import Format
-    from mnist_fpga.gen.generate import LAYER_RTL
-    from mnist_fpga.gen.model import QNet
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.gen.core.formats import Format
+    from mnist_fpga.gen.core.model import QNet
+    from mnist_fpga.gen.hdl.sources import LAYER_RTL
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

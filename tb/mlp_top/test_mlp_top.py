@@ -159,8 +159,8 @@ if cocotb is not None:
     @cocotb.test()
     async def run_images(dut) -> None:
         """Drive the configured sample images and check every layer and the class."""
-        from mnist_fpga.gen.model import QNet, check_images, classify, forward, is_correct
-        from mnist_fpga.gen.sample import load_sample
+        from mnist_fpga.gen.core.model import QNet, check_images, classify, forward, is_correct
+        from mnist_fpga.gen.data.sample import load_sample
 
         qnet = QNet.load(Path(os.environ["MLP_QNET"]))
         qnet_n_in = qnet.layers[0].n_in
@@ -339,8 +339,8 @@ FAULT_CASES = [
 @pytest.mark.parametrize(("fault", "layer"), FAULT_CASES)
 def test_bench_catches_fault(fault: str, layer: int, request) -> None:
     """mlp256 int8 with one fault injected: the checker must report image 0 not bit-exact."""
-    from mnist_fpga.gen.faults import parse_faults
     from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.faults import parse_faults
     from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
@@ -373,8 +373,8 @@ HARNESS_CASES = [
 def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, n_images: int,
                                 request) -> None:
     """l10 int8 (quick) with an RTL mutant: the run fails and says why."""
-    from mnist_fpga.gen.faults import parse_faults
     from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.faults import parse_faults
     from mnist_fpga.tb.netsim import run_network_sim
 
     if reason := simulator_missing():
@@ -436,9 +436,9 @@ def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
     if net == "mlp256" and p == 8 and pe is None:
         assert res["interval"] <= INTERVAL_MAX_P8, res["interval"]
     if pe is not None:  # the slowest layer's folds x beats, plus a pipeline's worth
-        from mnist_fpga.gen.generate import neurons_parallel
-        from mnist_fpga.gen.model import QNet
-        from mnist_fpga.tb.common import BUILD
+        from mnist_fpga.gen.core.model import QNet
+        from mnist_fpga.gen.hdl.generate import neurons_parallel
+        from mnist_fpga.paths import BUILD
 
         qnet = QNet.load(BUILD / "sim" / tag / "gen" / "qnet.json")
         pes = neurons_parallel(qnet, pe)
@@ -497,7 +497,7 @@ def test_edge_network(case: str, tmp_path: Path, request) -> None:
         pytest.skip(reason)
     weights, fmt, p = _edge_weights(case)
     np.savez(tmp_path / "w.npz", **weights)
-    from mnist_fpga.gen.generate import load_sample
+    from mnist_fpga.gen.data.sample import load_sample
 
     images, labels = load_sample(Path(__file__).resolve().parents[2] / "data"
                                  / "mnist_test_100.npz")

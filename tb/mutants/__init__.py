@@ -2,7 +2,7 @@
 
 The list lives in ``tb/mutants/mutants.toml``. :func:`mutated_rtl` writes a scratch
 copy of ``rtl/`` with the chosen mutants applied; the benches compile that copy
-instead of ``rtl/`` when ``MNIST_FPGA_RTL`` points at it (:func:`gen.generate.rtl_dir`).
+instead of ``rtl/`` when ``MNIST_FPGA_RTL`` points at it (:func:`gen.hdl.generate.rtl_dir`).
 The production RTL carries no test hooks: negative tests (``--fault round``) and
 ``make mutants`` (``tb/mutants/run.py``) both go through here.
 """
@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.paths import PKG_ROOT as ROOT
 
 LIST = Path(__file__).resolve().parent / "mutants.toml"

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.core.errors import UserError, cli_main
 from mnist_fpga.paths import build_root
 from mnist_fpga.tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 

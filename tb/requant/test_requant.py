@@ -1,7 +1,7 @@
 """requant bench: ReLU + requantization alone against an independent reference.
 
 The expected outputs come from :func:`reference`, numerics.md section 5 written with
-Python ints and floor division (not :func:`gen.model.requantize`, which a unit test
+Python ints and floor division (not :func:`gen.core.model.requantize`, which a unit test
 compares with the same reference). Parameter sets: one (MULT, SHIFT) per layer with
 right shifts, left shifts (SHIFT <= 0) and shifts past the product width; per-neuron
 constants with several lanes per beat (lane l of beat i is neuron i*LANES+l), so a
@@ -378,7 +378,7 @@ end architecture wrap;
 
 
 def bits_literal(values: list[int], bits: int) -> str:
-    """A VHDL binary string, value 0 in the low bits (written here, not by gen/generate.py)."""
+    """A VHDL binary string, value 0 in the low bits (written here, not by gen/hdl/generate.py)."""
     return '"' + "".join(format(v & ((1 << bits) - 1), f"0{bits}b") for v in reversed(values)) + '"'
 
 
@@ -399,7 +399,7 @@ def wrapper(case: RqCase) -> str:
 
 CASES = [
     RqCase("int8", 20, 8, 49152, 18),   # MULT = 3 * 2**14: a rounding tie every 16 values of r
-    RqCase("int8", 26, 8, 46341, 24),   # an odd MULT as gen.quant.requant_params makes them
+    RqCase("int8", 26, 8, 46341, 24),   # an odd MULT as gen.core.quant.requant_params makes them
     RqCase("int4", 14, 4, 40960, 15),   # MULT = 5 * 2**13: ties at r = 2, 6, 10
     RqCase("int2", 2, 2, 32769, 1),     # the narrowest accumulator and the smallest SHIFT
     RqCase("int16", 31, 16, 65535, 29),  # the widest accumulator, largest MULT: 47-bit product
@@ -448,7 +448,8 @@ def _run_case(case: RqCase, build: Path, **env: object) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
     """requant against the independent reference for one parameter set."""
-    from mnist_fpga.tb.common import BUILD, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -463,7 +464,8 @@ LAST_CASES = [c for c in CASES if c.neurons and c.neurons > c.lanes]
 def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) -> None:
     """An image cut short by in_last and one without in_last: each raises its assertion
     error once, and the images after them are bit-exact (the counter starts again)."""
-    from mnist_fpga.tb.common import BUILD, simulator, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import simulator, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)
@@ -501,8 +503,8 @@ def test_requant_stimulus_covers_corners(case: RqCase) -> None:
 
 
 def test_model_requantize_matches_reference() -> None:
-    """gen.model.requantize agrees with the bench's reference on every case's stimulus."""
-    from mnist_fpga.gen.model import QLayer, requantize
+    """gen.core.model.requantize agrees with the bench's reference on every case's stimulus."""
+    from mnist_fpga.gen.core.model import QLayer, requantize
 
     for case in CASES:
         mults, shifts = case.constants()

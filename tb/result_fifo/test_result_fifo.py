@@ -190,7 +190,8 @@ CASES = [(1, 1), (8, 3), (6, 4), (10, 8)]  # (WIDTH, DEPTH): DEPTH 1, odd, power
 def _run_fifo(width: int, depth: int, request: pytest.FixtureRequest,
               must_take: bool = False, **env: object) -> None:
     """The wrapper with these generics, then the cocotb module on it (``env`` added)."""
-    from mnist_fpga.tb.common import BUILD, rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

@@ -1,4 +1,4 @@
-"""Weight-ROM bench: the entity gen.generate renders from gen/templates/rom.vhd.j2, alone.
+"""Weight-ROM bench: the entity gen.hdl.generate renders from gen/hdl/templates/rom.vhd.j2, alone.
 
 A sequential sweep over every address (past the last word too, where the ROM
 must read zero), runs of a held address, then random addresses. The read is
@@ -7,7 +7,7 @@ previous address's word, all clock long (a combinational ROM fails here), and
 then the new one. The read enable ``en`` is '0' in about a quarter of the clocks:
 then dout keeps the last word read.
 The expected word is rebuilt from the weight matrix by the documented layout
-(neuron n at bits [(n+1)W-1 : nW]), independently of ``gen.generate.pack``.
+(neuron n at bits [(n+1)W-1 : nW]), independently of ``gen.hdl.generate.pack``.
 ``TB_ROM_READS`` (default 300) sets the number of random reads, ``TB_SEED`` the seed
 (default: fixed per parameter set).
 """
@@ -52,15 +52,15 @@ def make_weights(n_in: int, n_out: int, w_bits: int, seed: int) -> np.ndarray:
 
 
 def render_rom(w: np.ndarray, w_bits: int) -> str:
-    """The ROM entity ``ENTITY`` for weights ``w`` (n_out, n_in), rendered by gen.generate.
+    """The ROM entity ``ENTITY`` for weights ``w`` (n_out, n_in), rendered by gen.hdl.generate.
 
     Through render_network, the generator's own path, so the bench follows whatever
     arguments the template needs (a one-layer network; its package and top are unused).
     """
-    from mnist_fpga.gen.formats import Format
-    from mnist_fpga.gen.generate import render_network
-    from mnist_fpga.gen.model import QLayer, QNet
-    from mnist_fpga.gen.quant import acc_bits_for
+    from mnist_fpga.gen.core.formats import Format
+    from mnist_fpga.gen.core.legal import acc_bits_for
+    from mnist_fpga.gen.core.model import QLayer, QNet
+    from mnist_fpga.gen.hdl.generate import render_network
 
     b = np.zeros(w.shape[0], dtype=np.int64)
     layer = QLayer(w=w, b=b, w_bits=w_bits, a_bits=w_bits,
@@ -185,8 +185,9 @@ def _tag(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_weight_rom(case: tuple[int, int, int], request: pytest.FixtureRequest) -> None:
     """The generated ROM returns the packed word one clock after the address, zero past the end."""
-    from mnist_fpga.gen.generate import clog2
-    from mnist_fpga.tb.common import BUILD, run_sim, simulator_missing
+    from mnist_fpga.gen.hdl.generate import clog2
+    from mnist_fpga.paths import BUILD
+    from mnist_fpga.tb.common import run_sim, simulator_missing
 
     if reason := simulator_missing():
         pytest.skip(reason)

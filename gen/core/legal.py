@@ -1,7 +1,7 @@
 """What the tools accept: the one legality definition of a quantized network.
 
-The quantizer (:mod:`gen.quant`), the model (:func:`gen.model.forward`), the generator
-(:mod:`gen.generate`) and the benches call :func:`check_qnet`; the RTL's elaboration
+The quantizer (:mod:`gen.core.quant`), the model (:func:`gen.core.model.forward`), the generator
+(:mod:`gen.hdl.generate`) and the benches call :func:`check_qnet`; the RTL's elaboration
 asserts check the same rules on the generics the generator derives here
 (``ACC_BITS_MIN`` from :func:`acc_bits_for`). A network that passes is computed
 bit-exactly by the RTL; one that does not is refused with one line naming the layer
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import MAX_BITS, MIN_BITS
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import MAX_BITS, MIN_BITS
 
 MAX_ACC_BITS = 48  # requant's product (ACC + 16 bits) stays inside 64-bit tools
 RQ_MULT_BITS = 16  # requantization multipliers are unsigned and below 2**16

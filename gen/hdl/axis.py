@@ -1,20 +1,17 @@
 """The AXI4-Stream top ``<net>_axis`` (docs/integration.md): its generics and its files.
 
-``gen.generate.render_network`` renders it from ``templates/axis_top.vhd.j2`` beside
+``gen.hdl.generate.render_network`` renders it from ``templates/axis_top.vhd.j2`` beside
 ``<net>_top``, which it wraps; the hand-written units it instantiates are in ``rtl/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from jinja2 import Environment
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.model import QNet
-
-AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # hand-written, compile order
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.model import QNet
 
 
 @dataclass(frozen=True)
@@ -50,17 +47,3 @@ def render_axis(env: Environment, common: dict, qnet: QNet, p: int,
         beats=-(-qnet.layers[0].n_in // p), out_bytes=-(-class_bits // 8),
         depth=axis.depth or default_axis_depth(qnet), batch=axis.batch,
     )
-
-
-def axis_sources(out: Path, qnet: QNet, rtl: Path | None = None) -> list[Path]:
-    """``gen.generate.hdl_sources`` plus the AXI4-Stream units and ``<net>_axis``, in order.
-
-    The units come from the same folder as the other hand-written RTL (``rtl`` overrides
-    it: a mutated copy for a negative test).
-    """
-    from mnist_fpga.gen.generate import hdl_sources  # gen.generate imports this module
-
-    base = hdl_sources(out, qnet, rtl)
-    rtl = base[0].parent
-    return base + [rtl / f"{n}.vhd" for n in AXIS_RTL] + [
-        Path(out) / "hdl" / f"{qnet.name}_axis.vhd"]

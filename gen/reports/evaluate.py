@@ -2,9 +2,9 @@
 
 Usage::
 
-    MNIST_DIR=... python -m mnist_fpga.gen.evaluate [--nets zero l10 mlp256] [--format int8]
+    MNIST_DIR=... python -m mnist_fpga.gen.reports.evaluate [--nets zero l10 mlp256] [--format int8]
 
-The integer figure is :func:`gen.model.accuracy`, the same model the RTL is checked
+The integer figure is :func:`gen.core.model.accuracy`, the same model the RTL is checked
 against bit-exactly, so it is also the RTL's accuracy.
 """
 
@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 
-from mnist_fpga.gen.errors import cli_main
-from mnist_fpga.gen.formats import parse_format
-from mnist_fpga.gen.generate import ROOT
-from mnist_fpga.gen.mnist import load_mnist
-from mnist_fpga.gen.model import QNet, accuracy, classify, is_correct
-from mnist_fpga.gen.quant import float_forward, load_float_weights, quantize_network
+from mnist_fpga.gen.core.errors import cli_main
+from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.model import QNet, accuracy, classify, is_correct
+from mnist_fpga.gen.core.quant import float_forward, load_float_weights, quantize_network
+from mnist_fpga.gen.data.mnist import load_mnist
+from mnist_fpga.gen.hdl.generate import ROOT
 
 NETS = ("zero", "l10", "mlp256")
 

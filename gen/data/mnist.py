@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 
 DEFAULT_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 DEFAULT_CACHE = Path("~/.cache/mnist-fpga/mnist")
@@ -222,7 +222,7 @@ def write_sample(out: Path, count: int, mnist_dir: str | Path | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m mnist_fpga.gen.mnist sample --out FILE --count N``."""
+    """Command line: ``python -m mnist_fpga.gen.data.mnist sample --out FILE --count N``."""
     parser = argparse.ArgumentParser(prog="mnist-fpga mnist", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sample = sub.add_parser("sample", help="write the first N test images and labels as npz")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import Format, parse_format
-from mnist_fpga.gen.legal import RQ_MULT_BITS, check_qnet
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import Format, parse_format
+from mnist_fpga.gen.core.legal import RQ_MULT_BITS, check_qnet
 
 N_PIXELS = 28 * 28
 PIXEL_BITS = 8
@@ -81,7 +81,7 @@ class QNet:
     @classmethod
     def from_json(cls, text: str) -> QNet:
         """The network of :meth:`to_json`. Arrays keep the type their values have (a 0.5
-        stays a float), so that :func:`gen.legal.check_qnet` refuses what is not an integer.
+        stays a float), so that :func:`gen.core.legal.check_qnet` refuses what is not an integer.
         """
         doc = json.loads(text)
         layers = []
@@ -106,7 +106,7 @@ class QNet:
     def load(cls, path: Path) -> QNet:
         """Read a ``qnet.json``; a file that is not one is a one-line :class:`UserError`.
 
-        Not checked here: :func:`gen.legal.check_qnet` runs where the network is used.
+        Not checked here: :func:`gen.core.legal.check_qnet` runs where the network is used.
         """
         path = Path(path)
         if not path.is_file():

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mnist_fpga.gen.model import QLayer, QNet, classify, forward, requantize
+from mnist_fpga.gen.core.model import QLayer, QNet, classify, forward, requantize
 
 BINS = (
     "relu_clipped",       # a hidden accumulator < 0 was clipped by ReLU

@@ -21,7 +21,7 @@ layers and none on the output, taking the 784 pixels as ``x = pixel / 255``.
 
 Hidden layers get ``calib{k}`` as train/ computes it (99.99th percentile of the
 post-ReLU activations over the MNIST training set), from ``--calib sample`` the
-committed 100-image sample, or none (``--calib none``: gen.quant's fallback calibrates
+committed 100-image sample, or none (``--calib none``: gen.core.quant's fallback calibrates
 at generation time).
 """
 
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.mnist import atomic_writer, load_mnist
-from mnist_fpga.gen.model import N_PIXELS
-from mnist_fpga.gen.quant import calibrate, float_forward
+from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.gen.core.model import N_PIXELS
+from mnist_fpga.gen.core.quant import calibrate, float_forward
+from mnist_fpga.gen.data.mnist import atomic_writer, load_mnist
 from mnist_fpga.paths import DEFAULT_SAMPLE
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
@@ -373,7 +373,7 @@ def import_model(source: Path, out: Path, calib: str = "train",
         "input": "pixel/255", "calib_percentile": 99.99,
         "same_classes_as_onnx_on_sample": checked,
         "calib_images": {"train": "MNIST train", "sample": DEFAULT_SAMPLE.name,
-                         "none": "none (gen.quant falls back at generation)"}[calib],
+                         "none": "none (gen.core.quant falls back at generation)"}[calib],
     }
     arrays = to_arrays(layers, cal, meta)
     try:

@@ -1,4 +1,4 @@
-"""Quantization: float ``.npz`` weights -> :class:`gen.model.QNet` (docs/numerics.md).
+"""Quantization: float ``.npz`` weights -> :class:`gen.core.model.QNet` (docs/numerics.md).
 
 This is the only place where floats meet integers: scales are chosen here in
 floating point, every value the hardware sees is an exact integer after it.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.formats import Format
-from mnist_fpga.gen.legal import MAX_SHIFT, MIN_SHIFT, acc_bits_for, check_qnet
-from mnist_fpga.gen.model import N_PIXELS, PIXEL_BITS, RQ_MULT_BITS, QLayer, QNet
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.formats import Format
+from mnist_fpga.gen.core.legal import MAX_SHIFT, MIN_SHIFT, RQ_MULT_BITS, acc_bits_for, check_qnet
+from mnist_fpga.gen.core.model import N_PIXELS, PIXEL_BITS, QLayer, QNet
 
 __all__ = ["acc_bits_for", "quantize_file", "quantize_network", "requant_params", "shift_params"]
 

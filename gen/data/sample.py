@@ -1,6 +1,6 @@
 """The committed 100-image sample (``data/mnist_test_100.npz``) and its reader.
 
-Apart from :mod:`gen.generate` (which re-exports both names), so that the whole-network
+Apart from :mod:`gen.hdl.generate` (which re-exports both names), so that the whole-network
 bench, which runs inside every simulator start, reads it without importing jinja2.
 """
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.model import check_images
-from mnist_fpga.gen.quant import read_npz
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.model import check_images
+from mnist_fpga.gen.core.quant import read_npz
 from mnist_fpga.paths import DEFAULT_SAMPLE as DEFAULT_SAMPLE
 
 

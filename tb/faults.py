@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from mnist_fpga.gen.errors import UserError
-from mnist_fpga.gen.model import QNet
+from mnist_fpga.gen.core.errors import UserError
+from mnist_fpga.gen.core.model import QNet
 
 # RTL faults by their short names: mutants of tb/mutants/mutants.toml
 NAMED_MUTANTS = {"round": "requant-no-round", "addr": "layer-addr-off-by-one"}
@@ -106,6 +106,11 @@ def faulted_copy(qnet: QNet, faults: Faults) -> QNet:
         top = (1 << (layer.acc_bits - 1)) - 1
         layer.b[n] += 1 if layer.b[n] < top else -1
     return bad
+
+
+def rom_fault(qnet: QNet, faults: Faults) -> tuple[QNet, str] | None:
+    """What ``gen.hdl.generate`` writes instead of ``qnet`` (``fault=``), or None for no fault."""
+    return (faulted_copy(qnet, faults), faults.describe()) if faults.rtl_active else None
 
 
 def _check(qnet: QNet, k: int, n: int, i: int) -> None:
