@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mnist_fpga.gen.errors import UserError
+from mnist_fpga.gen.core.errors import UserError
 
 MIN_BITS = 2
 MAX_BITS = 16
