@@ -26,11 +26,11 @@ import pytest
 
 from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.model import QNet, classify, forward, requantize
+from mnist_fpga.gen.core.model import decide as float_predictions
 from mnist_fpga.gen.core.quant import load_float_weights, quantize_file, quantize_network
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.train.evaluate import forward as float_forward
-from mnist_fpga.train.evaluate import predictions as float_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = ("zero", "l10", "mlp256")

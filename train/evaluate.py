@@ -11,32 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from mnist_fpga.gen.core.errors import UserError
-from mnist_fpga.gen.core.quant import load_float_weights
+from mnist_fpga.gen.core.model import decide, targets
+from mnist_fpga.gen.core.quant import float_forward, load_float_weights
 
 
 def forward(layers: list[tuple[np.ndarray, np.ndarray]], images: np.ndarray) -> np.ndarray:
-    """Return the float32 output logits (N, n_out) for uint8 images (N,28,28) or (N,784)."""
-    x = np.asarray(images).reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+    """The float32 output logits (N, n_out) for uint8 images (N,28,28) or (N,784)."""
+    weights = {}
     for k, (w, b) in enumerate(layers):
-        x = x @ w.T + b
-        if k < len(layers) - 1:
-            x = np.maximum(x, np.float32(0.0))
-    return x
-
-
-def predictions(logits: np.ndarray) -> np.ndarray:
-    """Class per image: argmax (first max on ties); for one output, 1 if logit > 0 else 0."""
-    if logits.shape[1] == 1:
-        return (logits[:, 0] > 0).astype(np.int64)
-    return np.argmax(logits, axis=1)
+        weights[f"W{k}"], weights[f"b{k}"] = w, b
+    return float_forward(weights, np.asarray(images), dtype=np.float32)[-1]
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Fraction correct; a single-output net answers "is this digit a 0"."""
-    labels = np.asarray(labels).astype(np.int64)
-    pred = predictions(logits)
-    target = (labels == 0).astype(np.int64) if logits.shape[1] == 1 else labels
-    return float(np.mean(pred == target))
+    return float(np.mean(decide(logits) == targets(labels, logits.shape[1])))
 
 
 def float_accuracy(npz_path: str | Path, images: np.ndarray, labels: np.ndarray) -> float:

@@ -43,7 +43,8 @@ from torch import nn
 
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.formats import Format, parse_format
-from mnist_fpga.gen.core.model import PIXEL_BITS, classify, forward, is_correct
+from mnist_fpga.gen.core.model import PIXEL_BITS, classify, forward, is_correct, targets
+from mnist_fpga.gen.core.model import decide as model_decide
 from mnist_fpga.gen.core.quant import (
     load_float_weights,
     quantize_file,
@@ -315,15 +316,11 @@ def decide(logits: np.ndarray, unit: float) -> np.ndarray:
 
     Argmax with the lowest index winning a tie; one output: class 1 when acc > 0.
     """
-    acc = np.rint(np.asarray(logits, dtype=np.float64) / unit)
-    if acc.shape[1] == 1:
-        return (acc[:, 0] > 0).astype(np.int64)
-    return np.argmax(acc, axis=1).astype(np.int64)
+    return model_decide(np.rint(np.asarray(logits, dtype=np.float64) / unit))
 
 
 def _correct(pred: np.ndarray, labels: np.ndarray, n_out: int) -> np.ndarray:
-    labels = np.asarray(labels).astype(np.int64)
-    return pred == ((labels == 0).astype(np.int64) if n_out == 1 else labels)
+    return pred == targets(labels, n_out)
 
 
 def train_qat(

@@ -190,12 +190,11 @@ def forward(qnet: QNet, images: np.ndarray) -> list[np.ndarray]:
     return accs
 
 
-def classify(qnet: QNet, logits: np.ndarray) -> np.ndarray:
-    """The decision (numerics.md, 6).
+def decide(logits: np.ndarray) -> np.ndarray:
+    """The decision rule (numerics.md, 6), for integer accumulators and float logits alike.
 
-    Several outputs: the index of the largest accumulator, the lowest index
-    winning a tie. One output (the ``zero`` network): 1 when ``acc > 0`` ("the
-    digit is a 0"), else 0.
+    Several outputs: the index of the largest, the lowest index winning a tie. One output
+    (the ``zero`` network): 1 when ``logit > 0`` ("the digit is a 0"), else 0.
     """
     logits = np.asarray(logits)
     if logits.shape[-1] == 1:
@@ -203,12 +202,21 @@ def classify(qnet: QNet, logits: np.ndarray) -> np.ndarray:
     return np.argmax(logits, axis=-1).astype(np.int64)  # argmax returns the first maximum
 
 
+def classify(qnet: QNet, logits: np.ndarray) -> np.ndarray:
+    """The network's decision on its last layer's accumulators (:func:`decide`)."""
+    return decide(logits)
+
+
+def targets(labels: np.ndarray, n_out: int) -> np.ndarray:
+    """The class a correct network answers for MNIST ``labels``: the label, or for one
+    output ("is it a 0?") 1 for label 0 and 0 otherwise."""
+    labels = np.asarray(labels).astype(np.int64)
+    return (labels == 0).astype(np.int64) if n_out == 1 else labels
+
+
 def is_correct(qnet: QNet, classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Compare decisions with MNIST labels (for one-output nets: class 1 == label 0)."""
-    classes, labels = np.asarray(classes), np.asarray(labels).astype(np.int64)
-    if qnet.n_classes == 1:
-        return classes == (labels == 0)
-    return classes == labels
+    """Compare decisions with MNIST labels (:func:`targets`)."""
+    return np.asarray(classes) == targets(labels, qnet.n_classes)
 
 
 def accuracy(qnet: QNet, images: np.ndarray, labels: np.ndarray) -> float:

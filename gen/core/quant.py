@@ -195,18 +195,20 @@ def load_float_weights(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def float_forward(weights: dict[str, np.ndarray], images: np.ndarray) -> list[np.ndarray]:
+def float_forward(weights: dict[str, np.ndarray], images: np.ndarray,
+                  dtype: type = np.float64) -> list[np.ndarray]:
     """The float reference network (x = pixel/255, ReLU on hidden layers): every layer's output.
 
-    Hidden layers' outputs are after ReLU; the last is the logits.
+    Hidden layers' outputs are after ReLU; the last is the logits. ``dtype`` is the
+    arithmetic: float64 (the quantizer's calibration) or float32 (as torch evaluates).
     """
-    x = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
+    x = images.reshape(images.shape[0], -1).astype(dtype) / dtype(255.0)
     n_layers = sum(1 for k in weights if k.startswith("W"))
     outs = []
     for k in range(n_layers):
         x = x @ weights[f"W{k}"].T + weights[f"b{k}"]
         if k < n_layers - 1:
-            x = np.maximum(x, 0.0)
+            x = np.maximum(x, dtype(0.0))
         outs.append(x)
     return outs
 

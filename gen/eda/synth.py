@@ -39,13 +39,13 @@ from mnist_fpga.gen.hdl.generate import (
     ROOT,
     check_net_name,
     check_rtl_limits,
-    clog2,
     display_path,
     generate,
     neurons_parallel,
     parallelism,
     rom_slice_bits,
 )
+from mnist_fpga.gen.hdl.memories import DP16KD, RAMB18, RAMB36, clog2
 from mnist_fpga.gen.hdl.sources import hdl_sources
 from mnist_fpga.paths import DEFAULT_SAMPLE, build_root
 
@@ -60,12 +60,6 @@ ECP5_DEVICE, ECP5_NEXTPNR = "LFE5UM-85F", ["--85k", "--package", "CABGA381"]
 XC7_DEVICE = "xc7z020"
 XC7_CAPACITY = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36 tiles": 140}
 
-# Block RAM geometry (depth, width) of one primitive, every aspect ratio a ROM can use:
-# ECP5 DP16KD (TN1264; 36 bits wide only as pseudo dual port, which a ROM may use),
-# Xilinx RAMB18E1 (one 18 Kb unit) and RAMB36E1 (two units) (UG473).
-DP16KD = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
-RAMB18 = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
-RAMB36 = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
 
 
 def require_ghdl() -> None:

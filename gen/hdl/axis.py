@@ -12,6 +12,7 @@ from jinja2 import Environment
 
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.model import QNet
+from mnist_fpga.gen.hdl.memories import class_bits
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,8 @@ def render_axis(env: Environment, common: dict, qnet: QNet, p: int,
                 axis: AxisConfig | None = None) -> str:
     """The text of ``<net>_axis.vhd``; ``p`` is layer 0's inputs per clock."""
     axis = axis or AxisConfig()
-    class_bits = max(1, (max(qnet.n_classes, 2) - 1).bit_length())
     return env.get_template("axis_top.vhd.j2").render(
         **common, entity=f"{qnet.name}_axis", top=f"{qnet.name}_top", p=p,
-        beats=-(-qnet.layers[0].n_in // p), out_bytes=-(-class_bits // 8),
+        beats=-(-qnet.layers[0].n_in // p), out_bytes=-(-class_bits(qnet.n_classes) // 8),
         depth=axis.depth or default_axis_depth(qnet), batch=axis.batch,
     )

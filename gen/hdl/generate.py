@@ -40,6 +40,7 @@ from mnist_fpga.gen.core.model import QLayer, QNet, check_images, pixels_to_inpu
 from mnist_fpga.gen.core.quant import int_to_vhdl_hex, quantize_file
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.gen.hdl.axis import AxisConfig, render_axis
+from mnist_fpga.gen.hdl.memories import DP16KD_TDP, class_bits, clog2
 from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.paths import PKG_ROOT as ROOT
 
@@ -47,11 +48,6 @@ TECH_CHOICES = ("generic", "ecp5")  # device-specific code: see render_network
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKER = ".mnist-fpga-output"
 _VHDL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")  # VHDL basic identifier
-
-
-def clog2(n: int) -> int:
-    """Bits needed to address ``n`` items (at least 1)."""
-    return max(1, (n - 1).bit_length())
 
 
 # GHDL refuses bit-string literals wider than 2,048 bits since 3.0 (4.1: "bit string
@@ -213,11 +209,6 @@ def _env() -> Environment:
     )
 
 
-# ECP5 DP16KD in true dual-port mode (data width <= 18, so that yosys maps one port of
-# one block and its output register can be used): (depth, width) of each aspect ratio
-DP16KD_TDP = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18)]
-
-
 def rom_slice_bits(addr_bits: int) -> int:
     """Width of a ROM slice one DP16KD deep for a ROM of 2**addr_bits words."""
     return max([w for d, w in DP16KD_TDP if d >= 1 << addr_bits], default=1)
@@ -292,7 +283,7 @@ def render_network(
     common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult,
                   dsp="ecp5" if tech == "ecp5" else "infer")
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
-        **common, class_bits=clog2(max(qnet.n_classes, 2)),
+        **common, class_bits=class_bits(qnet.n_classes),
     )
     files[f"{qnet.name}_top.vhd"] = env.get_template("top.vhd.j2").render(
         **common, entity=f"{qnet.name}_top", a_bits=qnet.fmt.a_bits,
