@@ -17,7 +17,8 @@ import numpy as np
 
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.model import QNet, classify, forward
-from mnist_fpga.gen.hdl.generate import ROOT, clog2
+from mnist_fpga.gen.hdl.generate import ROOT
+from mnist_fpga.gen.hdl.memories import clog2
 from mnist_fpga.gen.hdl.sources import hdl_sources
 
 

@@ -260,7 +260,7 @@ def _id(case: tuple[int, str, int, int]) -> str:
 
 
 def _run(case: tuple[int, str, int, int], tag: str) -> None:
-    from mnist_fpga.gen.hdl.generate import clog2
+    from mnist_fpga.gen.hdl.memories import clog2
     from mnist_fpga.paths import BUILD
     from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
 

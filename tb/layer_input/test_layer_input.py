@@ -220,7 +220,7 @@ def _id(c: tuple) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_layer_input(case: tuple, request: pytest.FixtureRequest) -> None:
     """layer_input against the model for one parameter set."""
-    from mnist_fpga.gen.hdl.generate import clog2
+    from mnist_fpga.gen.hdl.memories import clog2
     from mnist_fpga.paths import BUILD
     from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
     from mnist_fpga.tb.unitwrap import write_wrapper

@@ -400,7 +400,8 @@ def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
 def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
                pe: int | None = None) -> str:
     """The wrapper's package: sizes and the bias constant."""
-    from mnist_fpga.gen.hdl.generate import clog2, pack, vhdl_literal
+    from mnist_fpga.gen.hdl.generate import pack, vhdl_literal
+    from mnist_fpga.gen.hdl.memories import clog2
 
     bits = layer.n_out * layer.acc_bits
     pe = min(pe or layer.n_out, layer.n_out)

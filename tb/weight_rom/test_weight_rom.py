@@ -185,7 +185,7 @@ def _tag(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_weight_rom(case: tuple[int, int, int], request: pytest.FixtureRequest) -> None:
     """The generated ROM returns the packed word one clock after the address, zero past the end."""
-    from mnist_fpga.gen.hdl.generate import clog2
+    from mnist_fpga.gen.hdl.memories import clog2
     from mnist_fpga.paths import BUILD
     from mnist_fpga.tb.common import run_sim, simulator_missing
 
