@@ -5,11 +5,13 @@ Usage::
     mnist-fpga sim --net mlp256 --format int8 --images 20
     mnist-fpga sim --weights build/mlp64x32.npz --format int8   # net named after the file
     mnist-fpga sim --format w2a2 --prefer-qat   # models/mlp256_qat_w2a2.npz if committed
+    mnist-fpga sim --image my_digit.png         # your own image (gen/image.py), no label
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -35,8 +37,9 @@ from mnist_fpga.gen.generate import (
     neurons_parallel,
     parallelism,
 )
+from mnist_fpga.gen.image import load_image
 from mnist_fpga.gen.model import QNet, check_images
-from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.gen.quant import accuracy_warning, load_float_weights, quantize_file
 from mnist_fpga.tb.common import (
     BUILD,
     ROOT,
@@ -118,8 +121,14 @@ def run_network_sim(
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
     p: int = 1, announce: Callable[[str], None] | None = None, netlist: bool = False,
     pe: int | None = None, lut_mult: bool = False, tech: str = "generic",
+    user_images: np.ndarray | None = None, warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
+
+    ``user_images`` (uint8, (N, 28, 28), e.g. :func:`gen.image.load_image`'s) are simulated
+    instead of the sample's, without labels; the sample still calibrates the network and
+    checks the format (:func:`gen.quant.accuracy_warning`, in ``doc["warning"]``, handed to
+    ``warn`` with ``announce``'s timing: after every input check).
 
     ``netlist`` simulates the Verilog that ``ghdl --synth`` writes (NETLIST_SIM,
     default Icarus) instead of the VHDL. Raises :class:`UserError` on bad input and
@@ -139,8 +148,10 @@ def run_network_sim(
     weights = Path(weights) if weights else MODELS / f"{net}.npz"
     if n_images < 1:
         raise UserError(f"--images must be >= 1 (images to simulate), got {n_images}")
-    images, _ = load_sample(sample)
-    if first < 0 or first + n_images > images.shape[0]:
+    images, labels = load_sample(sample)
+    if user_images is not None:
+        first, n_images = 0, len(user_images)
+    elif first < 0 or first + n_images > images.shape[0]:
         raise UserError(
             f"images {first}..{first + n_images - 1} requested, the sample {sample} has "
             f"{images.shape[0]} (indices 0..{images.shape[0] - 1})"
@@ -149,6 +160,7 @@ def run_network_sim(
     check_rtl_limits(qnet)
     parallelism(qnet, p)  # a bad P or PE is named before anything is printed
     neurons_parallel(qnet, pe)
+    warning = accuracy_warning(load_float_weights(weights), qnet, images, labels)
     sim = netlist_simulator(sum(la.n_out for la in qnet.layers)) if netlist else simulator()
     if reason := simulator_missing(sim):  # after the input checks: bad input is named first
         raise UserError(reason)
@@ -169,8 +181,31 @@ def run_network_sim(
         shown = verilog.relative_to(ROOT) if verilog.is_relative_to(ROOT) else verilog
         announce(f"netlist: {shown} (ghdl --synth "
                  f"of {net}_top), simulated with {sim}" if netlist else f"simulator: {sim}")
-    return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         pe, lut_mult, netlist=sim if netlist else None, tech=tech)
+    if warning and warn is not None:
+        warn(warning)
+    if user_images is not None:
+        sample = unlabeled_sample(user_images)
+    doc = simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
+                        pe, lut_mult, netlist=sim if netlist else None, tech=tech)
+    doc["warning"] = warning
+    return doc
+
+
+def unlabeled_sample(images: np.ndarray) -> Path:
+    """``images`` as a sample ``.npz`` with label -1 (none), under build/sim/images/.
+
+    Named by its content and moved into place whole, so runs that share it agree on it.
+    """
+    data = {"images": check_images(np.ascontiguousarray(images)).reshape(-1, 28, 28),
+            "labels": np.full(len(images), -1, dtype=np.int64)}
+    digest = hashlib.sha256(data["images"].tobytes()).hexdigest()[:16]
+    path = BUILD / "sim" / "images" / f"{digest}.npz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(tmp, **data)
+        os.replace(tmp, path)
+    return path
 
 
 def simulate_qnet(
@@ -247,6 +282,7 @@ def simulate_qnet(
                        f"{failure}")
         doc["total_s"] = time.perf_counter() - t0
         doc["failure"] = failure
+        doc["n_classes"] = qnet.n_classes
         doc["p"] = ps
         doc["pe"] = pes
         done = [r["done_cycle"] for r in doc["images"]]
@@ -271,7 +307,8 @@ def summary_line(doc: dict, fmt: str, extra: str = "") -> str:
     imgs = doc["images"]
     n = len(imgs)
     exact = sum(r["bit_exact"] for r in imgs)
-    correct = sum(r["rtl_correct"] for r in imgs)
+    labelled = [r["rtl_correct"] for r in imgs if r.get("rtl_correct") is not None]
+    correct = sum(labelled) if labelled or not imgs else "-"  # "-": no image has a label
     cycles = sum(r["cycles"] for r in imgs) / n
     ips = n / doc["wall_s"] if doc["wall_s"] > 0 else float("inf")
     return (
@@ -281,14 +318,20 @@ def summary_line(doc: dict, fmt: str, extra: str = "") -> str:
     )
 
 
-def print_report(doc: dict, fmt: str) -> int:
-    """Print one row per image and the SUMMARY line; return the exit status."""
+def print_report(doc: dict, fmt: str, names: list[str] | None = None) -> int:
+    """Print one row per image and the SUMMARY line; return the exit status.
+
+    ``names``: the files of the user's images (no label, ``-``): one ``class:`` line each.
+    """
     print(f"{'image':>5} {'label':>5} {'rtl':>4} {'model':>5} {'bit_exact':>9} {'cycles':>6}")
     for r in doc["images"]:
-        print(f"{r['index']:>5} {r['label']:>5} {r['rtl_class']:>4} {r['model_class']:>5} "
+        label = r["label"] if r["label"] >= 0 else "-"
+        print(f"{r['index']:>5} {label:>5} {r['rtl_class']:>4} {r['model_class']:>5} "
               f"{'yes' if r['bit_exact'] else 'NO':>9} {r['cycles']:>6}")
         for m in r["mismatches"][:5]:
             print(f"      mismatch: {m}")
+    for r, name in zip(doc["images"], names or [], strict=False):
+        print(class_line(r, name, one_output=doc.get("n_classes") == 1))
     if doc.get("coverage"):
         print(doc["coverage"] + "  (bit-exact images only)")
     lat = max(r["cycles"] for r in doc["images"])
@@ -298,6 +341,14 @@ def print_report(doc: dict, fmt: str) -> int:
           f"initiation_interval_cycles={ii}")
     print(summary_line(doc, fmt))
     return 0 if all(r["bit_exact"] for r in doc["images"]) else 1
+
+
+def class_line(r: dict, name: str, one_output: bool = False) -> str:
+    """``class: 7 (digit.png: the RTL's, bit-exact with the integer model)`` for one image."""
+    meaning = {1: " = a 0", 0: " = not a 0"}.get(r["rtl_class"], "") if one_output else ""
+    verdict = ("bit-exact with the integer model" if r["bit_exact"] else
+               f"NOT bit-exact: the integer model says {r['model_class']}")
+    return f"class: {r['rtl_class']}{meaning} ({name}: the RTL's, {verdict})"
 
 
 def format_label(fmt: str) -> str:
@@ -360,8 +411,11 @@ def main() -> int:
     ap.add_argument("--net", default=None,
                     help="network name (default: the --weights file's stem, else $NET or mlp256)")
     ap.add_argument("--format", default=os.environ.get("BITS", "int8"))
-    ap.add_argument("--images", type=int, default=env_int("IMAGES", 20))
-    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--images", type=int, help="sample images to simulate (default $IMAGES or 20)")
+    ap.add_argument("--first", type=int, help="the first sample image (default 0)")
+    ap.add_argument("--image", action="append", type=Path, metavar="PATH",
+                    help="your own image (PNG, PGM, ...; gen/image.py makes it 28x28), without "
+                         "a label, instead of the sample's; repeatable")
     ap.add_argument("--weights", type=Path, help="float .npz (default models/<net>.npz)")
     ap.add_argument("--prefer-qat", action="store_true",
                     help="without --weights: models/<net>_qat_<format>.npz when it exists")
@@ -389,20 +443,32 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no table, only errors")
     args = ap.parse_args()
+    user_images = None
+    if args.image:
+        if args.images is not None or args.first is not None:
+            raise UserError("--image simulates the given image files: drop --images and --first")
+        user_images = np.stack([load_image(path) for path in args.image])
+    if user_images is not None:
+        n_images = len(user_images)
+    else:
+        n_images = env_int("IMAGES", 20) if args.images is None else args.images
     net = net_name(args.net, args.weights)
     weights, note = choose_model(net, args.format, args.weights, args.prefer_qat)
-    doc = run_network_sim(net, args.format, args.images, args.first, tag=args.tag,
+    doc = run_network_sim(net, args.format, n_images, args.first or 0, tag=args.tag,
                           weights=weights, sample=args.sample,
                           faults=parse_faults(args.fault), p=args.p, pe=args.pe,
                           lut_mult=args.lut_mult, netlist=args.netlist, tech=args.tech,
                           announce=None if args.quiet else lambda what: print(
-                              f"{what}; {note}" if args.netlist else note, flush=True))
+                              f"{what}; {note}" if args.netlist else note, flush=True),
+                          user_images=user_images,
+                          warn=None if args.quiet else lambda w: print(w, file=sys.stderr,
+                                                                       flush=True))
     if args.json:
         args.json.write_text(json.dumps(doc))
     if args.quiet:
         rc = 0 if all(r["bit_exact"] for r in doc["images"]) else 1
     else:
-        rc = print_report(doc, args.format)
+        rc = print_report(doc, args.format, [str(p) for p in args.image or []] or None)
     if doc["failure"] and rc == 0:
         print(f"error: simulation failed: {doc['failure']}", file=sys.stderr)
         rc = 1
