@@ -2,13 +2,15 @@
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
 # Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS,
-# WEIGHTS (make sim/gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import),
+# WEIGHTS IMAGE=digit.png (make sim), WEIGHTS (make gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import),
 # UPDATE_DOCS=1 (make report); make synth: PE TARGET; make sim-netlist (or make sim
 # NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
 IMAGES ?= 20
+# IMAGE=path.png (or .pgm): make sim classifies this image of yours instead of IMAGES
+IMAGE  ?=
 P      ?= 1
 PE     ?=
 SIM    ?= ghdl
@@ -59,12 +61,14 @@ netlist-deps:
 # WEIGHTS=path.npz simulates any float weights file, named after the file unless NET is
 # given; without it, a committed QAT model for BITS (models/<net>_qat_<bits>.npz) is
 # preferred over the float model, and the run says which one it uses. NETLIST=1
-# simulates the synthesized netlist instead of the VHDL.
+# simulates the synthesized netlist instead of the VHDL. IMAGE=path.png simulates that
+# image, made 28x28 as docs/numerics.md section 1a says, and prints its class.
 PE_ARG = $(if $(PE),--pe $(call q,$(PE)))
+SIM_IMAGES = $(if $(IMAGE),--image $(call q,$(IMAGE)),--images $(call q,$(IMAGES)))
 EPOCHS_ARG = $(if $(EPOCHS),--epochs $(call q,$(EPOCHS)))
 SIM_NET = $(if $(and $(WEIGHTS),$(filter file,$(origin NET))),,--net $(call q,$(NET)))
 sim: sim-deps $(if $(filter 1,$(NETLIST)),netlist-deps)
-	@$(PY) -m mnist_fpga.tb.netsim $(SIM_NET) --format $(call q,$(BITS)) --images $(call q,$(IMAGES)) \
+	@$(PY) -m mnist_fpga.tb.netsim $(SIM_NET) --format $(call q,$(BITS)) $(SIM_IMAGES) \
 	    --p $(call q,$(P)) $(PE_ARG) $(if $(WEIGHTS),--weights $(call q,$(WEIGHTS)),--prefer-qat) \
 	    $(if $(filter 1,$(NETLIST)),--netlist)
 

@@ -54,7 +54,7 @@ from mnist_fpga.tb.common import (
 )
 from mnist_fpga.tb.coverage import BINS, format_coverage
 from mnist_fpga.tb.coverage import coverage as count_coverage
-from mnist_fpga.tb.netsim import summary_line
+from mnist_fpga.tb.simreport import summary_line
 
 KIND = "mnist-fpga regress results"
 VERSION = 2  # 2: job_failures (a version-1 file cannot say a job failed)

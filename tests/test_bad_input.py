@@ -521,6 +521,51 @@ BUILDERS.update({
 })
 
 
+# ---------------------------------------------------------------- a user's image (IMAGE=)
+
+
+def png(name: str, shape: tuple[int, int], cut: bool = False) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/<name>`` = a PNG of random gray pixels; ``cut``: its first half only."""
+
+    def build(d: Path) -> None:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        Image.fromarray(pixels).save(buf, "PNG")
+        data = buf.getvalue()
+        (d / name).write_bytes(data[: len(data) // 2] if cut else data)
+
+    return build
+
+
+def no_pillow(d: Path) -> None:
+    """``<tmp>/nopil/PIL``: a package that fails to import, as where Pillow is absent."""
+    (d / "nopil" / "PIL").mkdir(parents=True)
+    (d / "nopil" / "PIL" / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'PIL\'", name="PIL")\n')
+
+
+BUILDERS.update({
+    "image-missing": base(),
+    "image-folder": base(mkdir("pics")),
+    "image-not-image": base(),
+    "image-pgm-header": base(write("d.pgm", b"P5\n28\n")),
+    "image-pgm-truncated": base(write("d.pgm", b"P5\n28 28\n255\n" + bytes(100))),
+    "image-pgm-ascii-truncated": base(write("d.pgm", b"P2\n3 3\n255\n0 1 2\n3 4\n")),
+    "image-pgm-ascii-word": base(write("d.pgm", b"P2\n# a comment\n3 3 255\n0 1 2 3 x 5 6 7 8\n")),
+    "image-pgm-above-maxval": base(write("d.pgm", b"P2\n2 2\n15\n0 15 16 3\n")),
+    "image-pgm-maxval-0": base(write("d.pgm", b"P5 2 2 0\n" + bytes(4))),
+    "image-pgm-maxval-70000": base(write("d.pgm", b"P5 2 2 70000\n" + bytes(8))),
+    "image-pgm-0x0": base(write("d.pgm", b"P5\n0 0\n255\n")),
+    "image-pgm-huge": base(write("d.pgm", b"P5\n5000 5000\n255\n")),
+    "image-png-huge": base(png("d.png", (1, 5000))),
+    "image-png-truncated": base(png("d.png", (64, 64), cut=True)),
+    "image-png-no-pillow": base(png("d.png", (28, 28)), no_pillow),
+    "image-and-images": base(write("d.pgm", b"P5\n28 28\n255\n" + bytes(784))),
+})
+
+
 # ---------------------------------------------------------------- running the rows
 
 

@@ -55,3 +55,26 @@ def test_sim_bad_options(args: list[str], needle: str, tmp_path: Path) -> None:
     proc = run(["-m", "mnist_fpga.tb.netsim", *args], {"BUILD_DIR": str(tmp_path / "build")})
     assert needle in one_error_line(proc)
     assert not (tmp_path / "build").exists()
+
+
+def test_mnist_fpga_sim_takes_image(tmp_path: Path) -> None:
+    """``mnist-fpga sim --image`` reaches tb.netsim's option (a missing file: its line)."""
+    proc = run(["-m", "mnist_fpga", "sim", "--image", str(tmp_path / "nope.png")],
+               {"BUILD_DIR": str(tmp_path / "build")})
+    assert one_error_line(proc) == f"error: image file {tmp_path / 'nope.png'} does not exist"
+
+
+@pytest.mark.parametrize(("fmt", "warning"), [
+    ("q8_0", "warning: q8_0 gives 13.0 % on the sample's 100 images (float: 96.0 %): this "
+             "format loses the network's accuracy"),
+    ("int8", None),
+])
+def test_gen_warns_of_a_format_that_loses_the_accuracy(fmt: str, warning: str | None,
+                                                      tmp_path: Path) -> None:
+    """``mnist-fpga gen`` of l10: q8_0 is generated (exit 0) with one warning line; int8 quiet."""
+    out = tmp_path / "out"
+    proc = run(["-m", "mnist_fpga.gen.hdl.generate", "--weights", "models/l10.npz", "--format", fmt,
+                "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ([warning] if warning else [])
+    assert (out / "qnet.json").is_file()

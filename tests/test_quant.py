@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from mnist_fpga.gen.core.errors import UserError
-from mnist_fpga.gen.core.formats import Format
+from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.legal import MAX_SHIFT, MIN_SHIFT, RQ_MULT_BITS, acc_bits_for
 from mnist_fpga.gen.core.quant import (
+    SANITY_MIN_IMAGES,
+    accuracy_warning,
     int_to_vhdl_hex,
     load_float_weights,
     quantize_file,
@@ -24,7 +26,11 @@ from mnist_fpga.gen.core.quant import (
     round_half_away,
     shift_params,
 )
+from mnist_fpga.gen.data.sample import load_sample
+from mnist_fpga.paths import DEFAULT_SAMPLE
 from tests.nets import float_arrays
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def exact_round_half_away(v: float) -> int:
@@ -465,3 +471,50 @@ def test_quantize_file_needs_calibration(tmp_path: Path) -> None:
     qnet = quantize_file(path, Format(8, 8), calib_images=images)
     assert qnet.name == "nocalib" and qnet.source == "nocalib.npz"
     assert qnet.layers[0].hidden and 2**15 <= qnet.layers[0].rq_mult < 2**16
+
+
+# ---------------------------------------------------------------- accuracy_warning
+
+
+def _warning(net: str, fmt: str, count: int = 100, labels: np.ndarray | None = None,
+             ) -> str | None:
+    """accuracy_warning for a committed model in ``fmt`` on the sample's first images."""
+    images, sample_labels = load_sample(DEFAULT_SAMPLE)
+    qnet = quantize_file(MODELS / f"{net}.npz", parse_format(fmt), net, calib_images=images)
+    labels = sample_labels if labels is None else labels
+    return accuracy_warning(load_float_weights(MODELS / f"{net}.npz"), qnet, images[:count],
+                            labels[:count])
+
+
+def test_q8_0_warns_int8_does_not() -> None:
+    """q8_0 is legal but rounds mlp256's weights (|w| < 0.5) to 0: 8 % on the sample."""
+    assert _warning("mlp256", "q8_0") == (
+        "warning: q8_0 gives 8.0 % on the sample's 100 images (float: 100.0 %): this format "
+        "loses the network's accuracy")
+    assert _warning("mlp256", "int8") is None
+    assert _warning("mlp256", "int3") is None  # 78 %: worse, but most of the lead kept
+
+
+def test_warning_measures_against_the_constant_answer() -> None:
+    """zero in int2 answers "not a 0" to every image: 92 %, far above 50 %, still a warning
+    (a constant answer gets 92 % too); a random network, no better than a constant, none."""
+    assert _warning("zero", "int2") == (
+        "warning: int2 gives 92.0 % on the sample's 100 images (float: 100.0 %): this format "
+        "loses the network's accuracy")
+    assert _warning("zero", "int8") is None
+    images, labels = load_sample(DEFAULT_SAMPLE)
+    arrays = {k: np.asarray(v, np.float64)
+              for k, v in float_arrays(np.random.default_rng(4)).items()}
+    qnet = quantize_network(arrays, parse_format("int2"), "rnd")
+    assert accuracy_warning(arrays, qnet, images, labels) is None
+
+
+def test_warning_counts_labelled_images_only() -> None:
+    """Images with label -1 (a user's) are left out; too few labelled images: no check."""
+    assert _warning("mlp256", "q8_0", count=SANITY_MIN_IMAGES - 1) is None
+    _, labels = load_sample(DEFAULT_SAMPLE)
+    some = labels.astype(np.int64)
+    some[50:] = -1
+    assert _warning("mlp256", "q8_0", labels=some).startswith(
+        "warning: q8_0 gives 10.0 % on the sample's 50 images (float: 100.0 %)")
+    assert _warning("mlp256", "q8_0", labels=np.full(100, -1)) is None

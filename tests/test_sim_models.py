@@ -54,7 +54,8 @@ def test_net_name_from_weights_stem(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _make_n(*args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("NET", "BITS", "WEIGHTS", "LAYERS")}
+    drop = ("NET", "BITS", "WEIGHTS", "LAYERS", "IMAGE", "IMAGES")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     return subprocess.run(["make", "-n", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, check=True).stdout
 
@@ -64,6 +65,9 @@ def test_make_passes_weights_layers_and_qat_preference() -> None:
     assert "--weights 'build/x/mlp64x32.npz'" in sim and "--net" not in sim
     assert "--net 'foo'" in _make_n("sim", "WEIGHTS=a.npz", "NET=foo")
     assert "--prefer-qat" in _make_n("sim", "BITS=w2a2")
+    image = _make_n("sim", "IMAGE=my digit.png", "IMAGES=5")  # the image, not the sample's
+    assert "--image 'my digit.png'" in image and "--images" not in image
+    assert "--images '20'" in _make_n("sim")
     assert "--net 'm' --layers '784,64,32,10' --epochs '2'" in _make_n(
         "train", "NET=m", "LAYERS=784,64,32,10", "EPOCHS=2")
     assert "--net all" in _make_n("train")
@@ -75,8 +79,8 @@ def test_make_passes_weights_layers_and_qat_preference() -> None:
 
 
 # Every variable that a recipe hands to the shell, and the targets that use them.
-MAKE_VARS = ("NET", "BITS", "IMAGES", "P", "PE", "SIM", "WEIGHTS", "LAYERS", "EPOCHS", "FROM",
-             "OUT", "SHARD", "TARGET", "POINTS", "TEST_JOBS", "FUZZ_EXAMPLES", "CI")
+MAKE_VARS = ("NET", "BITS", "IMAGES", "IMAGE", "P", "PE", "SIM", "WEIGHTS", "LAYERS", "EPOCHS",
+             "FROM", "OUT", "SHARD", "TARGET", "POINTS", "TEST_JOBS", "FUZZ_EXAMPLES", "CI")
 MAKE_TARGETS = ("sim", "sim-netlist", "gen", "train", "synth", "regress-full", "qat",
                 "import", "accuracy", "bench-hw", "fuzz", "sim-deps", "netlist-deps")
 

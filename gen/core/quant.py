@@ -17,9 +17,18 @@ import numpy as np
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.formats import Format
 from mnist_fpga.gen.core.legal import MAX_SHIFT, MIN_SHIFT, RQ_MULT_BITS, acc_bits_for, check_qnet
-from mnist_fpga.gen.core.model import N_PIXELS, PIXEL_BITS, QLayer, QNet
+from mnist_fpga.gen.core.model import (
+    N_PIXELS,
+    PIXEL_BITS,
+    QLayer,
+    QNet,
+    classify,
+    forward,
+    is_correct,
+)
 
-__all__ = ["acc_bits_for", "quantize_file", "quantize_network", "requant_params", "shift_params"]
+__all__ = ["acc_bits_for", "accuracy_warning", "quantize_file", "quantize_network",
+           "requant_params", "shift_params"]
 
 # ---------------------------------------------------------------- the original API
 
@@ -321,3 +330,36 @@ def quantize_file(
             )
         weights.update({k: np.asarray(v) for k, v in calibrate(weights, calib_images).items()})
     return quantize_network(weights, fmt, name or path.stem, source=path.name)
+
+
+# ---------------------------------------------------------------- the sanity check of a format
+
+# Fewer labelled images than this say too little about an accuracy: no check.
+SANITY_MIN_IMAGES = 20
+
+
+def accuracy_warning(weights: dict[str, np.ndarray], qnet: QNet, images: np.ndarray,
+                     labels: np.ndarray) -> str | None:
+    """One ``warning: ...`` line when ``qnet`` loses the float network's accuracy, else None.
+
+    On the labelled images (label >= 0, at least :data:`SANITY_MIN_IMAGES`): ``f`` the
+    float network's accuracy (``weights``), ``q`` the integer model's, ``c`` that of the
+    best constant answer (always the most common label; for ``zero``, always "not a 0").
+    The format loses the accuracy when the float network beats the constant answer and
+    the integer model keeps less than half of that lead: ``f > c`` and ``q < (c + f) / 2``
+    (docs/numerics.md, 2b). A legal format still computes bit-exactly: a warning, no error.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    known = labels >= 0
+    n = int(known.sum())
+    if n < SANITY_MIN_IMAGES:
+        return None
+    x, y = np.asarray(images)[known], labels[known]
+    q = float(np.mean(is_correct(qnet, classify(qnet, forward(qnet, x)[-1]), y)))
+    f = float(np.mean(is_correct(qnet, classify(qnet, float_forward(weights, x)[-1]), y)))
+    answers = range(max(qnet.n_classes, 2))  # one output: class 0 or 1
+    c = max(float(np.mean(is_correct(qnet, np.full(n, a), y))) for a in answers)
+    if f > c and q < (c + f) / 2:
+        return (f"warning: {qnet.fmt.name} gives {100 * q:.1f} % on the sample's {n} images "
+                f"(float: {100 * f:.1f} %): this format loses the network's accuracy")
+    return None

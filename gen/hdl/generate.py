@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,12 @@ from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.legal import acc_bits_for, check_qnet, clamp_per_layer
 from mnist_fpga.gen.core.model import QLayer, QNet, check_images, pixels_to_input
-from mnist_fpga.gen.core.quant import int_to_vhdl_hex, quantize_file
+from mnist_fpga.gen.core.quant import (
+    accuracy_warning,
+    int_to_vhdl_hex,
+    load_float_weights,
+    quantize_file,
+)
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.gen.hdl.axis import AxisConfig, render_axis
 from mnist_fpga.gen.hdl.memories import DP16KD_TDP, class_bits, clog2
@@ -467,7 +473,8 @@ def main() -> int:
     if args.qnet and args.format:
         raise UserError(f"--qnet {args.qnet} carries its own format: drop --format")
     fmt = parse_format(args.format or "int8")
-    images, _ = load_sample(args.images)
+    images, labels = load_sample(args.images)
+    warning = None
     if args.qnet:
         qnet = QNet.load(args.qnet)
         qnet.name = args.name or qnet.name
@@ -477,12 +484,15 @@ def main() -> int:
         name, source = args.name or args.weights.stem, args.weights
         check_net_name(name)
         qnet = quantize_file(args.weights, fmt, name, calib_images=images)
+        warning = accuracy_warning(load_float_weights(args.weights), qnet, images, labels)
     check_rtl_limits(qnet)
     generate(qnet, args.out, display_path(source), images[: max(args.test_inputs, 0)],
              p=args.p[0] if len(args.p) == 1 else args.p,
              pe=None if not args.pe else args.pe[0] if len(args.pe) == 1 else args.pe,
              lut_mult=args.lut_mult)
     print(f"generated {name} ({fmt.name}) in {args.out}")
+    if warning:  # after the output is written: a failed run prints its error line only
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -271,7 +271,9 @@ if cocotb is not None:
                 "images": [
                     {
                         **r.__dict__, "bit_exact": r.bit_exact(len(qnet.layers)),
-                        "rtl_correct": bool(is_correct(qnet, [r.rtl_class], [r.label])[0]),
+                        # None: an image without a label (a user's, label -1)
+                        "rtl_correct": None if r.label < 0 else bool(
+                            is_correct(qnet, [r.rtl_class], [r.label])[0]),
                     }
                     for r in results
                 ],
