@@ -23,7 +23,7 @@ import numpy as np
 from jinja2 import StrictUndefined, Template
 
 from mnist_fpga.gen.core.errors import UserError, cli_main
-from mnist_fpga.gen.core.formats import parse_format
+from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.model import QNet, check_images
 from mnist_fpga.gen.core.quant import accuracy_warning, load_float_weights, quantize_file
 from mnist_fpga.gen.data.image import load_image
@@ -123,7 +123,7 @@ def run_network_sim(
             f"images {first}..{first + n_images - 1} requested, the sample {sample} has "
             f"{images.shape[0]} (indices 0..{images.shape[0] - 1})"
         )
-    qnet = quantize_file(weights, fmt_, net, calib_images=images)
+    qnet = quantize_model(weights, fmt_, net)
     check_rtl_limits(qnet)
     parallelism(qnet, p)  # a bad P or PE is named before anything is printed
     neurons_parallel(qnet, pe)
@@ -156,6 +156,16 @@ def run_network_sim(
                         pe, lut_mult, netlist=sim if netlist else None, tech=tech)
     doc["warning"] = warning
     return doc
+
+
+def quantize_model(weights: Path, fmt: Format, net: str) -> QNet:
+    """The integer network that ``make sim``, the regression and their jobs simulate.
+
+    A weights file without ``calib<k>`` arrays is calibrated on the committed sample,
+    whatever images a run simulates: the calibration belongs to the model, so that every
+    slice of a regression (and the regression's own accuracy figures) has the same integers.
+    """
+    return quantize_file(weights, fmt, net, calib_images=load_sample(DEFAULT_SAMPLE)[0])
 
 
 def unlabeled_sample(images: np.ndarray) -> Path:

@@ -40,7 +40,6 @@ import numpy as np
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.model import QNet, classify, forward, is_correct
-from mnist_fpga.gen.core.quant import quantize_file
 from mnist_fpga.gen.data.mnist import load_mnist
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE, subprocess_env
@@ -54,6 +53,7 @@ from mnist_fpga.tb.common import (
 )
 from mnist_fpga.tb.coverage import BINS, format_coverage
 from mnist_fpga.tb.coverage import coverage as count_coverage
+from mnist_fpga.tb.netsim import quantize_model
 from mnist_fpga.tb.simreport import summary_line
 
 KIND = "mnist-fpga regress results"
@@ -216,9 +216,8 @@ def check_outputs(results: Path | None, junit: Path | None) -> None:
 
 
 def load_qnet(net: str, fmt: str) -> QNet:
-    """The integer network of ``net`` in ``fmt``, calibrated as tb.netsim does."""
-    return quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
-                         calib_images=load_sample(DEFAULT_SAMPLE)[0])
+    """The integer network of ``net`` in ``fmt``: the one its jobs simulate."""
+    return quantize_model(ROOT / "models" / f"{net}.npz", parse_format(fmt), net)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -254,3 +255,32 @@ def test_a_warning_alone_fails_the_regression(tmp_path: Path) -> None:
     assert " images=2 bit_exact=2 " in proc.stdout.strip().splitlines()[-1], proc.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "1"
+
+
+def test_jobs_and_the_regression_quantize_alike(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weights file without calib<k>: every job of a regression simulates the same integers
+    as the regression's own model, whatever slice of images the job was given (the job's
+    sample used to calibrate it, the regression the committed one)."""
+    import mnist_fpga.tb.netsim as netsim
+    from mnist_fpga.gen.core.quant import load_float_weights
+    from mnist_fpga.gen.data.sample import load_sample
+    from mnist_fpga.paths import DEFAULT_SAMPLE, MODELS
+    from mnist_fpga.tb.regress import load_qnet
+
+    w = {k: v for k, v in load_float_weights(MODELS / "mlp256.npz").items()
+         if not k.startswith("calib")}
+    np.savez(tmp_path / "mlp256.npz", **w)
+    images, labels = load_sample(DEFAULT_SAMPLE)
+    np.savez(tmp_path / "slice.npz", images=images[60:], labels=labels[60:])  # a job's slice
+    seen = []
+    monkeypatch.setattr(netsim, "simulate_qnet", lambda qnet, *a, **k: seen.append(qnet) or {})
+    monkeypatch.setattr(netsim, "simulator_missing", lambda *a: None)
+    netsim.run_network_sim("mlp256", "int8", 2, weights=tmp_path / "mlp256.npz",
+                           sample=tmp_path / "slice.npz", tag="calib-test")
+    root = tmp_path / "root"  # the regression reads models/<net>.npz of its checkout
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "mlp256.npz").write_bytes((tmp_path / "mlp256.npz").read_bytes())
+    monkeypatch.setattr("mnist_fpga.tb.regress.ROOT", root)
+    ref = load_qnet("mlp256", "int8")
+    assert seen and seen[0].to_json() == ref.to_json()
