@@ -10,17 +10,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from mnist_fpga.files import write_atomic
 from mnist_fpga.gen.coverage import coverage, format_coverage
-from mnist_fpga.gen.errors import UserError, cli_main
+from mnist_fpga.gen.errors import UserError, activity, cli_main
 from mnist_fpga.gen.faults import Faults, parse_faults
 from mnist_fpga.gen.formats import parse_format
 from mnist_fpga.gen.generate import (
@@ -37,6 +39,7 @@ from mnist_fpga.gen.generate import (
 )
 from mnist_fpga.gen.model import QNet, check_images
 from mnist_fpga.gen.quant import quantize_file
+from mnist_fpga.progress import Progress
 from mnist_fpga.tb.common import (
     BUILD,
     ROOT,
@@ -100,11 +103,8 @@ begin
       done => done, class_out => class_out);
 end architecture sim;
 """
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}_tbtop.vhd"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
     return path
 
 
@@ -118,6 +118,7 @@ def run_network_sim(
     weights: Path | None = None, sample: Path = DEFAULT_SAMPLE, faults: Faults | None = None,
     p: int = 1, announce: Callable[[str], None] | None = None, netlist: bool = False,
     pe: int | None = None, lut_mult: bool = False, tech: str = "generic",
+    progress: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -127,7 +128,8 @@ def run_network_sim(
     called once every input is checked, before anything is written, with what is
     simulated: for a netlist, its path and the Verilog simulator. ``tech="ecp5"``
     simulates the code of the ECP5 synthesis flow: multiplier blocks (with
-    tb/hdl/MULT18X18D.vhd) and sliced weight ROMs.
+    tb/hdl/MULT18X18D.vhd) and sliced weight ROMs. ``progress`` shows the images done
+    on stderr while the simulator runs (:class:`mnist_fpga.progress.Progress`).
     """
     fmt_ = parse_format(fmt)
     if tech not in TECH_CHOICES:
@@ -170,13 +172,15 @@ def run_network_sim(
         announce(f"netlist: {shown} (ghdl --synth "
                  f"of {net}_top), simulated with {sim}" if netlist else f"simulator: {sim}")
     return simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                         pe, lut_mult, netlist=sim if netlist else None, tech=tech)
+                         pe, lut_mult, netlist=sim if netlist else None, tech=tech,
+                         progress=progress)
 
 
 def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
     lut_mult: bool = False, netlist: str | None = None, tech: str = "generic",
+    progress: bool = False,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -187,8 +191,18 @@ def simulate_qnet(
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
     and a ``coverage`` line. Another run using ``work`` is waited for (:func:`work_lock`).
+
+    The bench reports its images done to the file ``MLP_PROGRESS`` names (``tb.regress``
+    sets it for its jobs), else, with ``progress``, to ``work/progress``, shown on stderr
+    while the simulator runs. On Ctrl-C the simulator is stopped (:func:`tb.common.run_sim`)
+    and ``KeyboardInterrupt`` raised, named ``simulation of <net> ...``
+    (:func:`gen.errors.activity`).
     """
-    with work_lock(work):  # the folder is this run's until it returns
+    shown = work.relative_to(ROOT) if work.is_relative_to(ROOT) else work
+    what = f"simulation of {qnet.name} ({qnet.fmt.name}, {n_images} images) in {shown}"
+    count_file = Path(os.environ.get("MLP_PROGRESS") or work / "progress")
+    # the folder is this run's until it returns
+    with activity(what), work_lock(work), _no_count_temporaries(count_file):
         faults = faults or Faults()
         ps = parallelism(qnet, p)
         pes = neurons_parallel(qnet, pe)
@@ -207,6 +221,11 @@ def simulate_qnet(
         }
         if faults.expected is not None:
             env["MLP_FAULT_EXPECTED"] = faults.expected
+        display = None
+        if progress:
+            count_file.unlink(missing_ok=True)  # a count of an earlier run is not this one's
+            env["MLP_PROGRESS"] = count_file
+            display = Progress([count_file], n_images, stream=sys.stderr)
         t0 = time.perf_counter()
         failure = None
         # The VHDL top is fed by the bench's VHDL pixel feeder (a few Python wake-ups per image
@@ -231,7 +250,7 @@ def simulate_qnet(
             run_sim(
                 module="test_mlp_top", **sources,
                 build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
-                optimize=n_images >= OPTIMIZE_FROM,
+                optimize=n_images >= OPTIMIZE_FROM, progress=display,
             )
         except SystemExit as exc:  # cocotb-test reports failed tests this way
             failure = str(exc)
@@ -260,6 +279,18 @@ def simulate_qnet(
         else:
             doc["coverage"] = ""
         return doc
+
+
+@contextlib.contextmanager
+def _no_count_temporaries(count_file: Path) -> Iterator[None]:
+    """On Ctrl-C the simulator is killed, maybe while the bench renamed its count into
+    place: remove such a temporary (``.<name>.<pid>.<random>.part``) of ``count_file``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for tmp in count_file.parent.glob(f".{count_file.name}.*.part"):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def summary_line(doc: dict, fmt: str, extra: str = "") -> str:
@@ -387,7 +418,7 @@ def main() -> int:
                          "their simulation model; sliced ROMs)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--quiet", action="store_true", help="no table, only errors")
+    ap.add_argument("--quiet", action="store_true", help="no table, no progress, only errors")
     args = ap.parse_args()
     net = net_name(args.net, args.weights)
     weights, note = choose_model(net, args.format, args.weights, args.prefer_qat)
@@ -395,10 +426,11 @@ def main() -> int:
                           weights=weights, sample=args.sample,
                           faults=parse_faults(args.fault), p=args.p, pe=args.pe,
                           lut_mult=args.lut_mult, netlist=args.netlist, tech=args.tech,
+                          progress=not args.quiet,
                           announce=None if args.quiet else lambda what: print(
                               f"{what}; {note}" if args.netlist else note, flush=True))
     if args.json:
-        args.json.write_text(json.dumps(doc))
+        write_atomic(args.json, json.dumps(doc))
     if args.quiet:
         rc = 0 if all(r["bit_exact"] for r in doc["images"]) else 1
     else:
