@@ -20,12 +20,12 @@ checkout, or of the current folder for an installed copy (``BUILD_DIR`` override
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mnist_fpga.files import atomic_writer
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.model import QNet, check_images, classify, forward
@@ -154,9 +154,8 @@ def simulate(qnet: QNet, images: np.ndarray | int = 20, labels: np.ndarray | Non
     sample = work.parent / f"{work.name}-images-{digest.hexdigest()[:12]}.npz"
     if not sample.exists():
         sample.parent.mkdir(parents=True, exist_ok=True)
-        tmp = sample.with_name(f".{sample.name}.{os.getpid()}.npz")
-        np.savez(tmp, **data)
-        os.replace(tmp, sample)
+        with atomic_writer(sample) as f:
+            np.savez(f, **data)
     doc = simulate_qnet(qnet, work, sample, 0, x.shape[0], qnet.source or qnet.name,
                         p=p, pe=pe, lut_mult=lut_mult)
     rows = doc["images"]

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+# work_lock, write_progress and read_progress live in mnist_fpga.files and
+# mnist_fpga.progress (gen/ uses them too, and gen never imports tb); the benches and
+# tools import them from here as before
+from mnist_fpga.files import work_lock  # noqa: F401
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.paths import BUILD, IMPORT_ROOT
 from mnist_fpga.paths import PKG_ROOT as ROOT
+from mnist_fpga.progress import Progress, read_progress, write_progress  # noqa: F401
 
 SIMULATORS = ("ghdl", "nvc")
 # A warning or error from an assertion or report in the simulator's output: IEEE library
@@ -38,27 +44,6 @@ def env_int(name: str, default: int, lo: int | None = None, hi: int | None = Non
         bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}" if lo is not None else f"<= {hi}"
         raise UserError(f"{name}={value} is out of range: it must be {bounds}")
     return value
-
-
-@contextlib.contextmanager
-def work_lock(work: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<work>.lock`` while a run uses the build folder ``work``.
-
-    Two runs of one configuration share the folder (the generated code, GHDL's library,
-    the results file) and would break each other: the second one says that it waits and
-    runs when the first is done. The operating system frees the lock of a run that dies.
-    The lock file stays (deleting it would let a third run lock another file).
-    """
-    lock = work.with_name(f"{work.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another run that uses {work} (lock {lock.name})",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
 
 
 NETLIST_SIMULATORS = ("icarus", "verilator")  # Verilog: the synthesized netlist
@@ -134,6 +119,71 @@ def _committed(path: str | Path) -> bool:
         p.is_relative_to(ROOT / "rtl") or p.is_relative_to(ROOT / "tb"))
 
 
+# ------------------------------------------------------------ child processes and Ctrl-C
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children, ...), read from ``/proc``;
+    none where there is no ``/proc``."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return []
+    for d in entries:
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # the name may hold spaces
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(d))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_processes(pids: Iterable[int]) -> None:
+    """SIGKILL each process (a whole tree at once: none is left to its parent's fate)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore further Ctrl-C while the code inside stops what one Ctrl-C interrupted
+    (in the main thread; elsewhere signals are not delivered anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
+
+
+def run_tool(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd, capture_output=True, text=True)``, but on Ctrl-C (or any
+    exception) the tool and every process it started are killed before it re-raises."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        with sigint_ignored():
+            kill_processes([proc.pid, *descendants(proc.pid)])
+            proc.wait()  # not its output: a child that is left would hold the pipes open
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 @functools.cache
 def _ghdl_version() -> str:
     return subprocess.run(["ghdl", "--version"], capture_output=True, text=True).stdout
@@ -172,19 +222,23 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
         tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-
-        def analyse(files: list[str]) -> bool:
-            return subprocess.run(["ghdl", "-a", *args, f"--work={lib}", *files], cwd=tmp,
-                                  capture_output=True).returncode == 0
-
-        # in the given order (every caller lists its files in compile order); a committed
-        # unit that uses a generated one (a bench wrapper) is left to each run
-        deferred = [] if analyse(static) else [f for f in static if not analyse([f])]
-        (tmp / "deferred").write_text("".join(f"{Path(f).resolve()}\n" for f in deferred))
         try:
-            tmp.rename(cache)  # atomic; another worker may have been first
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+            def analyse(files: list[str]) -> bool:
+                return run_tool(["ghdl", "-a", *args, f"--work={lib}", *files],
+                                tmp).returncode == 0
+
+            # in the given order (every caller lists its files in compile order); a
+            # committed unit that uses a generated one (a bench wrapper) is left to each run
+            deferred = [] if analyse(static) else [f for f in static if not analyse([f])]
+            (tmp / "deferred").write_text("".join(f"{Path(f).resolve()}\n" for f in deferred))
+            try:
+                tmp.rename(cache)  # atomic; another worker may have been first
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:  # Ctrl-C included: no half-built library stays behind
+            with sigint_ignored():
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if static:
         deferred = set((cache / "deferred").read_text().splitlines())
         generated = [s for s in sources
@@ -204,7 +258,7 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
         ["ghdl", "-m", *args, level, f"--work={lib}", top]]
     for cmd in steps:
         log.info("Running command: %s", " ".join(cmd))
-        res = subprocess.run(cmd, cwd=sim_dir, capture_output=True, text=True)
+        res = run_tool(cmd, sim_dir)
         if res.stdout or res.stderr:
             log.info("%s", (res.stdout + res.stderr).rstrip())
         if res.returncode:
@@ -218,11 +272,17 @@ def ghdl_build(lib: str, top: str, sources: list[str], args: list[str], sim_dir:
     return exe.is_file()
 
 
+# How long the main thread waits for the simulation at a time (Ctrl-C is seen between)
+POLL_S = 0.25
+# After Ctrl-C: the longest wait for cocotb-test's thread to see its simulator gone
+STOP_S = 30.0
+
+
 def run_sim(
     *, toplevel: str, module: str, vhdl_sources: list[str], build_dir: Path,
     extra_env: dict[str, str] | None = None, bench_dir: Path,
     verilog_sources: list[str] | None = None, netlist_sim: str | None = None,
-    optimize: bool = False,
+    optimize: bool = False, progress: Progress | None = None,
 ) -> None:
     """Compile and run one cocotb module with cocotb-test (one build folder per parameter set).
 
@@ -232,10 +292,13 @@ def run_sim(
     (``VERBOSE=1`` also prints it). Raises ``SystemExit`` on failed tests, naming the log.
     With ``verilog_sources`` (and no VHDL) it simulates Verilog, a synthesized netlist,
     with ``netlist_sim`` (default :func:`netlist_simulator`). ``optimize``: GHDL compiles
-    the generated units for run time rather than compile time (long runs).
-    """
-    from cocotb_test.simulator import run
+    the generated units for run time rather than compile time (long runs). ``progress``
+    is shown while it compiles and simulates, and closed before anything else is printed.
 
+    On Ctrl-C the compiler or simulator is killed with every process it started (GHDL's
+    ``-r`` runs the executable as its child), the half-built library is removed, and
+    ``KeyboardInterrupt`` goes on to the caller.
+    """
     verilog = bool(verilog_sources) and not vhdl_sources
     sim = (netlist_sim or netlist_simulator()) if verilog else simulator()
     build_dir = build_dir / sim
@@ -274,16 +337,26 @@ def run_sim(
     quiet = os.environ.get("VERBOSE", "0") != "1"
     saved = log.propagate
     log.propagate = not quiet
-    saved_sim = os.environ.get("SIM")
-    if verilog:  # cocotb-test lets SIM override its simulator argument
-        os.environ["SIM"] = sim
-    # GHDL: the committed units compiled once (ghdl_build); NVC and Verilog as before
+    # cocotb-test reads SIM (it overrides its simulator argument) and COCOTB_RESULTS_FILE
+    # (else it leaves a new randomly named results file in the folder on every run)
+    overrides = {"COCOTB_RESULTS_FILE": str(build_dir / "results.xml")}
+    if verilog:
+        overrides["SIM"] = sim
+    saved_env = {k: os.environ.get(k) for k in overrides}
+    (build_dir / "results.xml").unlink(missing_ok=True)  # a stale one would pass for this run
+    os.environ.update(overrides)
     log.setLevel(logging.INFO)  # as cocotb-test sets it: the commands go to sim.log
-    built = (sim == "ghdl" and not verilog and shutil.which("ghdl") is not None
-             and ghdl_build("work", toplevel.lower(), vhdl_sources, compile_args,
-                            build_dir, log, optimize))
+    if progress is not None:
+        progress.stage = "compiling"
+        progress.start()
     try:
-        run(
+        # GHDL: the committed units compiled once (ghdl_build); NVC and Verilog as before
+        built = (sim == "ghdl" and not verilog and shutil.which("ghdl") is not None
+                 and ghdl_build("work", toplevel.lower(), vhdl_sources, compile_args,
+                                build_dir, log, optimize))
+        if progress is not None and built:
+            progress.stage = ""  # cocotb-test only runs the simulator now
+        _cocotb_run(dict(
             simulator=None if os.environ.get("SIM") else sim,  # cocotb-test reads SIM itself
             # GHDL: library work, as ghdl_build compiled it (cocotb-test names it after the
             # top otherwise; its fallback build then uses work as well)
@@ -302,17 +375,19 @@ def run_sim(
             waves=os.environ.get("WAVES", "0") == "1",
             force_compile=not built,  # cocotb-test runs the executable ghdl_build made
             sim_args=sim_args,
-        )
+        ))
     except SystemExit as exc:
         failure = f"{exc} (simulator log: {build_dir / 'sim.log'})"
     else:
         failure = None
     finally:
-        if verilog:
-            if saved_sim is None:
-                os.environ.pop("SIM", None)
+        if progress is not None:
+            progress.close()
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ["SIM"] = saved_sim
+                os.environ[k] = v
         log.removeHandler(handler)
         handler.close()
         log.propagate = saved
@@ -322,6 +397,48 @@ def run_sim(
         failure = f"simulator warning: {warning}" + (f"; {failure}" if failure else "")
     if failure:
         raise SystemExit(failure)
+
+
+def _cocotb_run(kwargs: dict) -> None:
+    """cocotb-test's ``run(**kwargs)`` in a worker thread, while this thread waits for
+    it and takes Ctrl-C.
+
+    In a thread other than the main one cocotb-test installs no signal handler: its
+    own one kills only its direct child (GHDL's ``-r``, not the executable that one
+    starts) and ends in an ``AssertionError``. Here Ctrl-C kills every process the run
+    started, waits for the thread to see them gone and re-raises ``KeyboardInterrupt``.
+    cocotb-test's ``SystemExit`` (failed tests) is re-raised in this thread.
+    """
+    from cocotb_test.simulator import run
+
+    before = set(descendants(os.getpid()))  # not ours to stop
+    raised: list[BaseException] = []
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            run(**kwargs)
+        except BaseException as exc:  # handed to the main thread below
+            raised.append(exc)
+        finally:
+            finished.set()
+
+    # waits on an Event, not Thread.join: a join that Ctrl-C interrupts marks the thread
+    # as stopped while it still runs (Python 3.11, bpo-45274's fix)
+    threading.Thread(target=target, name="cocotb-test", daemon=True).start()
+    try:
+        while not finished.wait(POLL_S):
+            pass
+    except KeyboardInterrupt:
+        with sigint_ignored():
+            # again and again: the thread may start its simulator only now
+            deadline = time.monotonic() + STOP_S
+            while not finished.is_set() and time.monotonic() < deadline:
+                kill_processes(set(descendants(os.getpid())) - before)
+                finished.wait(0.05)
+        raise
+    if raised:
+        raise raised[0]
 
 
 def wave_file(sim: str, sim_dir: Path, toplevel: str) -> Path | None:
@@ -354,23 +471,3 @@ def decode_flat(value: int, n: int, bits: int) -> list[int]:
         f = (value >> (i * bits)) & mask
         out.append(f - (1 << bits) if f & sign else f)
     return out
-
-
-def write_progress(path: str | Path, done: int) -> None:
-    """Write a progress count atomically (temporary sibling, then rename).
-
-    A reader never sees a half-written file: tb/regress.py's bar reads these while
-    the bench rewrites them.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(str(done))
-    os.replace(tmp, path)
-
-
-def read_progress(path: str | Path) -> int | None:
-    """The count in a progress file, or None when it is missing or unreadable."""
-    try:
-        return int(Path(path).read_text())
-    except (OSError, ValueError):
-        return None

@@ -11,18 +11,20 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 from jinja2 import StrictUndefined, Template
 
-from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.files import work_lock, write_atomic
+from mnist_fpga.gen.core.errors import UserError, activity, cli_main
 from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.model import QNet, check_images
 from mnist_fpga.gen.core.quant import accuracy_warning, load_float_weights, quantize_file
@@ -39,6 +41,7 @@ from mnist_fpga.gen.hdl.generate import (
 )
 from mnist_fpga.gen.hdl.sources import hdl_sources
 from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
+from mnist_fpga.progress import Progress
 from mnist_fpga.tb.common import (
     ROOT,
     env_int,
@@ -46,7 +49,6 @@ from mnist_fpga.tb.common import (
     run_sim,
     simulator,
     simulator_missing,
-    work_lock,
 )
 from mnist_fpga.tb.coverage import coverage, format_coverage
 from mnist_fpga.tb.faults import Faults, parse_faults, rom_fault
@@ -72,9 +74,7 @@ def feeder_wrapper(qnet: QNet, out: Path) -> Path:
     text = FEEDER_TOP.render(name=name)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}_tbtop.vhd"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
     return path
 
 
@@ -89,6 +89,7 @@ def run_network_sim(
     p: int = 1, announce: Callable[[str], None] | None = None, netlist: bool = False,
     pe: int | None = None, lut_mult: bool = False, tech: str = "generic",
     user_images: np.ndarray | None = None, warn: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Generate ``net``/``fmt``, simulate ``n_images`` sample images, return the bench's results.
 
@@ -103,7 +104,8 @@ def run_network_sim(
     called once every input is checked, before anything is written, with what is
     simulated: for a netlist, its path and the Verilog simulator. ``tech="ecp5"``
     simulates the code of the ECP5 synthesis flow: multiplier blocks (with
-    tb/hdl/MULT18X18D.vhd) and sliced weight ROMs.
+    tb/hdl/MULT18X18D.vhd) and sliced weight ROMs. ``progress`` shows the images done
+    on stderr while the simulator runs (:class:`mnist_fpga.progress.Progress`).
     """
     fmt_ = parse_format(fmt)
     if tech not in TECH_CHOICES:
@@ -153,7 +155,8 @@ def run_network_sim(
     if user_images is not None:
         sample = unlabeled_sample(user_images)
     doc = simulate_qnet(qnet, work, sample, first, n_images, display_path(weights), faults, p,
-                        pe, lut_mult, netlist=sim if netlist else None, tech=tech)
+                        pe, lut_mult, netlist=sim if netlist else None, tech=tech,
+                        progress=progress)
     doc["warning"] = warning
     return doc
 
@@ -189,6 +192,7 @@ def simulate_qnet(
     qnet: QNet, work: Path, sample: Path, first: int, n_images: int, source: str,
     faults: Faults | None = None, p: int | list[int] = 1, pe: int | list[int] | None = None,
     lut_mult: bool = False, netlist: str | None = None, tech: str = "generic",
+    progress: bool = False,
 ) -> dict:
     """Generate ``qnet`` into ``work/gen`` and run the whole-network bench on sample images.
 
@@ -199,8 +203,18 @@ def simulate_qnet(
     ``sample`` holds ``images`` (uint8, 28x28 or one row of ``n_in`` inputs per image)
     and ``labels``. Returns the bench's results with ``failure`` (None when it passed)
     and a ``coverage`` line. Another run using ``work`` is waited for (:func:`work_lock`).
+
+    The bench reports its images done to the file ``MLP_PROGRESS`` names (``tb.regress``
+    sets it for its jobs), else, with ``progress``, to ``work/progress``, shown on stderr
+    while the simulator runs. On Ctrl-C the simulator is stopped (:func:`tb.common.run_sim`)
+    and ``KeyboardInterrupt`` raised, named ``simulation of <net> ...``
+    (:func:`gen.core.errors.activity`).
     """
-    with work_lock(work):  # the folder is this run's until it returns
+    shown = work.relative_to(ROOT) if work.is_relative_to(ROOT) else work
+    what = f"simulation of {qnet.name} ({qnet.fmt.name}, {n_images} images) in {shown}"
+    count_file = Path(os.environ.get("MLP_PROGRESS") or work / "progress")
+    # the folder is this run's until it returns
+    with activity(what), work_lock(work), _no_count_temporaries(count_file):
         faults = faults or Faults()
         ps = parallelism(qnet, p)
         pes = neurons_parallel(qnet, pe)
@@ -219,6 +233,11 @@ def simulate_qnet(
         }
         if faults.expected is not None:
             env["MLP_FAULT_EXPECTED"] = faults.expected
+        display = None
+        if progress:
+            count_file.unlink(missing_ok=True)  # a count of an earlier run is not this one's
+            env["MLP_PROGRESS"] = count_file
+            display = Progress([count_file], n_images, stream=sys.stderr)
         t0 = time.perf_counter()
         failure = None
         # The VHDL top is fed by the bench's VHDL pixel feeder (a few Python wake-ups per image
@@ -243,7 +262,7 @@ def simulate_qnet(
             run_sim(
                 module="test_mlp_top", **sources,
                 build_dir=work / "sim", extra_env=env, bench_dir=ROOT / "tb" / "mlp_top",
-                optimize=n_images >= OPTIMIZE_FROM,
+                optimize=n_images >= OPTIMIZE_FROM, progress=display,
             )
         except SystemExit as exc:  # cocotb-test reports failed tests this way
             failure = str(exc)
@@ -273,6 +292,21 @@ def simulate_qnet(
         else:
             doc["coverage"] = ""
         return doc
+
+
+@contextlib.contextmanager
+def _no_count_temporaries(count_file: Path) -> Iterator[None]:
+    """On Ctrl-C the simulator is killed, maybe while the bench renamed its count into
+    place: remove such a temporary (``.<name>.<pid>.<random>.part``) of ``count_file``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for tmp in count_file.parent.glob(f".{count_file.name}.*.part"):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+
 
 
 def qat_models(net: str) -> dict[str, Path]:
@@ -360,7 +394,7 @@ def main() -> int:
                          "their simulation model; sliced ROMs)")
     ap.add_argument("--tag", help="build folder name under build/sim/")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--quiet", action="store_true", help="no table, only errors")
+    ap.add_argument("--quiet", action="store_true", help="no table, no progress, only errors")
     args = ap.parse_args()
     user_images = None
     if args.image:
@@ -377,13 +411,14 @@ def main() -> int:
                           weights=weights, sample=args.sample,
                           faults=parse_faults(args.fault), p=args.p, pe=args.pe,
                           lut_mult=args.lut_mult, netlist=args.netlist, tech=args.tech,
+                          progress=not args.quiet,
                           announce=None if args.quiet else lambda what: print(
                               f"{what}; {note}" if args.netlist else note, flush=True),
                           user_images=user_images,
                           warn=None if args.quiet else lambda w: print(w, file=sys.stderr,
                                                                        flush=True))
     if args.json:
-        args.json.write_text(json.dumps(doc))
+        write_atomic(args.json, json.dumps(doc))
     if args.quiet:
         rc = 0 if all(r["bit_exact"] for r in doc["images"]) else 1
     else:

@@ -4,19 +4,26 @@ Usage::
 
     MNIST_DIR=... python -m mnist_fpga.tb.regress [--net mlp256] [--format int8] [--images 10000]
                                        [--jobs 2] [--shard i/n] [--results R.json] [--junit J.xml]
+                                       [--force]
     mnist-fpga regress --merge R1.json R2.json ... [--junit J.xml]
 
 Takes the first ``--images`` test images, or with ``--shard i/n`` the i-th of n
 contiguous slices of them (for machines that each run one shard), splits that slice
-over ``--jobs`` parallel simulator processes (``tb.netsim``) the same way, draws a
-progress bar, then prints the coverage bins, the RTL and model accuracies (they must
-be equal) and a last ``SUMMARY`` line as ``make sim`` does (with ``shard=i/n``). It
+over ``--jobs`` parallel simulator processes (``tb.netsim``) the same way, shows the
+progress on stderr (:class:`mnist_fpga.progress.Progress`), then prints the coverage
+bins, the RTL and model accuracies (they must be equal) and a last ``SUMMARY`` line as
+``make sim`` does (with ``shard=i/n``). It
 writes the results JSON (every image, for ``--merge``) and a JUnit XML (one test case
 per image, one for the accuracy and one per failed job). Exits non-zero if any image is
 not bit-exact or any job failed: a job that exits non-zero, reports a failure (a
 simulator warning, a metavalue, an RTL assertion, a cocotb failure, a deadlock) or
 whose logs hold a simulator warning fails the run, named with its image range and the
 first warning line, even when every image it returned is bit-exact.
+
+An existing ``--results`` or ``--junit`` file is replaced only when tb.regress wrote it
+(a results JSON of its kind, a JUnit XML whose root is named ``mnist-fpga regress``),
+any other only with ``--force``. Ctrl-C stops every job (each stops its simulator) and
+ends with one ``interrupted:`` line, exit status 130.
 
 ``--merge`` combines the results of all n shards of one run into one coverage line,
 one ACCURACY line and one ``SUMMARY`` line (``shards=n``; images/s over the slowest
@@ -26,9 +33,12 @@ shard's wall time, as the shards run in parallel) plus a JUnit XML.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -37,17 +47,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
+from mnist_fpga.files import write_atomic
+from mnist_fpga.gen.core.errors import UserError, activity, check_creatable, cli_main
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.model import QNet, classify, forward, is_correct
 from mnist_fpga.gen.data.mnist import load_mnist
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE, subprocess_env
+from mnist_fpga.progress import Progress
 from mnist_fpga.tb.common import (
     ROOT,
+    descendants,
     env_int,
     first_sim_warning,
-    read_progress,
+    kill_processes,
+    sigint_ignored,
     simulator,
     simulator_missing,
 )
@@ -58,6 +72,11 @@ from mnist_fpga.tb.simreport import summary_line
 
 KIND = "mnist-fpga regress results"
 VERSION = 2  # 2: job_failures (a version-1 file cannot say a job failed)
+JUNIT_NAME = "mnist-fpga regress"  # <testsuites name=...> of our JUnit files: ours to replace
+# After Ctrl-C: a job's own grace (it got the terminal's SIGINT too), then how long a job
+# has to stop its simulator after ours, before it is killed with its processes
+JOB_GRACE_S = 1.0
+JOB_STOP_S = 20.0
 
 
 def split(n: int, jobs: int) -> list[tuple[int, int]]:
@@ -90,42 +109,6 @@ def shard_slice(n_images: int, i: int, n: int) -> tuple[int, int]:
     base, extra = divmod(n_images, n)
     first = (i - 1) * base + min(i - 1, extra)
     return first, base + (i <= extra)
-
-
-class Progress:
-    """Images done, summed over the jobs' progress files, never going backwards.
-
-    Each job's count only grows; a file that is missing, being replaced or unreadable
-    keeps that job's last count (the bench writes it atomically, tb.common.write_progress).
-    """
-
-    def __init__(self, files: list[Path]) -> None:
-        self.files = files
-        self.seen = [0] * len(files)
-
-    def done(self) -> int:
-        for j, f in enumerate(self.files):
-            n = read_progress(f)
-            if n is not None and n > self.seen[j]:
-                self.seen[j] = n
-        return sum(self.seen)
-
-
-def bar(done: int, total: int, t0: float, width: int = 40) -> str:
-    frac = done / total if total else 1.0
-    elapsed = time.perf_counter() - t0
-    eta = elapsed / frac - elapsed if frac > 0 else float("nan")
-    fill = int(width * frac)
-    return (f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} images "
-            f"{100 * frac:5.1f}%  {elapsed:5.0f} s elapsed, ETA {eta:5.0f} s")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def job_failure(rc: int | None, results: Path, logs: list[Path]) -> str | None:
@@ -172,7 +155,7 @@ def junit_xml(doc: dict) -> str:
     suite = ET.Element("testsuite", name=name, tests=str(len(cases)), failures=str(failures),
                        errors="0", time=f"{doc['wall_s']:.1f}")
     suite.extend(cases)
-    root = ET.Element("testsuites")
+    root = ET.Element("testsuites", name=JUNIT_NAME)
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -205,14 +188,34 @@ def report(doc: dict, qnet: QNet, extra: str) -> int:
     return 0 if ok else 1
 
 
-def check_outputs(results: Path | None, junit: Path | None) -> None:
-    """Refuse output paths that could not be written, before any work is done."""
-    for path, what in ((results, "results file"), (junit, "JUnit file")):
+def ours(path: Path, junit: bool) -> bool:
+    """Was ``path`` written by tb.regress: a results JSON of ``KIND``, or a JUnit XML
+    whose root is ``<testsuites name="mnist-fpga regress">``?"""
+    try:
+        if junit:
+            root = ET.parse(path).getroot()
+            return root.tag == "testsuites" and root.get("name") == JUNIT_NAME
+        doc = json.loads(Path(path).read_text())
+        return isinstance(doc, dict) and doc.get("kind") == KIND
+    except (OSError, ValueError, ET.ParseError):  # ValueError: not JSON, not UTF-8
+        return False
+
+
+def check_outputs(results: Path | None, junit: Path | None, force: bool = False) -> None:
+    """Refuse output paths that could not be written, before any work is done.
+
+    An existing file that tb.regress did not write (see :func:`ours`) may be the user's:
+    it is replaced only with ``force``.
+    """
+    for path, what, is_junit in ((results, "results file", False), (junit, "JUnit file", True)):
         if path is None:
             continue
         check_creatable(path, what)
         if path.is_dir():
             raise UserError(f"{what} {path} exists and is a folder")
+        if (path.exists() or path.is_symlink()) and not force and not ours(path, is_junit):
+            raise UserError(f"{what} {path} exists and was not written by tb.regress; "
+                            "refusing to overwrite it (--force replaces it)")
 
 
 def load_qnet(net: str, fmt: str) -> QNet:
@@ -220,12 +223,32 @@ def load_qnet(net: str, fmt: str) -> QNet:
     return quantize_model(ROOT / "models" / f"{net}.npz", parse_format(fmt), net)
 
 
+def stop_jobs(procs: list[subprocess.Popen]) -> None:
+    """After Ctrl-C: give every job still running ``JOB_GRACE_S`` to stop on its own (a
+    terminal's Ctrl-C reached it too), then SIGINT, on which a job stops its simulator
+    and removes its temporary files; a job still there after ``JOB_STOP_S`` is killed
+    with all its processes."""
+    for wait, then in ((JOB_GRACE_S, signal.SIGINT), (JOB_STOP_S, signal.SIGKILL)):
+        deadline = time.monotonic() + wait
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in procs:
+            if proc.poll() is None:
+                if then == signal.SIGKILL:
+                    kill_processes([proc.pid, *descendants(proc.pid)])
+                else:
+                    proc.send_signal(then)
+    for proc in procs:
+        proc.wait()
+
+
 def run(args: argparse.Namespace) -> int:
     """One shard (or all images) on ``args.jobs`` local simulator processes."""
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    check_outputs(args.results, args.junit)
+    check_outputs(args.results, args.junit, args.force)
     fmt = parse_format(args.format)
     if reason := simulator_missing():
         raise UserError(reason)
@@ -241,11 +264,23 @@ def run(args: argparse.Namespace) -> int:
     sim = simulator()
     name = f"{args.net}-{fmt.name}-p{args.p}-{sim}-shard{shard[0]}of{shard[1]}"
     work = BUILD / "regress" / name
-    work.mkdir(parents=True, exist_ok=True)
     vectors = work / "images.npz"
-    np.savez(vectors, images=images[: args.images], labels=labels[: args.images])
+    npz = io.BytesIO()
+    np.savez(npz, images=images[: args.images], labels=labels[: args.images])
+    write_atomic(vectors, npz.getvalue())
     qnet = load_qnet(args.net, fmt.name)
+    what = (f"regression of {args.net} ({fmt.name}, images {first}..{first + count - 1} "
+            f"on {len(split(count, args.jobs))} jobs)")
+    with activity(what):
+        return run_jobs(args, work, vectors, qnet, shard, first, count, sim, name, images,
+                        labels)
 
+
+def run_jobs(args: argparse.Namespace, work: Path, vectors: Path, qnet: QNet,
+             shard: tuple[int, int], first: int, count: int, sim: str, name: str,
+             images: np.ndarray, labels: np.ndarray) -> int:
+    """Start the jobs of :func:`run`, show their progress, collect and report the results."""
+    fmt = qnet.fmt
     t0 = time.perf_counter()
     procs = []
     for j, (off, cnt) in enumerate(split(count, args.jobs)):
@@ -260,19 +295,25 @@ def run(args: argparse.Namespace) -> int:
                *(f"--fault={spec}" for spec in args.fault or [])]
         env = {**subprocess_env(), "MLP_PROGRESS": str(progress), "BUILD_DIR": str(BUILD)}
         log = (work / f"job{j}.log").open("w")
-        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log),
-                      out, log, BUILD / "sim" / tag / "sim" / sim / "sim.log"))
-    progress = Progress([work / f"progress{j}" for j in range(len(procs))])
-    tty = sys.stderr.isatty()
-    shown = -1  # without a terminal: one line per 5 % step
-    while any(proc.poll() is None for proc, *_ in procs):
-        done = progress.done()
-        step = 20 * done // count
-        if tty or step != shown:
-            print(bar(done, count, t0), end="" if tty else "\n", file=sys.stderr, flush=True)
-            shown = step
-        time.sleep(1.0)
-    print(bar(count, count, t0), file=sys.stderr)
+        try:
+            procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log),
+                          out, log, BUILD / "sim" / tag / "sim" / sim / "sim.log"))
+        except BaseException:
+            log.close()
+            stop_jobs([proc for proc, *_ in procs])
+            raise
+    progress = Progress([work / f"progress{j}" for j in range(len(procs))], count,
+                        stream=sys.stderr)
+    try:
+        while any(proc.poll() is None for proc, *_ in procs):
+            progress.poll()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        progress.close()
+        with sigint_ignored():
+            stop_jobs([proc for proc, *_ in procs])
+        raise
+    progress.close()
     wall = time.perf_counter() - t0
 
     results, failures = [], []
@@ -369,9 +410,10 @@ def merge_docs(docs: list[dict], paths: list[Path]) -> dict:
     }
 
 
-def merge(paths: list[Path], junit: Path | None, results: Path | None) -> int:
+def merge(paths: list[Path], junit: Path | None, results: Path | None,
+          force: bool = False) -> int:
     """Merge shard results; print one report with ``shards=n``; write JUnit XML and JSON."""
-    check_outputs(results, junit)
+    check_outputs(results, junit, force)
     docs = [read_results(p) for p in paths]
     doc = merge_docs(docs, paths)
     qnet = load_qnet(doc["net"], doc["format"])
@@ -394,9 +436,13 @@ def main() -> int:
     ap.add_argument("--sample", action="store_true",
                     help="use the committed 100-image sample instead of the MNIST test set")
     ap.add_argument("--results", type=Path,
-                    help="results JSON (default build/regress/<run>/results.json)")
+                    help="results JSON (default build/regress/<run>/results.json); an "
+                         "existing file not written by tb.regress only with --force")
     ap.add_argument("--junit", type=Path,
-                    help="JUnit XML (default build/regress/<run>/junit.xml)")
+                    help="JUnit XML (default build/regress/<run>/junit.xml); an existing "
+                         "file not written by tb.regress only with --force")
+    ap.add_argument("--force", action="store_true",
+                    help="replace an existing --results or --junit file of any origin")
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="inject a fault into every job (as tb.netsim --fault): negative tests")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="RESULTS_JSON",
@@ -405,7 +451,7 @@ def main() -> int:
     if args.merge:
         if args.shard:
             raise UserError("--merge combines finished shards: it takes no --shard")
-        return merge(args.merge, args.junit, args.results)
+        return merge(args.merge, args.junit, args.results, args.force)
     return run(args)
 
 

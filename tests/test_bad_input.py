@@ -407,6 +407,11 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "regress-shard-jobs-0": base(),
     "regress-results-under-file": base(),
     "regress-junit-is-folder": base(user_folder("out")),
+    "regress-results-foreign": base(write("r.json", b'{"mine": true}\n')),
+    "regress-junit-foreign": base(write("j.xml", b'<?xml version="1.0"?>\n<testsuites '
+                                        b'name="pytest"><testsuite name="x" tests="0"/>'
+                                        b'</testsuites>\n')),
+    "regress-merge-results-foreign": base(regress_results("r1.json", 1, 2)),
     "regress-merge-junit-under-file": base(regress_results("r1.json", 1, 2)),
     "regress-merge-not-json": base(),
     "regress-merge-foreign": base(write("r1.json", b'{"net": "l10"}\n')),

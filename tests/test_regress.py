@@ -16,10 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mnist_fpga.gen.core.errors import UserError
-from mnist_fpga.tb.common import read_progress, simulator_missing, write_progress
+from mnist_fpga.progress import Progress, read_progress, write_progress
+from mnist_fpga.tb.common import simulator_missing
 from mnist_fpga.tb.coverage import BINS
 from mnist_fpga.tb.regress import (
-    Progress,
+    check_outputs,
     job_failure,
     junit_xml,
     merge_docs,
@@ -131,6 +132,37 @@ def test_junit_xml_names_the_failed_image() -> None:
     assert suite is not None and suite.get("tests") == "7" and suite.get("failures") == "1"
     failed = [c.get("name") for c in suite if c.find("failure") is not None]
     assert failed == ["image00004"]
+
+
+def test_outputs_of_ours_are_replaced_others_only_with_force(tmp_path: Path) -> None:
+    """``--results``/``--junit``: a missing file or one tb.regress wrote may be written;
+    any other existing file (another tool's JUnit, the user's JSON, text, a symlink
+    to anything) only with ``--force``."""
+    doc = merge_docs([_shard_doc(1, 2, 6), _shard_doc(2, 2, 6)], [Path("a"), Path("b")])
+    results, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    check_outputs(results, junit)
+    results.write_text(json.dumps(doc))
+    junit.write_text(junit_xml(doc))
+    check_outputs(results, junit)  # ours: replaced without --force
+    foreign = [(results, '{"kind": "something else"}'), (results, "not JSON"),
+               (results, "[1, 2]"), (junit, '<testsuites name="pytest"><testsuite/></testsuites>'),
+               (junit, "<testsuites/>"), (junit, "not XML"), (junit, b"\xff\xfe")]
+    for path, content in foreign:
+        saved = path.read_bytes()
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        args = (path, None) if path == results else (None, path)
+        with pytest.raises(UserError, match=r"exists and was not written by tb\.regress; "
+                                            r"refusing to overwrite it"):
+            check_outputs(*args)
+        check_outputs(*args, force=True)
+        path.write_bytes(saved)
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "nowhere")  # a dangling link is refused as well
+    with pytest.raises(UserError, match=r"not written by tb\.regress"):
+        check_outputs(link, None)
 
 
 def _failed_job(i: int, n: int) -> dict:

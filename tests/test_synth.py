@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +23,12 @@ import numpy as np
 import pytest
 
 import mnist_fpga.gen.eda.synth as gs
+from mnist_fpga.files import work_lock
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.quant import quantize_file
 from mnist_fpga.gen.data.sample import load_sample
-from mnist_fpga.gen.hdl.generate import ROOT
+from mnist_fpga.gen.hdl.generate import ROOT, display_path
 from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.tb.common import simulator_missing
 
@@ -212,6 +215,38 @@ def test_cli_refuses(args: list[str], message: str) -> None:
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     assert proc.stdout == ""
     assert set((ROOT / "build" / "synth").glob("zero_*")) == before
+
+
+def test_a_second_synth_of_one_configuration_waits(tmp_path: Path) -> None:
+    """Two ``make synth`` of one configuration at once would overwrite each other's
+    netlist and logs in build/synth/<config>: while one holds the folder's lock, the
+    other says that it waits and writes nothing there. Ctrl-C while it waits ends it
+    with one ``interrupted:`` line and exit status 130."""
+    try:
+        gs.tools_for(["xc7"])
+    except UserError as exc:
+        pytest.skip(str(exc))
+    work = tmp_path / "synth" / "zero_int8_p1_pefull_xc7"
+    env = {**os.environ, "BUILD_DIR": str(tmp_path)}
+    with work_lock(work):
+        proc = subprocess.Popen([sys.executable, "-m", "mnist_fpga.gen.eda.synth", "--net", "zero",
+                                 "--target", "xc7"], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            ready, _, _ = select.select([proc.stderr], [], [], 300)  # bounded
+            line = proc.stderr.readline() if ready else "(nothing in 300 s)"
+            assert line.startswith(f"waiting for another run that uses {work} "), line
+            assert not work.exists()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [f"interrupted: synthesis of zero (int8) for xc7 in "
+                                f"{display_path(work)}"], err
+    assert out == "" and not work.exists()
 
 
 # ----------------------------------------------------------------- the whole flow on l10

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_fpga.files import write_atomic
 from mnist_fpga.gen.core.errors import UserError
 from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.legal import RQ_MULT_BITS, check_qnet
@@ -97,10 +98,7 @@ class QNet:
         return cls(doc["name"], fmt, layers, doc.get("source", ""))
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_atomic(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> QNet:

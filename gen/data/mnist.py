@@ -18,20 +18,17 @@ import argparse
 import gzip
 import hashlib
 import os
-import secrets
 import struct
 import sys
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
+from mnist_fpga.files import atomic_writer  # one writer for all of build/ (re-exported)
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 
 DEFAULT_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -119,21 +116,6 @@ def _decode(raw: bytes, spec: FileSpec, where: str) -> np.ndarray:
         raise UserError(f"{where}: checksum mismatch (md5 {digest}, expected {spec.md5})")
     # copy: a writable array that does not pin the decompressed buffer
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
-
-
-@contextmanager
-def atomic_writer(dest: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file next to ``dest``; rename it onto ``dest`` only on success.
-
-    On any exception the temporary file is deleted, so ``dest`` is never half-written.
-    """
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    try:
-        with open(tmp, "xb") as f:  # "x": plain open, so the umask applies
-            yield f
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _download(spec: FileSpec, folder: Path) -> np.ndarray:

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from mnist_fpga.gen.core.errors import UserError, cli_main
+from mnist_fpga.files import work_lock, write_atomic
+from mnist_fpga.gen.core.errors import UserError, activity, cli_main
 from mnist_fpga.gen.core.formats import parse_format
 from mnist_fpga.gen.core.model import QNet
 from mnist_fpga.gen.core.quant import quantize_file
@@ -147,14 +148,19 @@ def run_step(label: str, cmd: list[str], cwd: Path, log: Path, t0: float,
     with open(log, "w") as err, open(stdout or Path("/dev/null"), "w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out if stdout else err, stderr=err,
                                 stdin=subprocess.DEVNULL)
-        while True:
-            try:
-                proc.wait(timeout=HEARTBEAT_S)
-                break
-            except subprocess.TimeoutExpired:
-                now = time.perf_counter()
-                say(f"synth: [{now - t0:7.1f} s] {label}: running for {now - start:.0f} s"
-                    f"{last_pass(log)}")
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=HEARTBEAT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    now = time.perf_counter()
+                    say(f"synth: [{now - t0:7.1f} s] {label}: running for "
+                        f"{now - start:.0f} s{last_pass(log)}")
+        except BaseException:  # Ctrl-C: the tool must not run on without us
+            proc.kill()
+            proc.wait()
+            raise
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise UserError(f"{label} failed (exit {proc.returncode}): {last_error(log)} "
@@ -625,37 +631,42 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         t0 = time.perf_counter()
         mult = "_lutmult" if lut_mult else ""
         work = root / f"{qnet.name}_{qnet.fmt.name}_p{p_s}_pe{pe_s}{mult}_{target}"
-        print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
-              f"{display_path(work)}", flush=True)
-        old = previous_key(work / "synth.json")
-        (work / "synth.json").unlink(missing_ok=True)
-        # ECP5: multiplier blocks with their registers, ROM slices one block RAM deep
-        tech = "ecp5" if target == "ecp5" else "generic"
-        gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
-                           tech=tech)
-        net = ghdl_synth(qnet, gen_dir, work, t0, readmem=True)
-        key = run_key(net["verilog"], target, freq, seed)
-        if reuse and old is not None and old[0] == key:
-            (work / "synth.json").write_text(json.dumps(old[1], indent=1))
-            res = SynthResult(**{k: v for k, v in old[1].items() if k != "key"})
-            print(f"synth: netlist, flow and options unchanged since the last run: figures "
-                  f"reused from {display_path(work / 'synth.json')} (--force runs again)",
-                  flush=True)
+        # one run at a time in this folder: two would overwrite each other's netlist
+        # and logs (the second waits, then reuses the first one's figures)
+        with activity(f"synthesis of {qnet.name} ({qnet.fmt.name}) for {target} in "
+                      f"{display_path(work)}"), work_lock(work):
+            print(f"synth: {qnet.name} {qnet.fmt.name} p={p_s} pe={pe_s} {target} in "
+                  f"{display_path(work)}", flush=True)
+            old = previous_key(work / "synth.json")
+            (work / "synth.json").unlink(missing_ok=True)
+            # ECP5: multiplier blocks with their registers, ROM slices one block RAM deep
+            tech = "ecp5" if target == "ecp5" else "generic"
+            gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
+                               tech=tech)
+            net = ghdl_synth(qnet, gen_dir, work, t0, readmem=True)
+            key = run_key(net["verilog"], target, freq, seed)
+            if reuse and old is not None and old[0] == key:
+                write_atomic(work / "synth.json", json.dumps(old[1], indent=1))
+                res = SynthResult(**{k: v for k, v in old[1].items() if k != "key"})
+                print("synth: netlist, flow and options unchanged since the last run: "
+                      f"figures reused from {display_path(work / 'synth.json')} (--force "
+                      "runs again)", flush=True)
+                print(res.line(), flush=True)
+                results.append(res)
+                continue
+            if target == "ecp5":
+                fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed, tech)
+            else:
+                fig = run_xc7(tools, qnet, net["verilog"], work, t0)
+            fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
+            bram = expected_bram(expected_roms(qnet, ps, pe, tech), target)
+            res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s,
+                              target=target, expected_bram=bram,
+                              mult="lut" if lut_mult else "dsp", **fig)
+            write_atomic(work / "synth.json", json.dumps({**asdict(res), "key": key}, indent=1))
+            print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
             print(res.line(), flush=True)
             results.append(res)
-            continue
-        if target == "ecp5":
-            fig = run_ecp5(tools, qnet, net["verilog"], work, t0, freq, seed, tech)
-        else:
-            fig = run_xc7(tools, qnet, net["verilog"], work, t0)
-        fig["seconds"] = {"ghdl": net["seconds"], **fig["seconds"]}
-        res = SynthResult(net=qnet.name, format=qnet.fmt.name, p=p_s, pe=pe_s, target=target,
-                          expected_bram=expected_bram(expected_roms(qnet, ps, pe, tech), target),
-                          mult="lut" if lut_mult else "dsp", **fig)
-        (work / "synth.json").write_text(json.dumps({**asdict(res), "key": key}, indent=1))
-        print(f"synth: [{time.perf_counter() - t0:7.1f} s] {target} finished", flush=True)
-        print(res.line(), flush=True)
-        results.append(res)
     return results
 
 

@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_fpga.files import atomic_writer
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.model import N_PIXELS
 from mnist_fpga.gen.core.quant import calibrate, float_forward
-from mnist_fpga.gen.data.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.data.mnist import load_mnist
 from mnist_fpga.paths import DEFAULT_SAMPLE
 
 Layers = list[tuple[np.ndarray, np.ndarray]]

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_fpga.files import atomic_writer
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.formats import Format, parse_format
 from mnist_fpga.gen.core.model import QNet, classify, forward, is_correct
 from mnist_fpga.gen.core.quant import float_forward, load_float_weights, quantize_network, read_npz
-from mnist_fpga.gen.data.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.data.mnist import load_mnist
 from mnist_fpga.paths import BUILD
 from mnist_fpga.paths import PKG_ROOT as ROOT
 

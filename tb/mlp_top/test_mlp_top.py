@@ -33,9 +33,11 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
-from mnist_fpga.tb.common import env_int, write_progress
+from mnist_fpga.progress import write_progress
+from mnist_fpga.tb.common import env_int
 
 CLK_NS = 10
+PROGRESS_S = 0.5  # wall seconds between two writes of the progress count
 # Clocks after the slowest image's latency in which the bench waits for anything more: a
 # further done or accumulator strobe then is an extra (duplicate) result.
 QUIET_MARGIN = 64
@@ -202,7 +204,10 @@ if cocotb is not None:
         # Cycles of an image: from its first accepted pixel to its done strobe, inclusive.
         starts: list[float] = []
 
-        progress = os.environ.get("MLP_PROGRESS")  # images done, for tb/regress.py's bar
+        # images done, for the progress of make sim and tb/regress.py (mnist_fpga.progress):
+        # after the first image, then at most every PROGRESS_S of wall time, and the last
+        progress = os.environ.get("MLP_PROGRESS")
+        written = [-PROGRESS_S]
         done = strobes(dut.done, dut.clk)
 
         async def next_class() -> list[tuple[str, float]]:
@@ -218,8 +223,10 @@ if cocotb is not None:
                 results[j].rtl_class = int(cls.translate(TO_01), 2)
             results[j].cycles = round((now - starts[j]) / CLK_NS) + 1 if j < len(starts) else -1
             results[j].done_cycle = round(now / CLK_NS)
-            if progress and (j % 25 == 24 or j == len(idx) - 1):
-                write_progress(progress, j + 1)  # atomic: the bar never goes back
+            if progress and (j in (0, len(idx) - 1)
+                             or time.monotonic() - written[0] >= PROGRESS_S):
+                write_progress(progress, j + 1)  # atomic: the count never goes back
+                written[0] = time.monotonic()
 
         classes = ResultCollector(
             dut.clk, len(idx), budget, next_results=next_class, on_result=on_class,
