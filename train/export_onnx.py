@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mnist_fpga.files import atomic_writer
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.core.quant import load_float_weights
-from mnist_fpga.gen.data.mnist import atomic_writer
 
 
 def sequential(weights: dict[str, np.ndarray]) -> nn.Sequential:

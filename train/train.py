@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mnist_fpga.files import atomic_writer
 from mnist_fpga.gen.core.errors import UserError, check_creatable, cli_main
-from mnist_fpga.gen.data.mnist import atomic_writer, load_mnist
+from mnist_fpga.gen.data.mnist import load_mnist
 from mnist_fpga.gen.hdl.generate import check_net_name
 from mnist_fpga.train.evaluate import accuracy, forward
 
