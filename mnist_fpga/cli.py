@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("mnist_fpga.tb.netsim", "simulate MNIST images through the RTL, bit-exact check"),
     "regress": ("mnist_fpga.tb.regress", "the 10,000 test images in parallel jobs"),
     "gen": ("mnist_fpga.gen.generate", "write the VHDL, ROMs and memory files of a network"),
-    "import": ("mnist_fpga.gen.import_model", "ONNX or PyTorch state_dict -> weights .npz"),
+    "import": ("mnist_fpga.gen.import_model", "ONNX or PyTorch model/state_dict -> weights .npz"),
     "synth": ("mnist_fpga.gen.synth", "synthesis and place-and-route with open tools"),
     "train": ("mnist_fpga.train.train", "train a float MLP on MNIST (needs torch)"),
     "qat": ("mnist_fpga.train.qat", "quantization-aware training (needs torch)"),
