@@ -2,9 +2,9 @@
 #   make sim      the main job: the default network through the RTL (offline)
 #   make test     unit tests and benches (pytest tests/ tb/) on all cores
 # Variables: NET BITS IMAGES P PE LUT_MULT=1 SIM WAVES=1 MNIST_DIR SHARD=i/n TEST_JOBS,
-# WEIGHTS IMAGE=digit.png (make sim), WEIGHTS (make gen), LAYERS EPOCHS (make train/qat), FROM OUT FORCE=1 (make import),
-# UPDATE_DOCS=1 (make report); make synth: PE TARGET; make sim-netlist (or make sim
-# NETLIST=1): NETLIST_SIM=icarus|verilator
+# WEIGHTS IMAGE=digit.png (make sim), WEIGHTS (make gen), LAYERS EPOCHS (make train/qat),
+# FROM OUT ACTIVATION=relu FORCE=1 (make import), UPDATE_DOCS=1 (make report); make synth:
+# PE TARGET; make sim-netlist (or make sim NETLIST=1): NETLIST_SIM=icarus|verilator
 
 NET    ?= mlp256
 BITS   ?= int8
@@ -128,12 +128,13 @@ else
 	$(PY) -m mnist_fpga.train.qat --net mlp256 --format w2a2 --epochs 30 --out models/mlp256_qat_w2a2.npz
 endif
 
-# A float MLP from ONNX or a PyTorch state_dict into our .npz (docs/models.md)
+# A float MLP from ONNX or a PyTorch file into our .npz (docs/models.md); a state_dict
+# holds no activations: ACTIVATION=relu says them
 .PHONY: import
 import: setup
 	$(PY) -m mnist_fpga.gen.frontends.import_model --from $(call q,$(FROM)) \
 	  --out $(call q,$(or $(OUT),build/import/$(basename $(notdir $(FROM))).npz)) \
-	  $(if $(filter 1,$(FORCE)),--force)
+	  $(if $(ACTIVATION),--activation $(call q,$(ACTIVATION))) $(if $(filter 1,$(FORCE)),--force)
 
 accuracy: setup
 	$(PY) -m mnist_fpga.gen.reports.evaluate --format $(call q,$(BITS))

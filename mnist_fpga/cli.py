@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "regress": ("mnist_fpga.tb.regress", "the 10,000 test images in parallel jobs"),
     "gen": ("mnist_fpga.gen.hdl.generate", "write the VHDL, ROMs and memory files of a network"),
     "import": ("mnist_fpga.gen.frontends.import_model",
-               "ONNX or PyTorch state_dict -> weights .npz"),
+               "ONNX or PyTorch model/state_dict -> weights .npz"),
     "synth": ("mnist_fpga.gen.eda.synth", "synthesis and place-and-route with open tools"),
     "train": ("mnist_fpga.train.train", "train a float MLP on MNIST (needs torch)"),
     "qat": ("mnist_fpga.train.qat", "quantization-aware training (needs torch)"),

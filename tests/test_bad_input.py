@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import shlex
 import struct
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -450,10 +452,12 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 
 
 def onnx_model(name: str, nodes: list[tuple], shapes: dict[str, tuple[int, ...]],
-               out: str = "y") -> Callable[[Path], None]:
+               out: str = "y", values: dict[str, np.ndarray] | None = None,
+               attrs: dict[str, dict] | None = None) -> Callable[[Path], None]:
     """Builder: ``<tmp>/<name>`` = an ONNX graph of ``(op, inputs, output)`` nodes.
 
-    ``shapes`` gives the initializers (random float32); the graph input is ``x``.
+    ``shapes`` gives the initializers (random float32), ``values`` more of them as they
+    are, ``attrs`` a node's attributes by its output; the graph input is ``x``.
     """
 
     def build(d: Path) -> None:
@@ -462,8 +466,10 @@ def onnx_model(name: str, nodes: list[tuple], shapes: dict[str, tuple[int, ...]]
         rng = np.random.default_rng(0)
         inits = [numpy_helper.from_array(rng.normal(0, 0.1, shape).astype(np.float32), key)
                  for key, shape in shapes.items()]
+        inits += [numpy_helper.from_array(v, key) for key, v in (values or {}).items()]
         graph_nodes = [helper.make_node(op, list(ins), [o], name=o.upper(),
-                                        **({"transB": 1} if op == "Gemm" else {}))
+                                        **({"transB": 1} if op == "Gemm" else {}),
+                                        **(attrs or {}).get(o, {}))
                        for op, ins, o in nodes]
         graph = helper.make_graph(
             graph_nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 784])],
@@ -484,10 +490,86 @@ def state_dict(name: str, shapes: dict[str, tuple[int, ...]]) -> Callable[[Path]
     return build
 
 
+def torch_file(name: str, modules: Callable[[Any], list]) -> Callable[[Path], None]:
+    """Builder: ``<tmp>/<name>`` = ``torch.save`` of ``nn.Sequential(*modules(nn))``."""
+
+    def build(d: Path) -> None:
+        import torch
+
+        torch.manual_seed(0)
+        torch.save(_seq(modules), d / name)
+
+    return build
+
+
+def _seq(modules: Callable[[Any], list]) -> Any:
+    """``nn.Sequential(*modules(nn))``: torch is imported only when a row is built."""
+    from torch import nn
+
+    return nn.Sequential(*modules(nn))
+
+
+def _mlp(nn: Any) -> list:
+    return [nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)]
+
+
+def pickled_class(d: Path) -> None:
+    """``<tmp>/m.pt`` = ``torch.save`` of an instance of the user's own class ``mynet.Net``."""
+    import types
+
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+    mod = types.ModuleType("mynet")
+    Net.__module__, Net.__qualname__ = "mynet", "Net"
+    mod.Net = Net  # type: ignore[attr-defined]
+    sys.modules["mynet"] = mod
+    try:
+        torch.save(Net(), d / "m.pt")
+    finally:
+        del sys.modules["mynet"]
+
+
+def torchscript(d: Path) -> None:
+    """``<tmp>/m.pt`` = ``torch.jit.save`` of a scripted MLP."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation
+        torch.jit.save(torch.jit.script(_seq(_mlp)), d / "m.pt")
+
+
+def torch_export(d: Path) -> None:
+    """``<tmp>/m.pt2`` = ``torch.export.save`` of an exported MLP."""
+    import torch
+
+    model = _seq(_mlp)
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 784),)), d / "m.pt2")
+
+
+def zip_without_pickle(d: Path) -> None:
+    with zipfile.ZipFile(d / "m.pt", "w") as z:
+        z.writestr("m/notes.txt", "not a model\n")
+
+
+def torch_truncated(d: Path) -> None:
+    state_dict("m.pt", _MLP_SD)(d)
+    data = (d / "m.pt").read_bytes()
+    (d / "m.pt").write_bytes(data[: len(data) // 2])
+
+
 _MLP_SD = {"0.weight": (16, 784), "0.bias": (16,), "2.weight": (10, 16), "2.bias": (10,)}
 _GEMM2 = [("Gemm", ("x", "w0", "b0"), "h0"), ("Relu", ("h0",), "r0"),
           ("Gemm", ("r0", "w1", "b1"), "y")]
 _GEMM_SHAPES = {"w0": (16, 784), "b0": (16,), "w1": (10, 16), "b1": (10,)}
+_BN = {"s": (16,), "t": (16,), "m": (16,), "v": (16,)}
 
 BUILDERS.update({
     "import-onnx-conv": base(onnx_model("m.onnx", [
@@ -515,6 +597,72 @@ BUILDERS.update({
         "0.fc.weight": (784, 784), "0.fc.bias": (784,), "1.weight": (10, 784),
         "1.bias": (10,)})),
     "import-sd-sizes": base(state_dict("m.pt", {**_MLP_SD, "2.weight": (10, 15)})),
+    "import-sd-no-activation": base(state_dict("m.pt", _MLP_SD)),
+    "import-activation-other": base(state_dict("m.pt", _MLP_SD)),
+    "import-torch-garbage": base(write("m.pt", b"not a torch file\n")),
+    "import-torch-pickle": base(lambda d: (d / "m.pt").write_bytes(pickle.dumps({"a": 1}, 4))),
+    "import-torch-empty": base(write("m.pt", b"")),
+    "import-torch-truncated": base(torch_truncated),
+    "import-torch-zip": base(zip_without_pickle),
+    "import-torch-class": base(pickled_class),
+    "import-torchscript": base(torchscript),
+    "import-torch-export": base(torch_export),
+    "import-module-sigmoid": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.Sigmoid(), nn.Linear(16, 10)])),
+    "import-module-output-activation": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10), nn.Sigmoid()])),
+    "import-module-softmax-hidden": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.Softmax(1), nn.Linear(16, 10)])),
+    "import-module-bn-after-relu": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, 10)])),
+    "import-module-bn-no-stats": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.BatchNorm1d(16, track_running_stats=False), nn.ReLU(),
+        nn.Linear(16, 10)])),
+    "import-module-conv": base(torch_file("m.pt", lambda nn: [
+        nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(1352, 10)])),
+    "import-module-other": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 10)])),
+    "import-module-no-relu": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.Linear(16, 10)])),
+    "import-module-does-not-run": base(torch_file("m.pt", lambda nn: [
+        nn.Linear(784, 16), nn.ReLU(), nn.Flatten(0), nn.Linear(16, 10)])),
+    "import-onnx-sigmoid-output": base(onnx_model("m.onnx", [
+        *_GEMM2[:2], ("Gemm", ("r0", "w1", "b1"), "h1"), ("Sigmoid", ("h1",), "y")],
+        _GEMM_SHAPES)),
+    "import-onnx-softmax-hidden": base(onnx_model("m.onnx", [
+        ("Gemm", ("x", "w0", "b0"), "h0"), ("Softmax", ("h0",), "p0"),
+        ("Gemm", ("p0", "w1", "b1"), "y")], _GEMM_SHAPES)),
+    "import-onnx-argmax": base(onnx_model("m.onnx", [
+        *_GEMM2[:2], ("Gemm", ("r0", "w1", "b1"), "h1"), ("ArgMax", ("h1",), "y")],
+        _GEMM_SHAPES)),
+    "import-onnx-normalization": base(onnx_model("m.onnx", [
+        ("Sub", ("x", "mean"), "c"), ("Div", ("c", "std"), "n"),
+        ("Gemm", ("n", "w0", "b0"), "h0"), *_GEMM2[1:]],
+        {**_GEMM_SHAPES, "mean": (784,), "std": (784,)})),
+    "import-onnx-bn-after-relu": base(onnx_model("m.onnx", [
+        *_GEMM2[:2], ("BatchNormalization", ("r0", "s", "t", "m", "v"), "n"),
+        ("Gemm", ("n", "w1", "b1"), "y")], {**_GEMM_SHAPES, **_BN})),
+    "import-onnx-bn-training": base(onnx_model("m.onnx", [
+        ("Gemm", ("x", "w0", "b0"), "h0"),
+        ("BatchNormalization", ("h0", "s", "t", "m", "v"), "n"), ("Relu", ("n",), "r0"),
+        _GEMM2[2]], {**_GEMM_SHAPES, **_BN}, attrs={"n": {"training_mode": 1}})),
+    "import-onnx-bn-size": base(onnx_model("m.onnx", [
+        ("Gemm", ("x", "w0", "b0"), "h0"),
+        ("BatchNormalization", ("h0", "s", "t", "m", "v"), "n"), ("Relu", ("n",), "r0"),
+        _GEMM2[2]], {**_GEMM_SHAPES, **_BN, "v": (15,)})),
+    "import-onnx-dropout-training": base(onnx_model("m.onnx", [
+        *_GEMM2[:2], ("Dropout", ("r0", "ratio", "train"), "d"),
+        ("Gemm", ("d", "w1", "b1"), "y")], _GEMM_SHAPES,
+        values={"ratio": np.array(0.5, np.float32), "train": np.array(True)})),
+    "import-onnx-weight-computed": base(onnx_model("m.onnx", [
+        ("NotAnOp", ("w",), "wx"), ("MatMul", ("x", "wx"), "h0"), *_GEMM2[1:]],
+        {**_GEMM_SHAPES, "w": (784, 16)})),
+    "import-onnx-branch": base(onnx_model("m.onnx", [
+        *_GEMM2[:2], ("RandomUniform", (), "noise"), ("Gemm", ("r0", "w1", "noise"), "y")],
+        _GEMM_SHAPES, attrs={"noise": {"shape": [10]}})),
+    "import-onnx-does-not-run": base(onnx_model("m.onnx", [
+        ("Reshape", ("x", "col"), "c"), ("Gemm", ("c", "w0", "b0"), "h0"), *_GEMM2[1:]],
+        _GEMM_SHAPES, values={"col": np.array([784, -1], np.int64)})),
     # --layers is checked before MNIST loads (it is broken here: a late check fails on it)
     "train-layers-not-784": base(mnist(TRAIN_IMAGES, b"not gzip\n")),
     "train-layers-not-numbers": base(mnist(TRAIN_IMAGES, b"not gzip\n")),

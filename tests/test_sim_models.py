@@ -76,11 +76,14 @@ def test_make_passes_weights_layers_and_qat_preference() -> None:
     gen = _make_n("gen", "WEIGHTS=b/m64.npz", "BITS=int4")
     assert "--weights 'b/m64.npz'" in gen and "--name 'm64'" in gen
     assert "--out 'build/gen/m64_int4'" in gen
+    assert "--activation 'relu'" in _make_n("import", "FROM=m.pt", "ACTIVATION=relu")
+    assert "--activation" not in _make_n("import", "FROM=m.pt")
 
 
 # Every variable that a recipe hands to the shell, and the targets that use them.
 MAKE_VARS = ("NET", "BITS", "IMAGES", "IMAGE", "P", "PE", "SIM", "WEIGHTS", "LAYERS", "EPOCHS",
-             "FROM", "OUT", "SHARD", "TARGET", "POINTS", "TEST_JOBS", "FUZZ_EXAMPLES", "CI")
+             "FROM", "OUT", "ACTIVATION", "SHARD", "TARGET", "POINTS", "TEST_JOBS",
+             "FUZZ_EXAMPLES", "CI")
 MAKE_TARGETS = ("sim", "sim-netlist", "gen", "train", "synth", "regress-full", "qat",
                 "import", "accuracy", "bench-hw", "fuzz", "sim-deps", "netlist-deps")
 

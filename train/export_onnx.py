@@ -4,7 +4,8 @@
                                 [--state-dict build/mlp256.pt]
 
 The module is ``Linear, ReLU, ..., Linear`` on ``x = pixel / 255`` (784 inputs), the
-network of docs/models.md; ``gen.frontends.import_model`` reads both files back. ONNX comes from
+network of docs/models.md; ``gen.frontends.import_model`` reads both files back (the state_dict with
+``--activation relu``: it holds no activations). ONNX comes from
 ``torch.onnx.export(..., dynamo=False)`` (the dynamo exporter needs ``onnxscript``).
 """
 

@@ -1,7 +1,8 @@
-"""Import a float MLP from ONNX or a PyTorch state_dict into the weights ``.npz`` (docs/models.md).
+"""Import a float MLP from ONNX or a PyTorch file into the weights ``.npz`` (docs/models.md).
 
     mnist-fpga import --from model.onnx --out build/import/model.npz [--calib train]
-    mnist-fpga import --from model.pt   --out build/import/model.npz [--force]
+    mnist-fpga import --from model.pt   --out build/import/model.npz --activation relu
+    mnist-fpga import --from module.pt  --out build/import/model.npz [--force]
 
 An existing ``--out`` file is never replaced without ``--force``.
 
@@ -9,18 +10,24 @@ The network must be a plain MLP: linear layers with one ReLU between consecutive
 layers and none on the output, taking the 784 pixels as ``x = pixel / 255``.
 
 - ONNX (as ``torch.onnx.export`` writes it, read with the ``onnx`` package): one chain of
-  ``Gemm`` (or ``MatMul`` + ``Add``) and ``Relu`` nodes; ``Flatten``, ``Reshape``,
-  ``Identity`` and ``Dropout`` pass through, a final ``Softmax``/``LogSoftmax`` is dropped
-  (it does not change the class). Anything else (a convolution, another activation, a
-  tensor used twice as in a skip connection) is refused.
-- a state_dict of an ``nn.Sequential`` (``torch.save(model.state_dict(), path)``, read with
-  ``weights_only=True``): keys ``<i>.weight``/``<i>.bias`` of ``Linear`` modules. A
-  state_dict holds no activations: every gap between two Linear indices is taken for a
-  ReLU (and maybe a Dropout), none after the last. Convolutions, norms, parameterised
-  activations and nested modules are refused.
+  ``Gemm`` (or ``MatMul`` + ``Add``) and ``Relu`` nodes; a ``BatchNormalization`` right
+  after a layer is folded into its W and b; ``Flatten``, ``Reshape`` (its shape may be
+  computed from the input's), ``Identity`` and ``Dropout`` pass through, a final
+  ``Softmax``/``LogSoftmax`` is dropped (it does not change the class). Anything else is
+  refused with a line naming the node and what to do.
+- a whole ``nn.Sequential`` saved with ``torch.save(model)`` of torch.nn's own modules:
+  the file holds the modules, so the activations are read from it (a ``BatchNorm1d``
+  right after a ``Linear`` is folded). Loaded with ``weights_only=True`` allowing only
+  torch.nn's module classes: no code from the file runs.
+- a state_dict of an ``nn.Sequential`` (``torch.save(model.state_dict(), path)``): keys
+  ``<i>.weight``/``<i>.bias`` of ``Linear`` modules. A state_dict holds no activations:
+  the user must say them (``--activation relu``, the only one the RTL computes); every
+  gap between two Linear indices is then that ReLU (and maybe a Dropout), none after the
+  last. Convolutions, norms, parameterised activations and nested modules are refused.
 
-Hidden layers get ``calib{k}`` as train/ computes it (99.99th percentile of the
-post-ReLU activations over the MNIST training set), from ``--calib sample`` the
+ONNX and torch-module imports are run on the committed sample and must give the source
+model's classes. Hidden layers get ``calib{k}`` as train/ computes it (99.99th percentile
+of the post-ReLU activations over the MNIST training set), from ``--calib sample`` the
 committed 100-image sample, or none (``--calib none``: gen.core.quant's fallback calibrates
 at generation time).
 """
@@ -30,7 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,29 +55,156 @@ from mnist_fpga.paths import DEFAULT_SAMPLE
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
 
+ACTIVATION_CHOICES = ("relu",)  # what the RTL computes between layers
 PASS_THROUGH = {"Flatten", "Reshape", "Identity", "Dropout"}
 FINAL_SOFTMAX = {"Softmax", "LogSoftmax"}
 ACTIVATIONS = {"Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
                "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Clip",
-               "ThresholdedRelu", "Swish", "Softmax", "LogSoftmax", "Abs", "Sign"}
+               "ThresholdedRelu", "Swish", "Abs", "Sign"}
+ARITHMETIC = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt"}
 CONVS = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv"}
+NO_ACTIVATION = ("a state_dict holds no activations, so the importer cannot see what "
+                 "follows each hidden layer: pass --activation relu (ACTIVATION=relu for make "
+                 "import) if the hidden layers use ReLU (the RTL computes ReLU only), or save "
+                 "the whole nn.Sequential (torch.save(model)) or export to ONNX")
+
+
+@dataclass
+class Source:
+    """What a model file gave: its layers and how to check them against the file."""
+
+    layers: Layers
+    kind: str  # "onnx", "torch module" or "state_dict"
+    activation_from: str  # "the file", "--activation" or "none (one layer)"
+    classes: Callable[[np.ndarray], np.ndarray] | None = None  # the source model's own
+
+
+# ---------------------------------------------------------------- messages of libraries
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def one_line(text: str, limit: int = 150) -> str:
+    """The first meaningful sentence of a library's error text, as one clean line.
+
+    ANSI escapes go, torch's weights_only preamble is skipped to its ``WeightsUnpickler
+    error:``, and a long sentence is shortened at a word boundary (never mid-word).
+    """
+    text = _ANSI.sub("", text)
+    if m := re.search(r"WeightsUnpickler error:\s*(\S.*)", text, re.S):
+        text = m[1]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = re.split(r"(?<=[.!?])\s+", line, maxsplit=1)[0].rstrip(".")
+    if len(line) > limit:
+        line = line[:limit + 1].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return line
+
+
+# ---------------------------------------------------------------- layers
+
+
+def fold_batchnorm(w: np.ndarray, b: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                   mean: np.ndarray, var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``BN(W x + b)`` (inference: running statistics) as one layer ``W' x + b'``, in float64.
+
+    ``BN(z) = (z - mean) / sqrt(var + eps) * scale + shift`` is affine per neuron, so
+    ``W' = s W`` and ``b' = s (b - mean) + shift`` with ``s = scale / sqrt(var + eps)``.
+    """
+    s = scale / np.sqrt(var + eps)
+    return w * s[:, None], s * (b - mean) + shift
+
+
+class _Chain:
+    """Layers being read in order, with the ReLU after each; messages name ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.layers, self.relu = path, [], []
+        self.open = False  # the last thing read is a layer (a bias or a norm may join it)
+
+    def add(self, w: np.ndarray, b: np.ndarray, where: str) -> None:
+        if w.ndim != 2:
+            raise UserError(f"{self.path}: {where} has a weight of shape {w.shape}, not a matrix")
+        if self.layers and not self.relu[-1]:
+            raise UserError(f"{self.path}: not a plain MLP: no ReLU between layer "
+                            f"{len(self.layers) - 1} and layer {len(self.layers)} ({where})")
+        self.layers.append((w, b))
+        self.relu.append(False)
+        self.open = True
+
+    def add_relu(self, where: str) -> None:
+        if not self.open:
+            raise UserError(f"{self.path}: not a plain MLP: {where} does not follow a linear "
+                            "layer")
+        self.relu[-1], self.open = True, False
+
+    def fold_bn(self, where: str, scale: np.ndarray, shift: np.ndarray, mean: np.ndarray,
+                var: np.ndarray, eps: float) -> None:
+        if not self.open:
+            after, todo = (("a ReLU", "fold it into the next layer before export, or train "
+                            "with it before the ReLU") if self.layers else
+                           ("the input", "fold it into the first layer before export"))
+            raise UserError(f"{self.path}: not a plain MLP: {where} follows {after}, not a "
+                            "linear layer: only a batch normalization right after a linear "
+                            f"layer is folded ({todo})")
+        w, b = self.layers[-1]
+        for name, v in (("scale", scale), ("bias", shift), ("mean", mean), ("variance", var)):
+            if v.size != w.shape[0]:
+                raise UserError(f"{self.path}: {where} has {v.size} {name} values for a layer "
+                                f"of {w.shape[0]} neurons")
+        self.layers[-1] = fold_batchnorm(w, b, *(v.astype(np.float64).reshape(-1) for v in (
+            scale, shift, mean, var)), eps)
+
+    def done(self) -> Layers:
+        if not self.layers:
+            raise UserError(f"{self.path}: no linear layer found")
+        if self.relu[-1]:
+            raise UserError(f"{self.path}: not a plain MLP: a ReLU on the output layer (the "
+                            "last layer must give the logits)")
+        return self.layers
 
 
 # ---------------------------------------------------------------- ONNX
 
 
-def _onnx_kind(op: str) -> str:
-    if op in CONVS:
-        return "a convolution"
-    if op in ACTIVATIONS:
-        return "an activation other than ReLU"
-    return "not a linear layer or ReLU"
+def _fold_constants(graph: Any) -> tuple[dict[str, np.ndarray], set[str], list]:
+    """Constant tensors, shape-only tensors (computed from ``Shape``) and the data nodes.
+
+    torch's exporter writes ``Identity`` nodes that alias initializers, and
+    ``x.view(x.size(0), -1)`` becomes ``Shape``/``Gather``/``Concat`` nodes feeding a
+    ``Reshape``: neither is part of the chain of layers.
+    """
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shape_only: set[str] = set()
+    data_nodes = []
+    for node in graph.node:
+        ins = [i for i in node.input if i]
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    consts[node.output[0]] = numpy_helper.to_array(a.t)
+            continue
+        if ins and all(i in consts for i in ins):
+            try:
+                values = ReferenceEvaluator(node).run(None, {i: consts[i] for i in ins})
+            except Exception:  # not evaluable here: left in the chain
+                values = None
+            if values is not None:
+                consts.update(zip(node.output, (np.asarray(v) for v in values), strict=False))
+                continue
+        if node.op_type == "Shape" or (ins and all(i in consts or i in shape_only
+                                                   for i in ins)):
+            shape_only.update(node.output)
+            continue
+        data_nodes.append(node)
+    return consts, shape_only, data_nodes
 
 
 def read_onnx(path: Path) -> Layers:
     """The linear layers (W (out, in), b (out,)) of an ONNX MLP."""
     import onnx
-    from onnx import numpy_helper
 
     try:
         model = onnx.load(str(path))
@@ -74,13 +213,7 @@ def read_onnx(path: Path) -> Layers:
     graph = model.graph
     if not graph.node:
         raise UserError(f"{path} is not a readable ONNX model (no nodes)")
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = numpy_helper.to_array(a.t)
-    nodes = [n for n in graph.node if n.op_type != "Constant"]
+    consts, shape_only, nodes = _fold_constants(graph)
     inputs = [i.name for i in graph.input if i.name not in consts]
     outputs = [o.name for o in graph.output]
     if len(inputs) != 1 or len(outputs) != 1:
@@ -90,8 +223,13 @@ def read_onnx(path: Path) -> Layers:
     def what(node: onnx.NodeProto) -> str:
         return f"{node.op_type} node {node.name or node.output[0]!r}"
 
-    layers: Layers = []
-    relu = []  # per layer: a ReLU follows it
+    def const(node: onnx.NodeProto, k: int, role: str) -> np.ndarray:
+        if len(node.input) <= k or node.input[k] not in consts:
+            raise UserError(f"{path}: {what(node)}: its {role} is computed at run time, not "
+                            "a constant of the model")
+        return consts[node.input[k]].astype(np.float64)
+
+    chain = _Chain(path)
     cur, visited = inputs[0], 0
     while cur != outputs[0]:
         users = [n for n in nodes if cur in n.input]
@@ -101,75 +239,245 @@ def read_onnx(path: Path) -> Layers:
                             f"{path}: not a plain MLP: tensor {cur!r} feeds no node")
         node = users[0]
         visited += 1
-        others = [i for i in node.input if i and i != cur and i not in consts]
-        if others:
-            raise UserError(f"{path}: not a plain MLP: {what(node)} adds tensor {others[0]!r} "
-                            "to the layer's input (a skip connection)")
         op = node.op_type
+        last = node.output[0] == outputs[0]
+        others = [i for i in node.input
+                  if i and i != cur and i not in consts and i not in shape_only]
+        if others:
+            kind = ("adds tensor {t!r} to the layer's input (a skip connection)"
+                    if op in ARITHMETIC | {"Sum", "Concat"} else
+                    "takes tensor {t!r} besides the layer's input (a branch)")
+            raise UserError(f"{path}: not a plain MLP: {what(node)} "
+                            + kind.format(t=others[0]))
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if op == "Gemm":
+        if op in ("Gemm", "MatMul"):
             if node.input[0] != cur or attrs.get("transA", 0):
                 raise UserError(f"{path}: not a plain MLP: {what(node)} multiplies from the left")
-            b_mat = consts[node.input[1]].astype(np.float64)
-            w = b_mat if attrs.get("transB", 0) else b_mat.T
-            w = w * float(attrs.get("alpha", 1.0))
-            bias = (consts[node.input[2]].astype(np.float64).reshape(-1) * attrs.get("beta", 1.0)
-                    if len(node.input) > 2 and node.input[2] else np.zeros(w.shape[0]))
-            _add_layer(path, layers, relu, w, bias, what(node))
-        elif op == "MatMul":
-            if node.input[0] != cur:
-                raise UserError(f"{path}: not a plain MLP: {what(node)} multiplies from the left")
-            w = consts[node.input[1]].astype(np.float64).T
-            _add_layer(path, layers, relu, w, np.zeros(w.shape[0]), what(node))
-        elif op == "Add" and layers and not relu[-1] and not layers[-1][1].any() \
-                and _prev_op(nodes, cur) == "MatMul":
-            bias = next(consts[i] for i in node.input if i != cur).astype(np.float64)
-            w = layers[-1][0]
-            if bias.size != w.shape[0]:
-                raise UserError(f"{path}: {what(node)} adds {bias.size} values to a layer of "
+            b_mat = const(node, 1, "weight")
+            if op == "Gemm":
+                w = (b_mat if attrs.get("transB", 0) else b_mat.T) * float(attrs.get("alpha", 1.0))
+                bias = (const(node, 2, "bias").reshape(-1) * attrs.get("beta", 1.0)
+                        if len(node.input) > 2 and node.input[2] else np.zeros(w.shape[0]))
+            else:
+                w, bias = b_mat.T, np.zeros(b_mat.shape[-1])
+            chain.add(w, bias, what(node))
+        elif op == "Add" and chain.open and len(node.input) == 2 \
+                and (other := node.input[1 if node.input[0] == cur else 0]) in consts:
+            value = consts[other].astype(np.float64)  # a bias (MatMul + Add, or a second one)
+            w, b = chain.layers[-1]
+            if value.size not in (1, w.shape[0]):
+                raise UserError(f"{path}: {what(node)} adds {value.size} values to a layer of "
                                 f"{w.shape[0]} neurons")
-            layers[-1] = (w, bias.reshape(-1))
+            chain.layers[-1] = (w, b + value.reshape(-1))
+        elif op == "BatchNormalization":
+            if attrs.get("training_mode", 0):
+                raise UserError(f"{path}: {what(node)} is in training mode (batch statistics): "
+                                "export the model after model.eval()")
+            scale, shift, mean, var = (const(node, k, role) for k, role in
+                                       enumerate(("scale", "bias", "mean", "variance"), 1))
+            chain.fold_bn(what(node), scale, shift, mean, var, float(attrs.get("epsilon", 1e-5)))
         elif op == "Relu":
-            if not layers or relu[-1]:
-                raise UserError(f"{path}: not a plain MLP: {what(node)} does not follow a "
-                                "linear layer")
-            relu[-1] = True
+            chain.add_relu(what(node))
+        elif op == "Dropout" and len(node.input) > 2 and node.input[2] \
+                and bool(np.asarray(consts.get(node.input[2], True)).any()):
+            raise UserError(f"{path}: {what(node)} is in training mode (it drops values at "
+                            "random): export the model after model.eval()")
         elif op in PASS_THROUGH:
             pass
-        elif op in FINAL_SOFTMAX and node.output[0] == outputs[0]:
-            pass  # the class is the argmax of the logits either way
+        elif op in FINAL_SOFTMAX:
+            if not last:
+                raise UserError(f"{path}: not a plain MLP: {what(node)} is not on the output: "
+                                "only a final Softmax/LogSoftmax is dropped")
+        elif op in ACTIVATIONS and last:
+            raise UserError(f"{path}: not a plain MLP: {what(node)} on the output: the last "
+                            "layer must give the logits; export the model without it (only a "
+                            "final Softmax/LogSoftmax is dropped, as it keeps the argmax)")
+        elif op in ACTIVATIONS:
+            raise UserError(f"{path}: not a plain MLP: {what(node)} is an activation other "
+                            "than ReLU: the RTL computes ReLU only (retrain with ReLU)")
+        elif op in ("ArgMax", "TopK") and last:
+            raise UserError(f"{path}: not a plain MLP: {what(node)} on the output: export the "
+                            "logits without it (the hardware takes the argmax itself)")
+        elif op in ARITHMETIC:
+            where = ("a linear layer" if chain.open else "a ReLU" if chain.layers
+                     else "the input")
+            raise UserError(f"{path}: not a plain MLP: {what(node)} after {where} is arithmetic "
+                            "on the activations (e.g. a (x - mean) / std normalization): the "
+                            "model must take x = pixel/255 and hold only layers and ReLUs")
+        elif op in CONVS:
+            raise UserError(f"{path}: not a plain MLP: {what(node)} is a convolution (only "
+                            "Gemm/MatMul+Add and Relu)")
         else:
-            raise UserError(f"{path}: not a plain MLP: {what(node)} is {_onnx_kind(op)} "
-                            "(only Gemm/MatMul+Add and Relu)")
+            raise UserError(f"{path}: not a plain MLP: {what(node)} is not a linear layer or "
+                            "ReLU (only Gemm/MatMul+Add and Relu)")
         cur = node.output[0]
     if visited != len(nodes):
         raise UserError(f"{path}: not a plain MLP: {len(nodes) - visited} nodes lie off the "
                         "chain from input to output (a branch)")
-    _check_relus(path, relu)
-    return layers
+    return chain.done()
 
 
-def _prev_op(nodes: list, tensor: str) -> str:
-    return next((n.op_type for n in nodes if tensor in n.output), "")
+# ---------------------------------------------------------------- PyTorch files
 
 
-def _add_layer(path: Path, layers: Layers, relu: list[bool], w: np.ndarray, b: np.ndarray,
-               where: str) -> None:
-    if w.ndim != 2:
-        raise UserError(f"{path}: {where} has a weight of shape {w.shape}, not a matrix")
-    if layers and not relu[-1]:
-        raise UserError(f"{path}: not a plain MLP: no ReLU between layer {len(layers) - 1} "
-                        f"and layer {len(layers)} ({where})")
-    layers.append((w, b))
-    relu.append(False)
+def _nn_classes() -> list[type]:
+    """torch.nn's own module classes: the only classes a pickled model may hold."""
+    from torch import nn
+
+    return [c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.Module)]
 
 
-def _check_relus(path: Path, relu: list[bool]) -> None:
-    if not relu:
-        raise UserError(f"{path}: no linear layer found")
-    if relu[-1]:
-        raise UserError(f"{path}: not a plain MLP: a ReLU on the output layer (the last layer "
-                        "must give the logits)")
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` (tensors and torch.nn modules only).
+
+    Files torch cannot read give one line naming the file and the reason, without
+    torch's ANSI escapes and multi-line advice; torch's warnings are not printed.
+    """
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty, not a torch.save file")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head[:1] != b"\x80" and head != b"PK\x03\x04":  # the two formats torch.save writes
+        raise UserError(f"{path} is not a file written by torch.save (neither a zip archive "
+                        "nor a pickle)")
+    if head == b"PK\x03\x04":
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"{path} is truncated or damaged (a zip archive, as torch.save "
+                            "writes, without its end)")
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise UserError(f"{path} is a TorchScript archive (torch.jit.save), which is not "
+                            "read: export the model to ONNX (torch.onnx.export(..., "
+                            "dynamo=False)) or save model.state_dict() and pass --activation "
+                            "relu")
+        if any(n.endswith("/archive_format") for n in names):
+            raise UserError(f"{path} is a torch.export archive (torch.export.save), which is "
+                            "not read: export the model to ONNX (torch.onnx.export(..., "
+                            "dynamo=False)) or save model.state_dict() and pass --activation "
+                            "relu")
+        if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            raise UserError(f"{path} is a zip archive but not a torch.save file (no data.pkl)")
+    import torch  # only now: the checks above need no torch
+
+    try:
+        with warnings.catch_warnings(), torch.serialization.safe_globals(_nn_classes()):
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # whatever torch.load raises: the file is bad
+        raise UserError(_load_error(path, exc)) from None
+
+
+def _load_error(path: Path, exc: Exception) -> str:
+    """The one line for a file ``torch.load`` refused."""
+    text = _ANSI.sub("", str(exc))
+    if m := re.search(r"GLOBAL ([\w.]+) was not an allowed global", text):
+        return (f"{path} holds a pickled {m[1]}, which is not read (only tensors and torch.nn "
+                "modules are: no code from the file runs): save model.state_dict() and pass "
+                "--activation relu, or export the model to ONNX")
+    if "Unsupported operand" in text:
+        return f"{path} is not a file written by torch.save (torch.load: {one_line(text)})"
+    if isinstance(exc, EOFError):
+        return f"{path} ends early: not a complete torch.save file (truncated?)"
+    reason = one_line(text) or type(exc).__name__
+    return f"{path} is not a readable PyTorch file (torch.load: {reason})"
+
+
+def read_torch(path: Path, activation: str | None = None) -> Source:
+    """The layers of a torch.save'd whole ``nn.Sequential`` or of a state_dict.
+
+    A state_dict's ``activation_from`` is ``"not given"`` when it needs ``activation``
+    and has none (:func:`read_source` refuses it after the size checks).
+    """
+    obj = _torch_load(path)
+    from torch import nn
+
+    if isinstance(obj, nn.Module):
+        return read_module(path, obj)
+    for key in ("state_dict", "model_state_dict"):  # a training checkpoint
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    layers = read_state_dict(path, obj)
+    given = "--activation" if activation else "not given"
+    return Source(layers, "state_dict", given if len(layers) > 1 else "none (one layer)")
+
+
+def _flat_modules(module: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(name, module) in forward order, nested ``nn.Sequential``s opened."""
+    from torch import nn
+
+    if type(module) is not nn.Sequential:
+        return [(prefix or "0", module)]
+    out = []
+    for name, child in module.named_children():
+        out += (_flat_modules(child, f"{prefix}{name}.") if type(child) is nn.Sequential
+                else [(f"{prefix}{name}", child)])
+    return out
+
+
+def _np(t: Any) -> np.ndarray:
+    return t.detach().double().numpy()
+
+
+def read_module(path: Path, module: Any) -> Source:
+    """The layers of a whole ``nn.Sequential`` (or one module) of torch.nn's classes."""
+    from torch import nn
+
+    mods = _flat_modules(module)
+    chain = _Chain(path)
+    for k, (name, m) in enumerate(mods):
+        kind, where, last = type(m), f"module {name} ({type(m).__name__})", k == len(mods) - 1
+        if kind is nn.Linear:
+            w = _np(m.weight)
+            chain.add(w, _np(m.bias) if m.bias is not None else np.zeros(w.shape[0]), where)
+        elif kind is nn.ReLU:
+            chain.add_relu(where)
+        elif kind in (nn.Dropout, nn.Identity, nn.Flatten):
+            pass
+        elif kind is nn.BatchNorm1d:
+            if m.running_mean is None or m.running_var is None:
+                raise UserError(f"{path}: {where} keeps no running statistics "
+                                "(track_running_stats=False): it normalizes by each batch, "
+                                "which one fixed layer cannot do")
+            n = m.running_mean.numel()
+            chain.fold_bn(where, _np(m.weight) if m.weight is not None else np.ones(n),
+                          _np(m.bias) if m.bias is not None else np.zeros(n),
+                          _np(m.running_mean), _np(m.running_var), float(m.eps))
+        elif kind in (nn.Softmax, nn.LogSoftmax):
+            if not last:
+                raise UserError(f"{path}: not a plain MLP: {where} is not on the output: only "
+                                "a final Softmax/LogSoftmax is dropped")
+        elif kind.__module__ == "torch.nn.modules.activation" and last:
+            raise UserError(f"{path}: not a plain MLP: {where} on the output: the last layer "
+                            "must give the logits; save the model without it (only a final "
+                            "Softmax/LogSoftmax is dropped, as it keeps the argmax)")
+        elif kind.__module__ == "torch.nn.modules.activation":
+            raise UserError(f"{path}: not a plain MLP: {where} is an activation other than "
+                            "ReLU: the RTL computes ReLU only (retrain with nn.ReLU)")
+        elif kind.__module__ == "torch.nn.modules.conv":
+            raise UserError(f"{path}: not a plain MLP: {where} is a convolution (only Linear "
+                            "and ReLU)")
+        else:
+            raise UserError(f"{path}: not a plain MLP: {where} is not Linear, ReLU, "
+                            "BatchNorm1d, Dropout, Flatten or Identity")
+    layers = chain.done()
+    return Source(layers, "torch module", "the file",
+                  lambda images: _module_classes(path, module, images))
+
+
+def _module_classes(path: Path, module: Any, images: np.ndarray) -> np.ndarray:
+    """Classes of the torch module itself (its forward, in eval mode) for uint8 ``images``."""
+    import torch
+
+    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / np.float32(255))
+    module.eval()
+    try:
+        with torch.no_grad():
+            logits = module(x)
+    except Exception as exc:  # shapes the layers' sizes did not show
+        raise UserError(f"{path}: the torch module does not run on the sample images "
+                        f"({one_line(str(exc))})") from None
+    return decide(_np(logits).reshape(len(images), -1))
 
 
 # ---------------------------------------------------------------- state_dict
@@ -177,25 +485,14 @@ def _check_relus(path: Path, relu: list[bool]) -> None:
 _KEY = re.compile(r"(?P<prefix>(?:[A-Za-z_]\w*\.)*)(?P<index>\d+)\.(?P<param>\w+)")
 
 
-def read_state_dict(path: Path) -> Layers:
-    """The linear layers of an ``nn.Sequential`` state_dict saved with ``torch.save``."""
-    import pickle
-    import zipfile
-
+def read_state_dict(path: Path, sd: Any) -> Layers:
+    """The linear layers of an ``nn.Sequential``'s state_dict (its activations unknown)."""
     import torch
 
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a readable PyTorch state_dict ({first[:120]})") from None
-    for key in ("state_dict", "model_state_dict"):  # a training checkpoint
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
     if not isinstance(sd, dict) or not sd or not all(
             isinstance(v, torch.Tensor) for v in sd.values()):
-        raise UserError(f"{path} is not a state_dict (a dict of tensors)")
+        raise UserError(f"{path} is not a state_dict (a dict of tensors) nor a whole "
+                        "nn.Sequential")
     modules: dict[int, dict[str, np.ndarray]] = {}
     prefixes = set()
     for key, value in sd.items():
@@ -215,8 +512,7 @@ def read_state_dict(path: Path) -> Layers:
         w = params.get("weight")
         kind = _sd_kind(params)
         if kind:
-            raise UserError(f"{path}: not a plain MLP: module {i} is {kind} (only Linear and "
-                            "ReLU)")
+            raise UserError(f"{path}: not a plain MLP: module {i} is {kind}")
         assert w is not None
         b = params.get("bias", np.zeros(w.shape[0]))
         if b.shape != (w.shape[0],):
@@ -234,16 +530,20 @@ def _sd_kind(params: dict[str, np.ndarray]) -> str:
     """Why a module's parameters are not those of a Linear ('' when they are)."""
     w = params.get("weight")
     if {"running_mean", "running_var"} & set(params):
-        return "a batch normalization"
+        return ("a batch normalization, whose eps a state_dict does not hold: fold it into "
+                "the Linear before it (torch.nn.utils.fusion.fuse_linear_bn_eval), or save "
+                "the whole nn.Sequential (torch.save(model)) or export to ONNX, where one "
+                "right after a Linear is folded")
+    only = " (only Linear and ReLU)"
     if w is None:
-        return f"a module with parameters {', '.join(sorted(params))}"
+        return f"a module with parameters {', '.join(sorted(params))}{only}"
     if w.ndim >= 3:
-        return f"a convolution (weight of shape {w.shape})"
+        return f"a convolution (weight of shape {w.shape}){only}"
     if w.ndim < 2:
         return (f"a parameterised activation or normalization (weight of shape {w.shape}, "
-                "e.g. PReLU or LayerNorm)")
+                f"e.g. PReLU or LayerNorm){only}")
     if set(params) - {"weight", "bias"}:
-        return f"a module with parameters {', '.join(sorted(params))}"
+        return f"a module with parameters {', '.join(sorted(params))}{only}"
     return ""
 
 
@@ -266,7 +566,11 @@ def check_sizes(path: Path, layers: Layers) -> None:
 
 
 def onnx_classes(path: Path, images: np.ndarray) -> np.ndarray:
-    """Classes of the ONNX model itself (onnx's reference runtime) for uint8 ``images``."""
+    """Classes of the ONNX model itself (onnx's reference runtime) for uint8 ``images``.
+
+    A graph that cannot take the whole batch (a batch size fixed in a ``Reshape``) is run
+    one image at a time; one that runs neither way is refused.
+    """
     import onnx
     from onnx.reference import ReferenceEvaluator
 
@@ -276,9 +580,21 @@ def onnx_classes(path: Path, images: np.ndarray) -> np.ndarray:
     rank = len(inp.type.tensor_type.shape.dim)
     shape = {2: (-1, N_PIXELS), 3: (-1, 28, 28), 4: (-1, 1, 28, 28)}.get(rank, (-1, N_PIXELS))
     x = (images.astype(np.float32) / np.float32(255.0)).reshape(shape)
-    logits = np.asarray(ReferenceEvaluator(model).run(None, {inp.name: x})[0])
-    logits = logits.reshape(len(images), -1)
-    return (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, 1)
+    evaluator = ReferenceEvaluator(model)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(evaluator.run(None, {inp.name: batch})[0]).reshape(len(batch), -1)
+
+    try:
+        try:
+            logits = run(x)
+        except Exception:  # maybe a batch of one only; tried below
+            logits = np.concatenate([run(x[i:i + 1]) for i in range(len(x))])
+    except Exception as exc:  # the graph is not what its layers suggested
+        raise UserError(f"{path}: the ONNX model does not run on the sample images in "
+                        f"onnx.reference ({one_line(str(exc)) or type(exc).__name__})"
+                        ) from None
+    return decide(logits)
 
 
 def float_logits(layers: Layers, images: np.ndarray) -> np.ndarray:
@@ -295,16 +611,17 @@ def decide(logits: np.ndarray) -> np.ndarray:
     return (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, 1)
 
 
-def check_against_onnx(path: Path, layers: Layers) -> int:
-    """The imported layers give the ONNX model's classes on the sample; returns the count.
+def check_against_source(path: Path, layers: Layers,
+                         classes: Callable[[np.ndarray], np.ndarray], what: str) -> int:
+    """The imported layers give the source model's classes on the sample; returns the count.
 
     Only a near-tie (two logits within float32 rounding, 1e-5 relative) may differ: any
-    other difference means the graph computes something the import does not (never silent).
+    other difference means the model computes something the import does not (never silent).
     """
     with np.load(DEFAULT_SAMPLE) as z:
         images = z["images"]
     logits = float_logits(layers, images)
-    mine, theirs = decide(logits), onnx_classes(path, images)
+    mine, theirs = decide(logits), classes(images)
     rows = np.flatnonzero(mine != theirs)
     if logits.shape[1] == 1:
         gaps = np.abs(logits[rows, 0])
@@ -313,19 +630,47 @@ def check_against_onnx(path: Path, layers: Layers) -> int:
     tol = 1e-5 * (1.0 + np.abs(logits[rows]).max(axis=1)) if len(rows) else np.zeros(0)
     differ = int((gaps > tol).sum())
     if differ:
-        raise UserError(f"{path}: the imported network disagrees with the ONNX model on "
+        raise UserError(f"{path}: the imported network disagrees with {what} on "
                         f"{differ} of {len(images)} sample images; not imported")
     return len(images)
 
 
-def read_model(path: Path) -> Layers:
-    """Layers of an ONNX file (``.onnx``) or a state_dict (anything else)."""
+def check_against_onnx(path: Path, layers: Layers) -> int:
+    """:func:`check_against_source` with the ONNX model run by onnx.reference."""
+    return check_against_source(path, layers, lambda im: onnx_classes(path, im),
+                                "the ONNX model")
+
+
+def read_source(path: Path, activation: str | None = None) -> Source:
+    """Layers of an ONNX file (``.onnx``) or a PyTorch file (anything else), sizes checked.
+
+    ``activation`` (only ``relu``) is what a state_dict's hidden layers use: a state_dict
+    does not hold it, so one of more than one layer is refused without it.
+    """
     path = Path(path)
+    check_activation(activation)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
-    layers = read_onnx(path) if path.suffix.lower() == ".onnx" else read_state_dict(path)
-    check_sizes(path, layers)
-    return layers
+    if path.suffix.lower() == ".onnx":
+        src = Source(read_onnx(path), "onnx", "the file", lambda im: onnx_classes(path, im))
+    else:
+        src = read_torch(path, activation)
+    check_sizes(path, src.layers)
+    if src.activation_from == "not given":  # after every other check: they come first
+        raise UserError(f"{path}: {NO_ACTIVATION}")
+    return src
+
+
+def read_model(path: Path, activation: str | None = None) -> Layers:
+    """The layers of :func:`read_source`."""
+    return read_source(path, activation).layers
+
+
+def check_activation(activation: str | None) -> None:
+    """``--activation``: none, or one the RTL computes."""
+    if activation is not None and activation not in ACTIVATION_CHOICES:
+        raise UserError(f"--activation {activation!r}: the RTL computes ReLU only; the "
+                        f"supported value is {', '.join(ACTIVATION_CHOICES)}")
 
 
 def to_arrays(layers: Layers, calib: dict[str, float], meta: dict) -> dict[str, np.ndarray]:
@@ -341,22 +686,27 @@ def to_arrays(layers: Layers, calib: dict[str, float], meta: dict) -> dict[str, 
 
 
 def import_model(source: Path, out: Path, calib: str = "train",
-                 mnist_dir: str | None = None, force: bool = False) -> dict[str, np.ndarray]:
+                 mnist_dir: str | None = None, force: bool = False,
+                 activation: str | None = None) -> dict[str, np.ndarray]:
     """Read ``source``, calibrate, write ``out`` atomically; return the arrays written.
 
     An existing ``out`` is refused unless ``force``: it may be the user's own weights.
+    ``activation`` is needed for a state_dict of more than one layer (docs/models.md).
     """
     source, out = Path(source), Path(out)
     if calib not in ("train", "sample", "none"):
         raise UserError(f"--calib {calib!r}: choose train, sample or none")
+    check_activation(activation)
     check_creatable(out, "output file")
     if out.is_dir():
         raise UserError(f"output file {out} exists and is a folder")
     if (out.exists() or out.is_symlink()) and not force:
         raise UserError(f"output file {out} exists; refusing to overwrite it (--force, or "
                         "FORCE=1 for make import, replaces it)")
-    layers = read_model(source)
-    checked = check_against_onnx(source, layers) if source.suffix.lower() == ".onnx" else 0
+    src = read_source(source, activation)
+    layers = src.layers
+    what = "the ONNX model" if src.kind == "onnx" else "the torch module"
+    checked = check_against_source(source, layers, src.classes, what) if src.classes else 0
     weights = {}
     for k, (w, b) in enumerate(layers):
         weights[f"W{k}"], weights[f"b{k}"] = w, b
@@ -369,10 +719,10 @@ def import_model(source: Path, out: Path, calib: str = "train",
     cal = calibrate(weights, images) if images is not None else {}
     meta = {
         "net": out.stem, "layers": [N_PIXELS, *(w.shape[0] for w, _ in layers)],
-        "imported_from": source.name,
-        "import_format": "onnx" if source.suffix.lower() == ".onnx" else "state_dict",
+        "imported_from": source.name, "import_format": src.kind,
+        "hidden_activation": "relu", "activation_from": src.activation_from,
         "input": "pixel/255", "calib_percentile": 99.99,
-        "same_classes_as_onnx_on_sample": checked,
+        "same_classes_as_source_on_sample": checked,
         "calib_images": {"train": "MNIST train", "sample": DEFAULT_SAMPLE.name,
                          "none": "none (gen.core.quant falls back at generation)"}[calib],
     }
@@ -395,26 +745,40 @@ def sample_agreement(layers: Layers) -> tuple[int, int]:
     return int((decide(logits) == truth).sum()), len(labels)
 
 
+LOW_ACCURACY = 0.5  # below this on the sample, a 10-class import gets a note
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mnist-fpga import",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="source", required=True, type=Path,
-                    help="model.onnx, or a torch.save'd state_dict of an nn.Sequential")
+                    help="model.onnx, a torch.save'd nn.Sequential, or its state_dict")
     ap.add_argument("--out", required=True, type=Path,
                     help="weights .npz to write (an existing file only with --force)")
     ap.add_argument("--force", action="store_true", help="replace an existing --out file")
+    ap.add_argument("--activation", default=None, metavar="relu",
+                    help="the hidden layers' activation, needed for a state_dict (which holds "
+                         "none): relu, the only one the RTL computes")
     ap.add_argument("--calib", default="train", choices=["train", "sample", "none"],
                     help="images for the hidden layers' calib{k} (default: MNIST train)")
     ap.add_argument("--mnist-dir", default=None, help="MNIST folder (default: $MNIST_DIR)")
     args = ap.parse_args(argv)
-    arrays = import_model(args.source, args.out, args.calib, args.mnist_dir, args.force)
+    arrays = import_model(args.source, args.out, args.calib, args.mnist_dir, args.force,
+                          args.activation)
     meta = json.loads(str(arrays["meta"]))
     layers = [(arrays[f"W{k}"], arrays[f"b{k}"]) for k in range(len(meta["layers"]) - 1)]
     correct, n = sample_agreement(layers)
-    same = meta["same_classes_as_onnx_on_sample"]
-    same_txt = f", same classes as the ONNX model on {same}/{same}" if same else ""
+    same = meta["same_classes_as_source_on_sample"]
+    what = "the ONNX model" if meta["import_format"] == "onnx" else "the torch module"
+    same_txt = f", same classes as {what} on {same}/{same}" if same else ""
     print(f"imported {'-'.join(map(str, meta['layers']))} from {args.source} into {args.out}: "
           f"float accuracy {correct}/{n} on {DEFAULT_SAMPLE.name} (x = pixel/255){same_txt}")
+    if meta["layers"][-1] > 1 and correct < LOW_ACCURACY * n:
+        given = ("that the hidden layers use ReLU as --activation says, and "
+                 if meta["activation_from"] == "--activation" else "")
+        print(f"note: float accuracy {correct}/{n} is far below a trained MNIST model's: "
+              f"check {given}that the model takes x = pixel/255 (no mean/std normalization), "
+              "unless it is untrained")
     return 0
 
 
