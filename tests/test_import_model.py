@@ -431,7 +431,7 @@ def test_batchnorm_after_a_layer_is_folded(tmp_path: Path, kind: str) -> None:
 
 def test_fold_batchnorm_is_bn_of_the_layer() -> None:
     """fold_batchnorm against the formula, on random values (seed 5)."""
-    from mnist_fpga.gen.frontends.import_model import fold_batchnorm
+    from mnist_fpga.gen.frontends.common import fold_batchnorm
 
     rng = np.random.default_rng(5)
     w, b, x = rng.normal(size=(6, 4)), rng.normal(size=6), rng.normal(size=(3, 4))
@@ -558,7 +558,7 @@ def test_onnx_shape_computations_and_aliases_pass(tmp_path: Path) -> None:
 
 
 def test_one_line_cleans_library_messages() -> None:
-    from mnist_fpga.gen.frontends.import_model import one_line
+    from mnist_fpga.gen.frontends.common import one_line
 
     text = ("Weights only load failed. This file can still be loaded, \x1b[1mdo those steps "
             "only if you trust\x1b[0m.\n\t(1) In PyTorch 2.6 ...\n\tWeightsUnpickler error: "
