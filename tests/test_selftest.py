@@ -105,7 +105,7 @@ def _under_mutant(node: str, mutant: str, tmp: Path) -> tuple[int, dict[str, str
                          "no:cacheprovider", node], cwd=ROOT, env=env,
                         capture_output=True).returncode
     results = {}
-    for xml in (tmp / "build" / "tb").glob("*/sim/*/*_results.xml"):
+    for xml in (tmp / "build" / "tb").glob("*/sim/*/*results.xml"):
         for case in ET.parse(xml).iter("testcase"):
             fail = case.find("failure")
             results[case.get("name")] = None if fail is None else fail.get("message")
