@@ -123,16 +123,18 @@ if HAVE_COCOTB:
     class TB:
         """Clock, reset and a random source: the base of every bench's TB class.
 
-        ``inputs`` (other than clk and rst) are driven '0' from the start, rst '1'.
-        ``clock_impl="gpi"`` runs the clock in the simulator interface rather than in a
-        Python task (same edges, less CPU in long runs).
+        ``inputs`` (other than clk and rst) are driven '0' from the start, rst '1'
+        (``has_reset=False``: a unit without rst, the ROM). ``clock_impl="gpi"`` runs the
+        clock in the simulator interface rather than in a Python task (same edges, less
+        CPU in long runs).
         """
 
         def __init__(self, dut: Any, seed: int = 0, inputs: Iterable[str] = (),
-                     clock_impl: str | None = None) -> None:
+                     clock_impl: str | None = None, has_reset: bool = True) -> None:
             self.dut = dut
             self.rng = random.Random(seed)
-            dut.rst.value = 1
+            if has_reset:
+                dut.rst.value = 1
             for name in inputs:
                 getattr(dut, name).value = 0
             Clock(dut.clk, CLK_NS, unit="ns", impl=clock_impl).start()
