@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 CLK_NS = 10  # every bench's clock period
+CLOCK_RESET = [("clk", "in", None), ("rst", "in", None)]  # every unit's first ports
 PARAMS_VAR = "BENCH_PARAMS"  # the pytest side's parameters, as JSON, for the cocotb side
 # cocotb is missing only where pytest collects the benches without simulating them
 HAVE_COCOTB = importlib.util.find_spec("cocotb") is not None
@@ -85,10 +86,11 @@ class UnitRun:
 
     def wrapper(self, unit: str, generics: dict[str, int | str], ports: list,
                 tied: dict[str, str] | None = None) -> Path:
-        """``<unit>_tb`` with these generics in the build folder (tb/unitwrap.py)."""
+        """``<unit>_tb`` with these generics in the build folder (tb/unitwrap.py): clk,
+        rst and ``ports`` passed through, ``tied`` inputs held at constants."""
         from mnist_fpga.tb.unitwrap import write_wrapper
 
-        return write_wrapper(self.build, unit, generics, ports, self.tag, tied)
+        return write_wrapper(self.build, unit, generics, [*CLOCK_RESET, *ports], self.tag, tied)
 
     def run(self, toplevel: str, sources: Sequence[str | Path], params: dict[str, Any],
             **env: Any) -> None:
@@ -113,6 +115,13 @@ def phases(values: Sequence[float], length: int) -> Callable[[int], float]:
 def params() -> dict[str, Any]:
     """The parameters :meth:`UnitRun.run` handed to this simulation (``seed`` included)."""
     return json.loads(os.environ[PARAMS_VAR])
+
+
+def run_size(fault: bool, count: int, fault_count: int, offset: int = 1) -> tuple[int, int]:
+    """(seed, count) of a bench's run: the case's seed and ``count``; for the checker's
+    self-test (``fault``) a run of its own, seed + ``offset`` and ``fault_count`` items."""
+    seed = params()["seed"]
+    return (seed + offset, fault_count) if fault else (seed, count)
 
 
 if HAVE_COCOTB:

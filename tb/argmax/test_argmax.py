@@ -6,10 +6,9 @@ of ACC_BITS) are streamed with random valid gaps, junk on the bus while
 after the vector's last value with the model's class (lowest index wins a tie;
 N_IN = 1: class 1 iff value > 0). A second test resets in the middle of a vector.
 
-Parameters reach the Python side through ``ARGMAX_*`` environment variables; the
-generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
-top-level generics at run time). ``TB_ARGMAX_VECTORS`` (default 200) sets the count,
-``TB_SEED`` the seed (default: fixed per parameter set).
+The harness is tb/bench.py (the wrapper with the generics, the parameters, the
+seed). ``TB_ARGMAX_VECTORS`` (default 200) sets the count, ``TB_SEED`` the seed
+(default: fixed per parameter set).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import random
 import numpy as np
 import pytest
 
-from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases, run_size
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 LATENCY = 3  # rtl/argmax.vhd: input register, compare, class register
@@ -132,8 +131,9 @@ if HAVE_COCOTB:
                               f"({LATENCY} clocks from its last value)")
         return errors
 
-    async def run_vectors(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_vectors(dut, fault: bool) -> None:
         """Corner and random vectors, back to back and with gaps, checked against the model."""
+        seed, count = run_size(fault, params()["vectors"], 12, offset=2)  # +1: the reset test
         tb, mon = ArgmaxTB(dut, seed), done_monitor(dut)
         vecs = make_vectors(tb.n_in, tb.acc_bits, count, seed)
         expected = expected_classes(vecs)
@@ -150,9 +150,8 @@ if HAVE_COCOTB:
         verdict(check(vecs, expected, tb.sent_at, mon.seen), injected)
 
     argmax_vectors, argmax_vectors_catches_injected_fault = checker_tests(
-        __name__, "argmax_vectors", "ARGMAX_VECTORS vectors against gen.core.model.classify.",
-        lambda dut: run_vectors(dut, params()["seed"], params()["vectors"], False),
-        lambda dut: run_vectors(dut, params()["seed"] + 2, 12, True))  # one corrupted class
+        __name__, "argmax_vectors", "TB_ARGMAX_VECTORS vectors against gen.core.model.classify.",
+        run_vectors)
 
     @cocotb.test()
     async def argmax_reset_mid_vector(dut) -> None:
@@ -200,9 +199,9 @@ def test_argmax(case: tuple[int, str, int, int], request: pytest.FixtureRequest)
     run = UnitRun(request, seed_key=_id(case))
     n_in, _, acc_bits, lanes = case
     cb = class_bits(n_in)
-    ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
-             ("in_last", "in", None), ("in_data", "in", lanes * acc_bits),
-             ("done", "out", None), ("class_out", "out", cb)]
+    ports = [("in_valid", "in", None), ("in_last", "in", None),
+             ("in_data", "in", lanes * acc_bits), ("done", "out", None),
+             ("class_out", "out", cb)]
     wrap = run.wrapper("argmax", {"N_IN": n_in, "ACC_BITS": acc_bits, "CLASS_BITS": cb,
                                   "LANES": lanes}, ports)
     run.run("argmax_tb", [*rtl_sources("argmax"), wrap],

@@ -10,8 +10,8 @@ transfer (value, ``out_last`` on the last neuron) is compared with the model; a
 stalled output must hold still. A second test resets in the middle of an image
 and in the middle of the output stream.
 
-Sizes reach the Python side through ``LAYER_*`` environment variables and the
-layer as a ``qnet.json``; the VHDL side gets them from a generated package used by
+Sizes reach the cocotb side as tb/bench.py's parameters and the layer as a
+``qnet.json``; the VHDL side gets them from a generated package used by
 the hand-written wrapper ``mlp_layer_tb.vhd``. ``TB_LAYER_IMAGES`` sets the image count
 (default: 5, more for small layers), ``TB_SEED`` the seed (default: fixed per parameter set).
 """
@@ -27,7 +27,7 @@ import pytest
 if TYPE_CHECKING:
     from mnist_fpga.gen.core.model import QLayer
 
-from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases, run_size
 from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
@@ -184,8 +184,9 @@ if HAVE_COCOTB:
         """Generous: every input and output at the slowest driver and sink rates, plus slack."""
         return (n_images * (layer.n_in * 20 + layer.n_out * 40) + 200) * CLK_NS
 
-    async def run_images(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_images(dut, fault: bool) -> None:
         """Back-to-back images with gaps and back-pressure, every result checked."""
+        seed, count = run_size(fault, params()["images"], 1)
         layer = _layer()
         images = make_images(layer.n_in, layer.a_bits, count, seed)
         expected = layer_acc(layer, images)
@@ -208,9 +209,8 @@ if HAVE_COCOTB:
         verdict(errors, injected)
 
     layer_images, layer_images_catches_injected_fault = checker_tests(
-        __name__, "layer_images", "LAYER_IMAGES images through the layer against b + W @ x.",
-        lambda dut: run_images(dut, params()["seed"], params()["images"], False),
-        lambda dut: run_images(dut, params()["seed"] + 1, 1, True))  # one corrupted accumulator
+        __name__, "layer_images", "TB_LAYER_IMAGES images through the layer against b + W @ x.",
+        run_images)
 
     @cocotb.test()
     async def layer_reset_mid_stream(dut) -> None:

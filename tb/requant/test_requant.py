@@ -13,9 +13,8 @@ saturation boundary, exact rounding ties (``r*MULT + 2**(SHIFT-1)`` a multiple o
 ones. The input side has random valid gaps with junk data; the output side
 random ``out_ready`` back-pressure, during which the output must hold still.
 
-Parameters reach the Python side through ``RQ_*`` environment variables; the
-generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
-top-level generics at run time). ``TB_REQUANT_ITEMS`` (default 400) sets the number of
+The harness is tb/bench.py (the wrapper with the generics and per-neuron constants,
+the parameters, the seed). ``TB_REQUANT_ITEMS`` (default 400) sets the number of
 random accumulators, ``TB_SEED`` the seed (default: fixed per parameter set).
 """
 
@@ -29,7 +28,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pytest
 
-from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, case_seed, params, phases
+from mnist_fpga.tb.bench import (
+    CLK_NS,
+    HAVE_COCOTB,
+    UnitRun,
+    case_seed,
+    params,
+    phases,
+    run_size,
+)
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 
@@ -197,8 +204,9 @@ if HAVE_COCOTB:
             out += [(beat >> (lane * bits)) & ((1 << bits) - 1) for lane in range(used)]
         return out
 
-    async def run_accs(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_accs(dut, fault: bool) -> None:
         """Stream the accumulators through and compare every output, in order."""
+        seed, count = run_size(fault, params()["items"], 10)
         case = _case()
         accs = make_accs(case, count, seed)
         n = case.neurons or case.lanes
@@ -228,9 +236,7 @@ if HAVE_COCOTB:
 
     requant_stream, requant_stream_catches_injected_fault = checker_tests(
         __name__, "requant_stream",
-        "Corner and random accumulators with gaps and back-pressure against the model.",
-        lambda dut: run_accs(dut, params()["seed"], params()["items"], False),
-        lambda dut: run_accs(dut, params()["seed"] + 1, 10, True))  # one corrupted expected output
+        "Corner and random accumulators with gaps and back-pressure against the model.", run_accs)
 
     # An image cut short (in_last early) and one without in_last, between whole images
     # (beats per image, in_last on its last beat): the beat after each must be neuron 0.
@@ -298,9 +304,9 @@ def wrapper_args(case: RqCase) -> tuple[dict[str, int | str], list, dict[str, st
         tied = {"mults": bits_literal(mults, case.mult_bits), "shifts": bits_literal(shifts, sb)}
     else:
         generics |= {"MULT": case.mult, "SHIFT": case.shift}
-    ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
-             ("in_ready", "out", None), ("in_data", "in", case.lanes * case.acc_bits),
-             ("in_last", "in", None), ("out_valid", "out", None), ("out_ready", "in", None),
+    ports = [("in_valid", "in", None), ("in_ready", "out", None),
+             ("in_data", "in", case.lanes * case.acc_bits), ("in_last", "in", None),
+             ("out_valid", "out", None), ("out_ready", "in", None),
              ("out_data", "out", case.lanes * case.out_bits)]
     return generics, ports, tied
 

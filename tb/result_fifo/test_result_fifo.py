@@ -4,8 +4,8 @@ Every clock the driver picks random ``in_valid`` / ``in_data`` / ``out_ready`` (
 mostly-push, mostly-pop and mixed traffic, so the FIFO runs full and empty), then the
 checker compares ``in_ready``, ``out_valid``, ``out_data`` and ``count`` with the model
 before the edge, and the model takes the handshakes that the edge performs. A reset
-in the middle empties it. Generics are fixed by a generated wrapper (GHDL's llvm back
-end cannot override top-level generics at run time). ``TB_SEED`` sets the seed
+in the middle empties it. The harness is tb/bench.py (the wrapper with
+the generics, the parameters, the seed). ``TB_SEED`` sets the seed
 (default fixed per parameter set), ``TB_FIFO_CYCLES`` the clocks (default 3000).
 """
 
@@ -15,7 +15,7 @@ from collections import deque
 
 import pytest
 
-from mnist_fpga.tb.bench import HAVE_COCOTB, UnitRun, params
+from mnist_fpga.tb.bench import HAVE_COCOTB, UnitRun, params, run_size
 from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
 
@@ -97,7 +97,8 @@ if HAVE_COCOTB:
             self.dut.in_valid.value, self.dut.in_data.value, self.dut.out_ready.value = v, d, r
             return v, d, r
 
-    async def run(dut, seed: int, cycles: int, fault: bool) -> None:
+    async def run(dut, fault: bool) -> None:
+        seed, cycles = run_size(fault, params()["cycles"], 400)
         tb = FifoTB(dut, seed)
         model = tb.model
         await tb.reset()
@@ -126,9 +127,7 @@ if HAVE_COCOTB:
 
     fifo_random, fifo_random_catches_injected_fault = checker_tests(
         __name__, "fifo_random",
-        "Random push/pop traffic and a reset, checked every clock against the deque.",
-        lambda dut: run(dut, params()["seed"], params()["cycles"], False),
-        lambda dut: run(dut, params()["seed"] + 1, 400, True))  # one corrupted model entry
+        "Random push/pop traffic and a reset, checked every clock against the deque.", run)
 
     @cocotb.test(skip=True)  # only when named (COCOTB_TEST_FILTER): it ends in an assertion
     async def fifo_must_take(dut) -> None:
@@ -173,9 +172,8 @@ def _run_fifo(width: int, depth: int, request: pytest.FixtureRequest,
     generics: dict[str, int | str] = {"WIDTH": width, "DEPTH": depth}
     if must_take:
         generics["MUST_TAKE"] = "true"
-    ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
-             ("in_ready", "out", None), ("in_data", "in", width), ("out_valid", "out", None),
-             ("out_ready", "in", None), ("out_data", "out", width),
+    ports = [("in_valid", "in", None), ("in_ready", "out", None), ("in_data", "in", width),
+             ("out_valid", "out", None), ("out_ready", "in", None), ("out_data", "out", width),
              ("count", "out", f"natural range 0 to {depth}")]
     wrap = run.wrapper("result_fifo", generics, ports)
     run.run("result_fifo_tb", [*rtl_sources("result_fifo"), wrap],
