@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-try:
+from mnist_fpga.tb.bench import HAVE_COCOTB
+from mnist_fpga.tb.common import decode_flat
+
+if HAVE_COCOTB:
     import cocotb
     from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
     from cocotb.utils import get_sim_time
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
-from mnist_fpga.tb.common import decode_flat
 
 RESOLVABLE = frozenset("01LH")  # the characters of a resolvable std_logic value
 TO_01 = str.maketrans("LH", "01")
@@ -55,7 +54,7 @@ def compare_accs(k: int, j: int, expected: list[int], value: str, n: int,
             for neuron, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g]
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
 
     async def strobes(valid, clk):
         """Yield (in the ReadOnly phase) once for every clock in which ``valid`` is '1'.

@@ -83,17 +83,28 @@ def verdict(errors: list[str], injected: Fault | None = None, what: str = "error
 
 
 def checker_tests(module: str, name: str, doc: str,
-                  bench: Callable[[Any], Awaitable[None]],
-                  faulted: Callable[[Any], Awaitable[None]]) -> tuple[Any, Any]:
+                  bench: Callable[..., Awaitable[None]],
+                  faulted: Callable[[Any], Awaitable[None]] | None = None) -> tuple[Any, Any]:
     """The cocotb tests ``name`` (``bench(dut)``) and ``<name>_catches_injected_fault``.
 
     ``faulted(dut)`` is the same run with one corrupted expectation: it must end in
     :func:`verdict` with the :class:`Fault` it injected, which raises
     :class:`FaultCaught`; returning normally (no fault injected, or a checker that was
-    never asked) fails the test, as does any other exception. Assign both to names of
-    ``module`` (``__name__``), where cocotb looks for tests.
+    never asked) fails the test, as does any other exception. Without ``faulted``,
+    ``bench`` is one run for both, ``bench(dut, fault)`` (the benches' form: the faulted
+    run picks its own, usually shorter, stimulus). Assign both to names of ``module``
+    (``__name__``), where cocotb looks for tests.
     """
     import cocotb
+
+    if faulted is None:
+        run = bench
+
+        def bench(dut: Any) -> Awaitable[None]:
+            return run(dut, False)
+
+        def faulted(dut: Any) -> Awaitable[None]:
+            return run(dut, True)
 
     async def run_bench(dut: Any) -> None:
         await bench(dut)

@@ -94,6 +94,29 @@ def test_checker_tests_selftest_outcomes() -> None:
     assert bench.module == selftest.module == "tb.x"
 
 
+def test_checker_tests_of_one_run() -> None:
+    """The benches' form: one ``run(dut, fault)`` makes both tests, the self-test with
+    ``fault=True``; a run that ignores the flag fails its self-test."""
+    seen = []
+
+    async def run(dut, fault: bool) -> None:
+        seen.append(fault)
+        verdict([str(LANE3)] if fault else [], LANE3 if fault else None)
+
+    bench, selftest = checker_tests(__name__, "demo", "the doc", run)
+    asyncio.run(bench.func(None))
+    asyncio.run(selftest.func(None))
+    assert seen == [False, True]
+    assert (bench.name, selftest.name) == ("demo", "demo_catches_injected_fault")
+
+    async def ignores_the_flag(dut, fault: bool) -> None:
+        verdict([])
+
+    _, selftest = checker_tests(__name__, "demo", "the doc", ignores_the_flag)
+    with pytest.raises(AssertionError, match="the faulted run passed"):
+        asyncio.run(selftest.func(None))
+
+
 def _under_mutant(node: str, mutant: str, tmp: Path) -> tuple[int, dict[str, str | None]]:
     """Run one bench case with ``mutant``: pytest's exit code, and each cocotb test's
     failure message (None: passed)."""

@@ -14,25 +14,13 @@ are 0, out_last on the last beat), and that a stalled output holds still.
 
 from __future__ import annotations
 
-import os
 import random
-import zlib
-from pathlib import Path
 
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases
 from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, mismatch, verdict
-
-HERE = Path(__file__).resolve().parent
-CLK_NS = 10
 
 
 def make_images(n_out: int, pe: int, acc_bits: int, count: int, seed: int) -> list[list[int]]:
@@ -54,37 +42,42 @@ def expected_beats(images: list[list[int]], n_out: int, q: int) -> list[tuple[tu
     return out
 
 
-if cocotb is not None:
+def check(exp_flat: list[list[int]], exp_beats: list[tuple[tuple, int]],
+          accs: list[list[int]], outs: list[tuple[tuple, int]]) -> list[str]:
+    """Every acc_valid strobe and every output transfer against the model, in order."""
+    errors = []
+    if len(accs) != len(exp_flat):
+        errors.append(f"{len(accs)} acc_valid strobes for {len(exp_flat)} images")
+    for i, (exp, got) in enumerate(zip(exp_flat, accs, strict=False)):
+        errors += [mismatch(f"image {i} neuron {n} acc_flat", e, g)
+                   for n, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
+    if len(outs) != len(exp_beats):
+        errors.append(f"{len(outs)} output transfers for {len(exp_beats)}")
+    for k, ((exp, e_last), (got, g_last)) in enumerate(zip(exp_beats, outs, strict=False)):
+        errors += [mismatch(f"transfer {k} lane {lane} out_data", e, g)
+                   for lane, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
+        if e_last != g_last:
+            errors.append(mismatch(f"transfer {k} out_last", e_last, g_last))
+    return errors
 
-    def _env(name: str) -> int:
-        return int(os.environ[name])
 
-    class SerTB:
-        """Clock, reset and the fold-result driver."""
+if HAVE_COCOTB:
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+
+    from mnist_fpga.tb.bench import TB, StreamSink, StrobeMonitor
+
+    class SerTB(TB):
+        """Clock, reset and the fold-result driver (the MAC array's side)."""
 
         def __init__(self, dut, seed: int) -> None:
-            self.dut = dut
-            self.rng = random.Random(seed)
-            self.pe, self.acc_bits = _env("SER_PE"), _env("SER_ACC_BITS")
-            dut.rst.value = 1
-            dut.res_valid.value = 0
-            dut.res_fold.value = 0
-            dut.res_data.value = 0
-            dut.out_ready.value = 0
-            Clock(dut.clk, CLK_NS, unit="ns").start()
-
-        async def reset(self) -> None:
-            for _ in range(3):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
+            super().__init__(dut, seed, ("res_valid", "res_fold", "res_data", "out_ready"))
+            self.pe, self.acc_bits = params()["pe"], params()["acc_bits"]
 
         async def send(self, images: list[list[int]]) -> None:
             dut, pe, mask = self.dut, self.pe, (1 << self.acc_bits) - 1
             for img in images:
                 for f in range(len(img) // pe):
-                    for _ in range(self.rng.choice((0, 0, 1, 3, 8))):
-                        await RisingEdge(dut.clk)
+                    await self.clocks(self.rng.choice((0, 0, 1, 3, 8)))
                     while True:  # the input stage's rule: no completed fold while blocked
                         await ReadOnly()
                         if dut.fin_block.value == 0:
@@ -99,96 +92,35 @@ if cocotb is not None:
                     dut.res_valid.value = 0
                     await RisingEdge(dut.clk)  # fin_block shows this fold from the next clock
 
-    class AccMonitor:
-        def __init__(self, dut, n_out: int, bits: int) -> None:
-            self.dut, self.n, self.bits = dut, n_out, bits
-            self.seen: list[list[int]] = []
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            while True:
-                await RisingEdge(self.dut.clk)
-                await ReadOnly()
-                if self.dut.acc_valid.value == 1:
-                    self.seen.append(decode_flat(self.dut.acc_flat.value.to_unsigned(),
-                                                 self.n, self.bits))
-
-    class OutSink:
-        """Random out_ready in runs; collects (lanes, last); a stalled output must hold."""
-
-        def __init__(self, dut, q: int, bits: int, seed: int) -> None:
-            self.dut, self.q, self.bits = dut, q, bits
-            self.rng = random.Random(seed)
-            self.got: list[tuple[tuple, int]] = []
-            self.errors: list[str] = []
-            self.stalls = 0
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            dut, held, cycle = self.dut, None, 0
-            while True:
-                ready = self.rng.random() < (1.0, 0.5, 0.05)[(cycle // 24) % 3]
-                dut.out_ready.value = int(ready)
-                await ReadOnly()
-                now = None
-                if dut.out_valid.value == 1:
-                    now = (tuple(decode_flat(dut.out_data.value.to_unsigned(), self.q,
-                                             self.bits)), int(dut.out_last.value))
-                if held is not None and now != held:
-                    self.errors.append(f"output {len(self.got)} changed while stalled")
-                if now is not None and ready:
-                    self.got.append(now)
-                held = now if now is not None and not ready else None
-                self.stalls += held is not None
-                await RisingEdge(dut.clk)
-                cycle += 1
-
-    async def run_case(dut, corrupt: bool) -> None:
-        n_out, pe, q, bits = _env("SER_N_OUT"), _env("SER_PE"), _env("SER_Q"), _env(
-            "SER_ACC_BITS")
-        seed = _env("SER_SEED")
-        images = make_images(n_out, pe, bits, _env("SER_IMAGES"), seed)
+    async def run_case(dut, fault: bool) -> None:
+        prm = params()
+        n_out, pe, q, bits, seed = (prm[k] for k in ("n_out", "pe", "q", "acc_bits", "seed"))
+        images = make_images(n_out, pe, bits, prm["images"], seed)
         exp_beats = expected_beats(images, n_out, q)
         exp_flat = [img[:n_out] for img in images]
         injected = None
-        if corrupt:  # self-test of the checker: one wrong expected accumulator
+        if fault:  # self-test of the checker: one wrong expected accumulator
             injected = inject(exp_flat[-1], -1, exp_flat[-1][-1] ^ 1,
                               f"image {len(images) - 1} neuron {n_out - 1}")
         tb = SerTB(dut, seed)
         await tb.reset()
-        accs = AccMonitor(dut, n_out, bits)
-        sink = OutSink(dut, q, bits, seed + 1)
+        accs = StrobeMonitor(dut.clk, dut.acc_valid,
+                             lambda: decode_flat(dut.acc_flat.value.to_unsigned(), n_out, bits))
+        sink = StreamSink(dut, seed + 1, lambda: (
+            tuple(decode_flat(dut.out_data.value.to_unsigned(), q, bits)),
+            int(dut.out_last.value)), phases((1.0, 0.5, 0.05), 24))
         budget = (len(images) * (len(images[0]) // pe * 20 + len(exp_beats) * 40) + 500)
         await with_timeout(tb.send(images), budget * CLK_NS, "ns")
-
-        async def drained() -> None:
-            while len(sink.got) < len(exp_beats):
-                await RisingEdge(dut.clk)
-        await with_timeout(drained(), budget * CLK_NS, "ns")
-        for _ in range(10):
-            await RisingEdge(dut.clk)
-        errors = list(sink.errors)
-        if len(accs.seen) != len(exp_flat):
-            errors.append(f"{len(accs.seen)} acc_valid strobes for {len(exp_flat)} images")
-        for i, (exp, got) in enumerate(zip(exp_flat, accs.seen, strict=False)):
-            errors += [mismatch(f"image {i} neuron {n} acc_flat", e, g)
-                       for n, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
-        if len(sink.got) != len(exp_beats):
-            errors.append(f"{len(sink.got)} output transfers for {len(exp_beats)}")
-        for k, ((exp, e_last), (got, g_last)) in enumerate(zip(exp_beats, sink.got,
-                                                                strict=False)):
-            errors += [mismatch(f"transfer {k} lane {lane} out_data", e, g)
-                       for lane, (e, g) in enumerate(zip(exp, got, strict=True)) if e != g]
-            if e_last != g_last:
-                errors.append(mismatch(f"transfer {k} out_last", e_last, g_last))
-        if not corrupt and not sink.stalls:
+        await with_timeout(sink.wait_for(len(exp_beats)), budget * CLK_NS, "ns")
+        await tb.clocks(10)
+        errors = sink.errors + check(exp_flat, exp_beats, accs.seen, sink.got)
+        if not fault and not sink.stalls:
             errors.append("back-pressure not exercised")
         verdict(errors, injected)
 
     serializer_images, serializer_images_catches_injected_fault = checker_tests(
         __name__, "serializer_images",
-        "Fold results in, every acc_flat strobe and every output transfer checked.",
-        lambda dut: run_case(dut, False), lambda dut: run_case(dut, True))
+        "Fold results in, every acc_flat strobe and every output transfer checked.", run_case)
 
 
 # ----------------------------------------------------------------------------- pytest runner
@@ -218,28 +150,19 @@ def _id(c: tuple) -> str:
 def test_acc_serializer(case: tuple, request: pytest.FixtureRequest) -> None:
     """acc_serializer against the model for one parameter set."""
     from mnist_fpga.gen.hdl.memories import clog2
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
-    from mnist_fpga.tb.unitwrap import write_wrapper
+    from mnist_fpga.tb.common import rtl_sources
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request, seed_key=_id(case))
     n_out, pe, q, bits, group = case
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
-    print(f"seed {seed}")
     folds = -(-n_out // pe)
-    fold_bits = max(clog2(folds), 1)
-    build = BUILD / "tb" / request.node.name.replace("[", "-").replace("]", "")
+    fold_bits = clog2(folds)
     generics = {"N_OUT": n_out, "PE": pe, "FOLDS": folds, "FOLD_BITS": fold_bits,
                 "ACC_BITS": bits, "Q": q, "MUX_GROUP": group}
-    ports = [("clk", "in", None), ("rst", "in", None), ("res_valid", "in", None),
-             ("res_fold", "in", fold_bits), ("res_data", "in", pe * bits),
-             ("fin_block", "out", None), ("acc_flat", "out", n_out * bits),
-             ("acc_valid", "out", None), ("out_valid", "out", None), ("out_ready", "in", None),
+    ports = [("res_valid", "in", None), ("res_fold", "in", fold_bits),
+             ("res_data", "in", pe * bits), ("fin_block", "out", None),
+             ("acc_flat", "out", n_out * bits), ("acc_valid", "out", None),
+             ("out_valid", "out", None), ("out_ready", "in", None),
              ("out_data", "out", q * bits), ("out_last", "out", None)]
-    wrap = write_wrapper(build, "acc_serializer", generics, ports, _id(case))
-    env = {"SER_N_OUT": n_out, "SER_PE": pe, "SER_Q": q, "SER_ACC_BITS": bits,
-           "SER_SEED": seed, "SER_IMAGES": 12}
-    run_sim(toplevel="acc_serializer_tb", module="test_acc_serializer",
-            vhdl_sources=[*rtl_sources("acc_serializer"), str(wrap)], build_dir=build / "sim",
-            extra_env=env, bench_dir=HERE)
+    wrap = run.wrapper("acc_serializer", generics, ports)
+    run.run("acc_serializer_tb", [*rtl_sources("acc_serializer"), wrap],
+            {"n_out": n_out, "pe": pe, "q": q, "acc_bits": bits, "images": 12})

@@ -6,33 +6,21 @@ of ACC_BITS) are streamed with random valid gaps, junk on the bus while
 after the vector's last value with the model's class (lowest index wins a tie;
 N_IN = 1: class 1 iff value > 0). A second test resets in the middle of a vector.
 
-Parameters reach the Python side through ``ARGMAX_*`` environment variables; the
-generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
-top-level generics at run time). ``TB_ARGMAX_VECTORS`` (default 200) sets the count,
-``TB_SEED`` the seed (default: fixed per parameter set).
+The harness is tb/bench.py (the wrapper with the generics, the parameters, the
+seed). ``TB_ARGMAX_VECTORS`` (default 200) sets the count, ``TB_SEED`` the seed
+(default: fixed per parameter set).
 """
 
 from __future__ import annotations
 
-import os
 import random
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
-    from cocotb.utils import get_sim_time
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases, run_size
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
-CLK_NS = 10
 LATENCY = 3  # rtl/argmax.vhd: input register, compare, class register
 
 
@@ -80,30 +68,22 @@ def expected_classes(vecs: list[list[int]]) -> list[int]:
     return [int(c) for c in classify(qnet, np.array(vecs, dtype=np.int64))]
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
+    import cocotb
+    from cocotb.triggers import with_timeout
+    from cocotb.utils import get_sim_time
 
-    class ArgmaxTB:
-        """Clock, reset and the value driver of ``argmax_tb``."""
+    from mnist_fpga.tb.bench import TB, StreamDriver, StrobeMonitor
+
+    class ArgmaxTB(TB):
+        """Clock, reset and the value driver of ``argmax_tb`` (always ready)."""
 
         def __init__(self, dut, seed: int) -> None:
-            self.dut = dut
-            self.n_in = int(os.environ["ARGMAX_N_IN"])
-            self.acc_bits = int(os.environ["ARGMAX_ACC_BITS"])
-            self.lanes = int(os.environ.get("ARGMAX_LANES", "1"))
-            self.rng = random.Random(seed)
+            super().__init__(dut, seed, ("in_valid", "in_data", "in_last"))
+            self.n_in, self.acc_bits = params()["n_in"], params()["acc_bits"]
+            self.lanes = params()["lanes"]
+            self.source = StreamDriver(dut, self.rng, self._junk, ready=False)
             self.sent_at: list[int] = []  # sim time (ns) of the edge taking a last value
-            dut.rst.value = 1
-            dut.in_valid.value = 0
-            dut.in_data.value = 0
-            dut.in_last.value = 0
-            Clock(dut.clk, CLK_NS, unit="ns").start()
-
-        async def reset(self, cycles: int = 3) -> None:
-            self.dut.rst.value = 1
-            for _ in range(cycles):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
 
         def _junk(self) -> None:
             """Random data and last while in_valid is low: must be ignored."""
@@ -113,44 +93,24 @@ if cocotb is not None:
         async def send(self, vec: list[int], p_gap: float, last: bool = True) -> None:
             """One vector, LANES values per clock (value i*LANES+l in lane l, junk in the
             lanes past N_IN), with random idle clocks before each beat."""
-            dut, bits, lanes = self.dut, self.acc_bits, self.lanes
+            bits, lanes = self.acc_bits, self.lanes
             mask = (1 << bits) - 1
             beats = [vec[i:i + lanes] for i in range(0, len(vec), lanes)]
             for i, beat in enumerate(beats):
-                while self.rng.random() < p_gap:
-                    dut.in_valid.value = 0
-                    self._junk()
-                    await RisingEdge(dut.clk)
+                await self.source.idle(p_gap)
                 beat = beat + [self.rng.randint(0, mask) for _ in range(lanes - len(beat))]
-                dut.in_valid.value = 1
-                dut.in_data.value = sum((v & mask) << (lane * bits) for lane, v in enumerate(beat))
                 is_last = last and i == len(beats) - 1
-                dut.in_last.value = int(is_last)
-                await RisingEdge(dut.clk)  # argmax is always ready: taken at this edge
+                await self.source.beat(sum((v & mask) << (lane * bits)
+                                           for lane, v in enumerate(beat)), int(is_last))
                 if is_last:
                     self.sent_at.append(round(get_sim_time(unit="ns")))
-            dut.in_valid.value = 0
+            self.dut.in_valid.value = 0
             self._junk()
 
-    class DoneMonitor:
+    def done_monitor(dut) -> StrobeMonitor:
         """(sim time, class_out) of every clock where done is '1'."""
-
-        def __init__(self, dut) -> None:
-            self.dut = dut
-            self.seen: list[tuple[int, int]] = []
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            while True:
-                await RisingEdge(self.dut.clk)
-                await ReadOnly()
-                if self.dut.done.value == 1:
-                    t = round(get_sim_time(unit="ns"))
-                    self.seen.append((t, int(self.dut.class_out.value.to_unsigned())))
-
-        async def wait_for(self, n: int) -> None:
-            while len(self.seen) < n:
-                await RisingEdge(self.dut.clk)
+        return StrobeMonitor(dut.clk, dut.done, lambda: (
+            round(get_sim_time(unit="ns")), int(dut.class_out.value.to_unsigned())))
 
     def check(vecs: list[list[int]], expected: list[int], sent_at: list[int],
               seen: list[tuple[int, int]]) -> list[str]:
@@ -171,12 +131,10 @@ if cocotb is not None:
                               f"({LATENCY} clocks from its last value)")
         return errors
 
-    def _seed() -> int:
-        return int(os.environ.get("ARGMAX_SEED", "1"))
-
-    async def run_vectors(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_vectors(dut, fault: bool) -> None:
         """Corner and random vectors, back to back and with gaps, checked against the model."""
-        tb, mon = ArgmaxTB(dut, seed), DoneMonitor(dut)
+        seed, count = run_size(fault, params()["vectors"], 12, offset=2)  # +1: the reset test
+        tb, mon = ArgmaxTB(dut, seed), done_monitor(dut)
         vecs = make_vectors(tb.n_in, tb.acc_bits, count, seed)
         expected = expected_classes(vecs)
         injected = None
@@ -186,26 +144,24 @@ if cocotb is not None:
         await tb.reset()
         for j, vec in enumerate(vecs):
             # runs of 8 vectors: no gaps (back to back), some gaps, many gaps
-            await tb.send(vec, p_gap=(0.0, 0.3, 0.7)[(j // 8) % 3])
+            await tb.send(vec, p_gap=phases((0.0, 0.3, 0.7), 8)(j))
         await with_timeout(mon.wait_for(len(vecs)), 20 * CLK_NS, "ns")
-        for _ in range(3):  # a stray late strobe would show up here
-            await RisingEdge(dut.clk)
+        await tb.clocks(3)  # a stray late strobe would show up here
         verdict(check(vecs, expected, tb.sent_at, mon.seen), injected)
 
     argmax_vectors, argmax_vectors_catches_injected_fault = checker_tests(
-        __name__, "argmax_vectors", "ARGMAX_VECTORS vectors against gen.core.model.classify.",
-        lambda dut: run_vectors(dut, _seed(), int(os.environ.get("ARGMAX_VECTORS", "200")),
-                                False),
-        lambda dut: run_vectors(dut, _seed() + 2, 12, True))  # one corrupted class
+        __name__, "argmax_vectors", "TB_ARGMAX_VECTORS vectors against gen.core.model.classify.",
+        run_vectors)
 
     @cocotb.test()
     async def argmax_reset_mid_vector(dut) -> None:
         """A reset drops a partly sent vector: the next N_IN values form a fresh decision."""
-        tb, mon = ArgmaxTB(dut, _seed() + 1), DoneMonitor(dut)
+        seed = params()["seed"] + 1
+        tb, mon = ArgmaxTB(dut, seed), done_monitor(dut)
         lo, hi = -(1 << (tb.acc_bits - 1)), (1 << (tb.acc_bits - 1)) - 1
         # First after the reset: the maximum last. A stale index or best value from the
         # unfinished vector (all maxima) would make the answer 0 instead of N_IN - 1.
-        vecs = [[lo] * (tb.n_in - 1) + [hi], *make_vectors(tb.n_in, tb.acc_bits, 12, _seed() + 1)]
+        vecs = [[lo] * (tb.n_in - 1) + [hi], *make_vectors(tb.n_in, tb.acc_bits, 12, seed)]
         expected = expected_classes(vecs)
         await tb.reset()
         await tb.send([hi] * max(tb.n_in - 1, 1), p_gap=0.0, last=False)  # never finished
@@ -213,35 +169,10 @@ if cocotb is not None:
         for vec in vecs:
             await tb.send(vec, p_gap=0.2)
         await with_timeout(mon.wait_for(len(vecs)), 20 * CLK_NS, "ns")
-        errors = check(vecs, expected, tb.sent_at, mon.seen)
-        assert not errors, f"{len(errors)} errors after reset: " + "; ".join(errors[:10])
+        verdict(check(vecs, expected, tb.sent_at, mon.seen), what="errors after reset")
 
 
 # ----------------------------------------------------------------------------- pytest runner
-
-WRAPPER = """\
--- generated by tb/argmax/test_argmax.py: argmax with fixed generics as a flat-port toplevel
-library ieee;
-use ieee.std_logic_1164.all;
-
-entity argmax_tb is
-  port (
-    clk, rst, in_valid, in_last : in std_logic;
-    in_data   : in  std_logic_vector({lanes} * {acc_bits} - 1 downto 0);
-    done      : out std_logic;
-    class_out : out std_logic_vector({class_bits} - 1 downto 0)
-  );
-end entity argmax_tb;
-
-architecture wrap of argmax_tb is
-begin
-  u_dut : entity work.argmax
-    generic map (N_IN => {n_in}, ACC_BITS => {acc_bits}, CLASS_BITS => {class_bits},
-                 LANES => {lanes})
-    port map (clk => clk, rst => rst, in_valid => in_valid, in_data => in_data,
-              in_last => in_last, done => done, class_out => class_out);
-end architecture wrap;
-"""
 
 # (n_in, format, acc_bits, lanes): ACC_BITS as a last layer of that format could need it.
 CASES = [
@@ -259,36 +190,20 @@ def _id(case: tuple[int, str, int, int]) -> str:
     return f"n{n_in}-{fmt}-acc{acc}" + (f"-lanes{lanes}" if lanes > 1 else "")
 
 
-def _run(case: tuple[int, str, int, int], tag: str) -> None:
-    from mnist_fpga.gen.hdl.memories import clog2
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    n_in, _, acc_bits, lanes = case
-    build = BUILD / "tb" / tag
-    build.mkdir(parents=True, exist_ok=True)
-    wrapper = build / "argmax_tb.vhd"
-    wrapper.write_text(WRAPPER.format(n_in=n_in, acc_bits=acc_bits, lanes=lanes,
-                                      class_bits=clog2(max(n_in, 2))))
-    env = {
-        "ARGMAX_N_IN": n_in, "ARGMAX_ACC_BITS": acc_bits, "ARGMAX_LANES": lanes,
-        "ARGMAX_SEED": os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF),
-        "ARGMAX_VECTORS": os.environ.get("TB_ARGMAX_VECTORS", "200"),
-    }
-    run_sim(toplevel="argmax_tb", module="test_argmax",
-            vhdl_sources=[*rtl_sources("argmax"), str(wrapper)], build_dir=build / "sim",
-            extra_env=env, bench_dir=Path(__file__).resolve().parent)
-
-
-def _tag(request: pytest.FixtureRequest) -> str:
-    """The build folder name: the pytest id without brackets."""
-    return request.node.name.replace("[", "-").replace("]", "")
-
-
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_argmax(case: tuple[int, str, int, int], request: pytest.FixtureRequest) -> None:
     """argmax against gen.core.model.classify for one parameter set."""
-    _run(case, _tag(request))
+    from mnist_fpga.gen.hdl.memories import class_bits
+    from mnist_fpga.tb.common import env_int, rtl_sources
 
+    run = UnitRun(request, seed_key=_id(case))
+    n_in, _, acc_bits, lanes = case
+    cb = class_bits(n_in)
+    ports = [("in_valid", "in", None), ("in_last", "in", None),
+             ("in_data", "in", lanes * acc_bits), ("done", "out", None),
+             ("class_out", "out", cb)]
+    wrap = run.wrapper("argmax", {"N_IN": n_in, "ACC_BITS": acc_bits, "CLASS_BITS": cb,
+                                  "LANES": lanes}, ports)
+    run.run("argmax_tb", [*rtl_sources("argmax"), wrap],
+            {"n_in": n_in, "acc_bits": acc_bits, "lanes": lanes,
+             "vectors": env_int("TB_ARGMAX_VECTORS", 200, lo=1)})

@@ -14,22 +14,12 @@ sets the seed (default fixed per parameter set), ``TB_FRAMER_PACKETS`` the count
 
 from __future__ import annotations
 
-import os
 import random
-import zlib
-from pathlib import Path
 
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
-    from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamMonitor, AxiStreamSource
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
-CLK_NS = 10
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, run_size
+from mnist_fpga.tb.selftest import checker_tests, inject, mismatch, verdict
 
 
 def random_packets(rng: random.Random, beats: int, lanes: int, batch: bool, count: int
@@ -70,113 +60,135 @@ def expected_images(packets: list[bytes], beats: int, lanes: int, batch: bool
     return out
 
 
-if cocotb is not None:
+def check(expected: list[list[int]], exp_ends: list[tuple[int, int]], taken: list[int],
+          ends: list[tuple[int, int]], beats: int) -> list[str]:
+    """Every beat that entered the network and every image's (img_flag, img_last) against
+    the model (``expected``: each image's beats as integers, lane 0 in the low byte)."""
+    errors = []
+    if len(taken) != len(expected) * beats:
+        errors.append(f"{len(taken)} beats entered the network for {len(expected)} images "
+                      f"of {beats}")
+    for j, exp in enumerate(expected):
+        got = taken[j * beats:(j + 1) * beats]
+        errors += [mismatch(f"image {j} beat {b} x_data", e, g)
+                   for b, (e, g) in enumerate(zip(exp, got, strict=False)) if e != g]
+    if len(ends) != len(exp_ends):
+        errors.append(f"{len(ends)} image ends for {len(exp_ends)} images")
+    for j, ((e_flag, e_last), (g_flag, g_last)) in enumerate(zip(exp_ends, ends, strict=False)):
+        if e_flag != g_flag:
+            errors.append(mismatch(f"image {j} img_flag", e_flag, g_flag))
+        if e_last != g_last:
+            errors.append(mismatch(f"image {j} img_last", e_last, g_last))
+    return errors
 
-    @cocotb.test()
-    async def framer_packets(dut) -> None:
+
+if HAVE_COCOTB:
+    from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+    from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamMonitor, AxiStreamSource
+
+    from mnist_fpga.tb.bench import TB
+
+    class FramerTB(TB):
+        """Clock, reset, the packet source (cocotbext-axi, random idle clocks) with a
+        monitor of the packets taken, and the network side: random x_ready and credit."""
+
+        def __init__(self, dut, seed: int) -> None:
+            super().__init__(dut, seed, ("x_ready", "credit_ok"))
+            bus = AxiStreamBus.from_prefix(dut, "s")
+            self.source = AxiStreamSource(bus, dut.clk, dut.rst)
+            self.accepted = AxiStreamMonitor(bus, dut.clk, dut.rst)
+            idle = random.Random(seed + 1)
+            self.source.set_pause_generator(iter(lambda: idle.random() < 0.3, None))
+
+        def drive_network(self) -> None:
+            """The network's x_ready and the credit source's credit_ok for the next edge."""
+            self.dut.x_ready.value = int(self.rng.random() < 0.7)
+            self.dut.credit_ok.value = int(self.rng.random() < 0.6)
+
+    class NetworkMonitor:
+        """Every beat that enters the network (x_data), the image ends (img_flag,
+        img_last), and the rules of start and img_end: on, and only on, the first and last
+        beat of an image; an image starts only with credit_ok."""
+
+        def __init__(self, dut, beats: int) -> None:
+            self.dut, self.beats = dut, beats
+            self.taken: list[int] = []
+            self.ends: list[tuple[int, int]] = []
+            self.starts = 0
+            self.errors: list[str] = []
+
+        def sample(self) -> None:
+            """What the edge just passed took (called right after it)."""
+            dut, beats, n = self.dut, self.beats, len(self.taken)
+            if dut.x_valid.value == 1 and dut.x_ready.value == 1:
+                first = n % beats == 0
+                if first and dut.credit_ok.value != 1:
+                    self.errors.append(f"image {n // beats} started without credit")
+                if int(dut.start.value) != int(first):
+                    self.errors.append(f"beat {n}: start = {dut.start.value}")
+                self.starts += int(dut.start.value)
+                end = n % beats == beats - 1
+                if int(dut.img_end.value) != int(end):
+                    self.errors.append(f"beat {n}: img_end = {dut.img_end.value}")
+                if end:
+                    self.ends.append((int(dut.img_flag.value), int(dut.img_last.value)))
+                self.taken.append(int(dut.x_data.value))
+            elif dut.start.value == 1 or dut.img_end.value == 1:
+                self.errors.append("start or img_end without a beat entering the network")
+
+    async def run_packets(dut, fault: bool) -> None:
         """Random packets, idle input, random x_ready and credit: every image and flag checked."""
-        beats, lanes = int(os.environ["FR_BEATS"]), int(os.environ["FR_LANES"])
-        batch, seed = os.environ["FR_BATCH"] == "1", int(os.environ["FR_SEED"])
-        count = int(os.environ.get("FR_PACKETS", "60"))
-        rng = random.Random(seed)
-        packets = random_packets(rng, beats, lanes, batch, count)
+        seed, count = run_size(fault, params()["packets"], 12)
+        beats, lanes, batch = params()["beats"], params()["lanes"], params()["batch"]
+        tb = FramerTB(dut, seed)
+        packets = random_packets(tb.rng, beats, lanes, batch, count)
         expected = expected_images(packets, beats, lanes, batch)
-        dut.rst.value, dut.x_ready.value, dut.credit_ok.value = 1, 0, 0
-        Clock(dut.clk, CLK_NS, unit="ns").start()
-        bus = AxiStreamBus.from_prefix(dut, "s")
-        source = AxiStreamSource(bus, dut.clk, dut.rst)
-        accepted = AxiStreamMonitor(bus, dut.clk, dut.rst)
-        idle = random.Random(seed + 1)
-        source.set_pause_generator(iter(lambda: idle.random() < 0.3, None))
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
+        exp_beats = [[int.from_bytes(b, "little") for b in img] for img, _, _ in expected]
+        exp_ends = [(f, last) for _, f, last in expected]
+        injected = None
+        if fault:  # self-test of the checker: one wrong expected beat
+            injected = inject(exp_beats[-1], -1, exp_beats[-1][-1] ^ 1,
+                              f"image {len(expected) - 1} beat {beats - 1} x_data")
+        await tb.reset(cycles=3, after=0)
         for pkt in packets:
-            await source.send(AxiStreamFrame(pkt))
-
-        errors: list[str] = []
-        taken: list[bytes] = []  # beats that entered the network
-        ends: list[tuple[int, int]] = []
-        starts = 0
+            await tb.source.send(AxiStreamFrame(pkt))
+        net = NetworkMonitor(dut, beats)
 
         async def network_side() -> None:
-            nonlocal starts
-            while len(ends) < len(expected):
+            while len(net.ends) < len(expected):
                 await RisingEdge(dut.clk)  # sample what this edge takes, then drive anew
-                if dut.x_valid.value == 1 and dut.x_ready.value == 1:
-                    first = len(taken) % beats == 0
-                    if first and dut.credit_ok.value != 1:
-                        errors.append(f"image {len(taken) // beats} started without credit")
-                    if int(dut.start.value) != int(first):
-                        errors.append(f"beat {len(taken)}: start = {dut.start.value}")
-                    starts += int(dut.start.value)
-                    end = len(taken) % beats == beats - 1
-                    if int(dut.img_end.value) != int(end):
-                        errors.append(f"beat {len(taken)}: img_end = {dut.img_end.value}")
-                    if end:
-                        ends.append((int(dut.img_flag.value), int(dut.img_last.value)))
-                    taken.append(int(dut.x_data.value).to_bytes(lanes, "little"))
-                elif dut.start.value == 1 or dut.img_end.value == 1:
-                    errors.append("start or img_end without a beat entering the network")
-                dut.x_ready.value = int(rng.random() < 0.7)
-                dut.credit_ok.value = int(rng.random() < 0.6)
+                net.sample()
+                tb.drive_network()
 
+        errors = net.errors
         budget = 10 * (sum(len(p) for p in packets) // lanes + len(expected) * beats) + 100
         try:
             await with_timeout(network_side(), budget * CLK_NS, "ns")
         except SimTimeoutError:
-            errors.append(f"only {len(ends)} images of {len(expected)} in {budget} clocks")
+            errors.append(f"only {len(net.ends)} images of {len(expected)} in {budget} clocks")
         try:  # the beats dropped after the last image, then a few quiet clocks
-            await with_timeout(source.wait(), (4 * beats + 50) * CLK_NS, "ns")
+            await with_timeout(tb.source.wait(), (4 * beats + 50) * CLK_NS, "ns")
         except SimTimeoutError:
             errors.append("the source could not finish: the framer stopped taking beats")
         await ClockCycles(dut.clk, 2 * beats + 5)
         if dut.x_valid.value != 0:
             errors.append("x_valid after the last image")
-        images = [taken[i:i + beats] for i in range(0, len(taken), beats)]
-        for j, (exp, got) in enumerate(zip(expected, images, strict=False)):
-            if exp[0] != got:
-                errors.append(f"image {j}: beats {got}, expected {exp[0]}")
-        exp_ends = [(f, last) for _, f, last in expected]
-        if ends != exp_ends:
-            bad = next(j for j, (a, b) in enumerate(zip(ends + [None] * len(exp_ends),
-                                                        exp_ends, strict=False)) if a != b)
-            errors.append(f"image {bad}: (flag, last) {ends[bad:bad + 3]} expected "
-                          f"{exp_ends[bad:bad + 3]}")
-        if accepted.count() != len(packets):
-            errors.append(f"s side accepted {accepted.count()} packets of {len(packets)}")
-        if starts != len(expected):
-            errors.append(f"{starts} starts for {len(expected)} images")
+        errors += check(exp_beats, exp_ends, net.taken, net.ends, beats)
+        if tb.accepted.count() != len(packets):
+            errors.append(f"s side accepted {tb.accepted.count()} packets of {len(packets)}")
+        if net.starts != len(expected):
+            errors.append(f"{net.starts} starts for {len(expected)} images")
         dut._log.warning("seed %d: %d packets, %d images, %d flagged", seed, len(packets),
                          len(expected), sum(f for f, _ in exp_ends))
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:8])
+        verdict(errors, injected)
+
+    framer_packets, framer_packets_catches_injected_fault = checker_tests(
+        __name__, "framer_packets",
+        "Random packets, idle input, random x_ready and credit: every image and flag checked.",
+        run_packets)
 
 
 # ----------------------------------------------------------------------------- pytest runner
-
-WRAPPER = """\
--- generated by tb/axis_framer/test_axis_framer.py: axis_framer with fixed generics
-library ieee;
-use ieee.std_logic_1164.all;
-
-entity axis_framer_tb is
-  port (
-    clk, rst, s_tvalid, s_tlast, x_ready, credit_ok : in std_logic;
-    s_tready, x_valid, start, img_end, img_flag, img_last : out std_logic;
-    s_tdata : in  std_logic_vector({bits} - 1 downto 0);
-    x_data  : out std_logic_vector({bits} - 1 downto 0)
-  );
-end entity axis_framer_tb;
-
-architecture wrap of axis_framer_tb is
-begin
-  u_dut : entity work.axis_framer
-    generic map (BEATS => {beats}, DATA_BITS => {bits}, BATCH => {batch})
-    port map (clk => clk, rst => rst, s_tvalid => s_tvalid, s_tready => s_tready,
-              s_tdata => s_tdata, s_tlast => s_tlast, x_valid => x_valid, x_ready => x_ready,
-              x_data => x_data, credit_ok => credit_ok, start => start, img_end => img_end,
-              img_flag => img_flag, img_last => img_last);
-end architecture wrap;
-"""
 
 CASES = [  # (BEATS, lanes, BATCH)
     (5, 1, False), (7, 3, False), (1, 1, False), (4, 2, True), (1, 1, True), (6, 1, True),
@@ -191,22 +203,16 @@ def _id(case: tuple[int, int, bool]) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_axis_framer(case: tuple[int, int, bool], request: pytest.FixtureRequest) -> None:
     """axis_framer against the tlast rules for one parameter set."""
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.common import env_int, rtl_sources
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request)
     beats, lanes, batch = case
-    tag = request.node.name.replace("[", "-").replace("]", "")
-    build = BUILD / "tb" / tag
-    build.mkdir(parents=True, exist_ok=True)
-    wrapper = build / "axis_framer_tb.vhd"
-    wrapper.write_text(WRAPPER.format(beats=beats, bits=8 * lanes,
-                                      batch="true" if batch else "false"))
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
-    print(f"seed {seed} (TB_SEED={seed} replays)")
-    env = {"FR_BEATS": beats, "FR_LANES": lanes, "FR_BATCH": int(batch), "FR_SEED": seed,
-           "FR_PACKETS": os.environ.get("TB_FRAMER_PACKETS", "60")}
-    run_sim(toplevel="axis_framer_tb", module="test_axis_framer",
-            vhdl_sources=[*rtl_sources("axis_framer"), str(wrapper)], build_dir=build / "sim",
-            extra_env=env, bench_dir=Path(__file__).resolve().parent)
+    ports = [(n, "in", None) for n in ("s_tvalid", "s_tlast", "x_ready", "credit_ok")]
+    ports += [(n, "out", None) for n in ("s_tready", "x_valid", "start", "img_end",
+                                         "img_flag", "img_last")]
+    ports += [("s_tdata", "in", 8 * lanes), ("x_data", "out", 8 * lanes)]
+    wrap = run.wrapper("axis_framer", {"BEATS": beats, "DATA_BITS": 8 * lanes,
+                                       "BATCH": "true" if batch else "false"}, ports)
+    run.run("axis_framer_tb", [*rtl_sources("axis_framer"), wrap],
+            {"beats": beats, "lanes": lanes, "batch": batch,
+             "packets": env_int("TB_FRAMER_PACKETS", 60, lo=1)})

@@ -13,24 +13,13 @@ one; and the replayed folds run at one beat per clock unless such a rule holds t
 
 from __future__ import annotations
 
-import os
 import random
-import zlib
-from pathlib import Path
 
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params
 from mnist_fpga.tb.selftest import Fault, checker_tests, mismatch, verdict
 
-HERE = Path(__file__).resolve().parent
-CLK_NS = 10
 ISSUE_TO_X = 2  # clocks from a beat's issue (the edge that takes it) to x_valid
 FIELDS = ("addr", "first", "last", "fold", "data")  # of a beat, as expected_beats gives them
 
@@ -53,46 +42,26 @@ def expected_beats(images: list[list[int]], folds: int) -> list[tuple[int, int, 
     return out
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
+    import cocotb
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-    def _env(name: str) -> int:
-        return int(os.environ[name])
+    from mnist_fpga.tb.bench import TB, StreamDriver
 
-    class InputTB:
+    class InputTB(TB):
         """Clock, reset, the in_* driver and the fin_block driver."""
 
         def __init__(self, dut, seed: int) -> None:
-            self.dut = dut
-            self.rng = random.Random(seed)
-            self.width = _env("LI_P") * _env("LI_A_BITS")
-            dut.rst.value = 1
-            dut.in_valid.value = 0
-            dut.in_data.value = 0
-            dut.fin_block.value = 0
-            Clock(dut.clk, CLK_NS, unit="ns").start()
+            super().__init__(dut, seed, ("in_valid", "in_data", "fin_block"))
+            self.width = params()["p"] * params()["a_bits"]
+            self.source = StreamDriver(dut, self.rng, self._junk)
 
-        async def reset(self) -> None:
-            for _ in range(3):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
+        def _junk(self) -> None:
+            """Random data while in_valid is '0': must be ignored."""
+            self.dut.in_data.value = self.rng.getrandbits(self.width)
 
         async def send(self, beats: list[int]) -> None:
-            dut = self.dut
-            for v in beats:
-                while self.rng.random() < 0.3:
-                    dut.in_valid.value = 0
-                    dut.in_data.value = self.rng.getrandbits(self.width)
-                    await RisingEdge(dut.clk)
-                dut.in_valid.value = 1
-                dut.in_data.value = v
-                while True:
-                    await ReadOnly()
-                    taken = dut.in_ready.value == 1
-                    await RisingEdge(dut.clk)
-                    if taken:
-                        break
-            dut.in_valid.value = 0
+            await self.source.send(beats, lambda _: 0.3)
 
         async def block(self) -> None:
             """fin_block in runs: mostly free, sometimes held for a while."""
@@ -166,13 +135,14 @@ if cocotb is not None:
             errors.append(f"rom_en was '1' in {mon.en_clocks} clocks for {reads} reads")
         return errors
 
-    async def run_case(dut, corrupt: bool) -> None:
-        beats = -(-_env("LI_N_IN") // _env("LI_P"))
-        folds, guard, seed = _env("LI_FOLDS"), _env("LI_GUARD"), _env("LI_SEED")
-        images = make_images(beats, _env("LI_P"), _env("LI_A_BITS"), _env("LI_IMAGES"), seed)
+    async def run_case(dut, fault: bool) -> None:
+        prm = params()
+        beats = -(-prm["n_in"] // prm["p"])
+        folds, guard, seed = prm["folds"], prm["guard"], prm["seed"]
+        images = make_images(beats, prm["p"], prm["a_bits"], prm["images"], seed)
         expected = expected_beats(images, folds)
         injected = None
-        if corrupt:  # self-test of the checker: one wrong expected input beat
+        if fault:  # self-test of the checker: one wrong expected input beat
             a, f, la, fo, x = expected[-1]
             expected[-1] = (a, f, la, fo, x ^ 1)
             injected = Fault(f"beat {len(expected) - 1} data", x ^ 1, x)
@@ -188,14 +158,12 @@ if cocotb is not None:
             while len(mon.beats) < n:
                 await RisingEdge(dut.clk)
         await with_timeout(drained(), budget * CLK_NS, "ns")
-        for _ in range(guard + 5):  # a stray beat would show up here
-            await RisingEdge(dut.clk)
+        await tb.clocks(guard + 5)  # a stray beat would show up here
         verdict(check(expected, mon, guard, beats), injected)
 
     input_beats, input_beats_catches_injected_fault = checker_tests(
         __name__, "input_beats",
-        "Every issued beat, its address and flags against the model; hand-shake rules.",
-        lambda dut: run_case(dut, False), lambda dut: run_case(dut, True))
+        "Every issued beat, its address and flags against the model; hand-shake rules.", run_case)
 
 
 # ----------------------------------------------------------------------------- pytest runner
@@ -221,29 +189,20 @@ def _id(c: tuple) -> str:
 def test_layer_input(case: tuple, request: pytest.FixtureRequest) -> None:
     """layer_input against the model for one parameter set."""
     from mnist_fpga.gen.hdl.memories import clog2
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
-    from mnist_fpga.tb.unitwrap import write_wrapper
+    from mnist_fpga.tb.common import rtl_sources
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request, seed_key=_id(case))
     n_in, p, a_bits, folds, guard = case
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
-    print(f"seed {seed}")
     beats = -(-n_in // p)
-    fold_bits, addr_bits = max(clog2(folds), 1), clog2(folds * beats)
-    build = BUILD / "tb" / request.node.name.replace("[", "-").replace("]", "")
+    fold_bits, addr_bits = clog2(folds), clog2(folds * beats)
     generics = {"N_IN": n_in, "P": p, "A_BITS": a_bits, "FOLDS": folds,
                 "FOLD_BITS": fold_bits, "ADDR_BITS": addr_bits, "GUARD": guard}
-    ports = [("clk", "in", None), ("rst", "in", None), ("in_valid", "in", None),
-             ("in_ready", "out", None), ("in_data", "in", p * a_bits),
-             ("fin_block", "in", None), ("rom_addr", "out", addr_bits),
-             ("rom_en", "out", None),
+    ports = [("in_valid", "in", None), ("in_ready", "out", None),
+             ("in_data", "in", p * a_bits), ("fin_block", "in", None),
+             ("rom_addr", "out", addr_bits), ("rom_en", "out", None),
              ("x_valid", "out", None), ("x_first", "out", None), ("x_last", "out", None),
              ("x_fold", "out", fold_bits), ("x_data", "out", p * a_bits)]
-    wrap = write_wrapper(build, "layer_input", generics, ports, _id(case))
-    env = {"LI_N_IN": n_in, "LI_P": p, "LI_A_BITS": a_bits, "LI_FOLDS": folds,
-           "LI_GUARD": guard, "LI_SEED": seed, "LI_IMAGES": max(4, 60 // (beats * folds))}
-    run_sim(toplevel="layer_input_tb", module="test_layer_input",
-            vhdl_sources=[*rtl_sources("layer_input"), str(wrap)], build_dir=build / "sim",
-            extra_env=env, bench_dir=HERE)
+    wrap = run.wrapper("layer_input", generics, ports)
+    run.run("layer_input_tb", [*rtl_sources("layer_input"), wrap],
+            {"n_in": n_in, "p": p, "a_bits": a_bits, "folds": folds, "guard": guard,
+             "images": max(4, 60 // (beats * folds))})

@@ -24,17 +24,23 @@ import json
 import os
 import random
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
+from mnist_fpga.tb.bench import (
+    CLK_NS,
+    HAVE_COCOTB,
+    build_tag,
+    case_seed,
+    skip_without_simulator,
+)
+
+if HAVE_COCOTB:
     import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ClockCycles, RisingEdge
+    from cocotb.triggers import ClockCycles
     from cocotb.utils import get_time_from_sim_steps
     from cocotbext.axi import (
         AxiStreamBus,
@@ -43,10 +49,9 @@ try:
         AxiStreamSink,
         AxiStreamSource,
     )
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
 
-CLK_NS = 10
+    from mnist_fpga.tb.bench import TB
+
 N_PIXELS = 784
 
 
@@ -130,20 +135,18 @@ def pauses(rng: random.Random, prob: float, burst: int):
             yield False
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
 
     def clocks(steps: int) -> int:
         """Simulator time steps to clock periods."""
         return round(get_time_from_sim_steps(steps, "ns") / CLK_NS)
 
-    class AxisTB:
+    class AxisTB(TB):
         """Clock, reset, the cocotbext-axi source / sink / monitor and the layer monitors."""
 
         def __init__(self, dut, seed: int, in_idle: float, out_stall: float,
                      stall_cycles: int) -> None:
-            self.dut = dut
-            dut.rst.value = 1
-            Clock(dut.clk, CLK_NS, unit="ns").start()
+            super().__init__(dut, seed)
             self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk,
                                           dut.rst)
             self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
@@ -153,11 +156,6 @@ if cocotb is not None:
             out = pauses(random.Random(seed + 1), out_stall, 20)
             self.sink.set_pause_generator(
                 v for gen in ((True for _ in range(stall_cycles)), out) for v in gen)
-
-        async def reset(self) -> None:
-            await ClockCycles(self.dut.clk, 3)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
 
     @cocotb.test()
     async def run_packets(dut) -> None:
@@ -259,10 +257,12 @@ if cocotb is not None:
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: float = 0.3,
+def run_axis(net: str, fmt: str, p: int, plan: list[str], request, *, in_idle: float = 0.3,
              out_stall: float = 0.5, stall: int = 0, depth: int | None = None,
              batch: bool = False, mutant: str | None = None) -> dict:
     """Generate ``net``, run the plan through ``<net>_axis``; return the bench's results.
+
+    Skips without a simulator; the build folder and the seed come from the test id.
 
     ``depth`` and ``batch`` are the top's RESULT_DEPTH and TLAST_BATCH. ``mutant``: the id
     of an RTL mutant (tb/mutants/mutants.toml) to compile instead (negative tests).
@@ -277,6 +277,8 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     from mnist_fpga.paths import BUILD, DEFAULT_SAMPLE
     from mnist_fpga.tb.common import run_sim
 
+    skip_without_simulator()
+    tag = build_tag(request, sim=True)
     images, _ = load_sample(DEFAULT_SAMPLE)
     qnet = quantize_file(ROOT / "models" / f"{net}.npz", parse_format(fmt), net,
                          calib_images=images)
@@ -289,8 +291,7 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
 
         rtl = mutated_rtl([mutant], work / "mutant")
         sources = [str(s) for s in axis_sources(gen_dir, qnet, rtl)]
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(tag.encode()) & 0xFFFF))
-    print(f"seed {seed} (TB_SEED={seed} replays)")
+    seed = case_seed(tag)
     results = work / "results.json"
     results.unlink(missing_ok=True)
     env = {
@@ -310,19 +311,6 @@ def run_axis(net: str, fmt: str, p: int, plan: list[str], tag: str, *, in_idle: 
     return doc
 
 
-def _tag(request) -> str:
-    from mnist_fpga.tb.common import simulator
-
-    return re.sub(r"[\[\]]", "-", f"{request.node.name}-{simulator()}")
-
-
-def _skip_without_simulator() -> None:
-    from mnist_fpga.tb.common import simulator_missing
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-
-
 _N = int(os.environ.get("TB_IMAGES", "3"))
 NET_CASES = [  # (net, P): P = 3 does not divide 784 (padded last beat)
     pytest.param("zero", 1, id="zero-int8-p1-axis"),
@@ -334,8 +322,7 @@ NET_CASES = [  # (net, P): P = 3 does not divide 784 (padded last beat)
 @pytest.mark.parametrize(("net", "p"), NET_CASES)
 def test_mlp_axis(net: str, p: int, request) -> None:
     """Well-formed packets with random idle input and random back-pressure: all bit-exact."""
-    _skip_without_simulator()
-    res = run_axis(net, "int8", p, [f"ok:{i}" for i in range(_N)], _tag(request))
+    res = run_axis(net, "int8", p, [f"ok:{i}" for i in range(_N)], request)
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
 
 
@@ -345,8 +332,7 @@ TLAST_PLAN = ["ok:0", "short:1:50", "ok:2", "long:3:7", "merge:4:5", "short:6:1"
 @pytest.mark.parametrize("p", [pytest.param(4, id="l10-int8-p4-axis-tlast")])
 def test_mlp_axis_tlast(p: int, request) -> None:
     """Early, late and missing tlast: padded / truncated images flagged, stream resynchronised."""
-    _skip_without_simulator()
-    res = run_axis("l10", "int8", p, TLAST_PLAN, _tag(request))
+    res = run_axis("l10", "int8", p, TLAST_PLAN, request)
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
     assert [f for _, f, _ in res["results"]] == [0, 1, 0, 1, 1, 1, 0]
 
@@ -357,8 +343,7 @@ BATCH_PLAN = ["batch:0,1,2", "batch:3", "batch:4,5:30", "batch:6,7", "batch:8:1"
 @pytest.mark.parametrize("p", [pytest.param(3, id="l10-int8-p3-axis-batch")])
 def test_mlp_axis_batch(p: int, request) -> None:
     """TLAST_BATCH: images back to back, tlast per batch; a cut image padded and flagged."""
-    _skip_without_simulator()
-    res = run_axis("l10", "int8", p, BATCH_PLAN, _tag(request), batch=True)
+    res = run_axis("l10", "int8", p, BATCH_PLAN, request, batch=True)
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
     assert [(f, t) for _, f, t in res["results"]] == [
         (0, 0), (0, 0), (0, 1), (0, 1), (0, 0), (1, 1), (0, 0), (0, 1), (1, 1)]
@@ -372,8 +357,7 @@ INTERVAL_MAX_P8 = 100
 @pytest.mark.parametrize("p", [pytest.param(8, id="mlp256-int8-p8-axis-throughput")])
 def test_mlp_axis_throughput(p: int, request) -> None:
     """Back-to-back images, consumer always ready: the interval of the simple top is kept."""
-    _skip_without_simulator()
-    res = run_axis("mlp256", "int8", p, [f"ok:{i}" for i in range(5)], _tag(request),
+    res = run_axis("mlp256", "int8", p, [f"ok:{i}" for i in range(5)], request,
                    in_idle=0.0, out_stall=0.0)
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
     done = res["result"]
@@ -390,8 +374,7 @@ STALL_PLAN = [f"ok:{i}" for i in range(6)]
                                    for d in (1, 2, 3)])
 def test_mlp_axis_stall(depth: int, request) -> None:
     """Consumer stalled for a long time: exactly RESULT_DEPTH packets get in, none is lost."""
-    _skip_without_simulator()
-    res = run_axis("zero", "int8", 8, STALL_PLAN, _tag(request), stall=3000, depth=depth)
+    res = run_axis("zero", "int8", 8, STALL_PLAN, request, stall=3000, depth=depth)
     assert res["failure"] is None, (res["failure"], res["errors"][:5])
     assert res["in_stall"] == [depth, 0]
 
@@ -422,9 +405,8 @@ BATCH_MUTANTS = [
 @pytest.mark.parametrize(("mutant", "expect"), MUTANTS + BATCH_MUTANTS)
 def test_axis_catches_mutant(mutant: str, expect: str, request) -> None:
     """A stall and every tlast case on a broken copy of one unit: the bench must fail."""
-    _skip_without_simulator()
     batch = "batch" in request.node.callspec.id
-    res = run_axis("zero", "int8", 8, BATCH_PLAN if batch else TLAST_PLAN, _tag(request),
+    res = run_axis("zero", "int8", 8, BATCH_PLAN if batch else TLAST_PLAN, request,
                    stall=2000, depth=2, batch=batch, mutant=mutant)
     assert res["failure"] is not None, f"bench passed with mutant {mutant}"
     if expect:

@@ -10,37 +10,27 @@ transfer (value, ``out_last`` on the last neuron) is compared with the model; a
 stalled output must hold still. A second test resets in the middle of an image
 and in the middle of the output stream.
 
-Sizes reach the Python side through ``LAYER_*`` environment variables and the
-layer as a ``qnet.json``; the VHDL side gets them from a generated package used by
+Sizes reach the cocotb side as tb/bench.py's parameters and the layer as a
+``qnet.json``; the VHDL side gets them from a generated package used by
 the hand-written wrapper ``mlp_layer_tb.vhd``. ``TB_LAYER_IMAGES`` sets the image count
 (default: 5, more for small layers), ``TB_SEED`` the seed (default: fixed per parameter set).
 """
 
 from __future__ import annotations
 
-import os
-import random
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
 if TYPE_CHECKING:
     from mnist_fpga.gen.core.model import QLayer
 
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, UnitRun, params, phases, run_size
 from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
-CLK_NS = 10
 HERE = Path(__file__).resolve().parent
 NET = "tb_layer"  # not "mlp_layer_tb": its generated package would share our package name
 ROM_ENTITY = f"{NET}_l0_rom"  # the generator's ROM entity name for layer 0
@@ -96,115 +86,53 @@ def layer_acc(layer: QLayer, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.int64) @ layer.w.T + layer.b
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
+    import cocotb
+    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-    class LayerTB:
+    from mnist_fpga.tb.bench import TB, StreamDriver, StreamSink, StrobeMonitor
+
+    class LayerTB(TB):
         """Clock, reset and the input driver of ``mlp_layer_tb``."""
 
         def __init__(self, dut, layer: QLayer, seed: int) -> None:
-            self.dut, self.layer = dut, layer
-            self.rng = random.Random(seed)
-            self.sent = 0   # inputs accepted so far
-            self.waits = 0  # clocks with in_valid=1, in_ready=0
-            dut.rst.value = 1
-            dut.in_valid.value = 0
-            dut.in_data.value = 0
-            dut.out_ready.value = 0
-            Clock(dut.clk, CLK_NS, unit="ns").start()
+            super().__init__(dut, seed, ("in_valid", "in_data", "out_ready"))
+            self.layer = layer
+            self.source = StreamDriver(dut, self.rng, self._junk)
 
-        async def reset(self, cycles: int = 3) -> None:
-            self.dut.rst.value = 1
-            for _ in range(cycles):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
+        def _junk(self) -> None:
+            """Random data while in_valid is '0': must be ignored."""
+            self.dut.in_data.value = self.rng.randint(0, (1 << (self.layer.a_bits * _p())) - 1)
 
         async def send(self, values: list[int]) -> None:
             """One beat of P inputs per accepted clock; runs of 32 beats with no, some and
             many gaps. ``values`` are whole images; each image's last beat is padded with
             junk, which the layer's zero weights must cancel."""
-            dut, x_max = self.dut, (1 << self.layer.a_bits) - 1
+            x_max = (1 << self.layer.a_bits) - 1
             p, a = _p(), self.layer.a_bits
             n_in = self.layer.n_in
             beats = []
             for i in range(0, len(values), n_in):
                 img = list(values[i:i + n_in])
                 img += [self.rng.randint(0, x_max) for _ in range(-len(img) % p)]
-                beats += [sum(img[j + q] << (a * q) for q in range(p))
+                beats += [int(sum(img[j + q] << (a * q) for q in range(p)))
                           for j in range(0, len(img), p)]
-            for v in beats:
-                p_gap = (0.0, 0.3, 0.7)[(self.sent // 32) % 3]
-                while self.rng.random() < p_gap:
-                    dut.in_valid.value = 0
-                    dut.in_data.value = self.rng.randint(0, (1 << (a * p)) - 1)  # junk: ignored
-                    await RisingEdge(dut.clk)
-                dut.in_valid.value = 1
-                dut.in_data.value = int(v)
-                while True:
-                    await ReadOnly()
-                    taken = dut.in_ready.value == 1
-                    self.waits += not taken
-                    await RisingEdge(dut.clk)
-                    if taken:
-                        break
-                self.sent += 1
-            dut.in_valid.value = 0
+            await self.source.send(beats, phases((0.0, 0.3, 0.7), 32))
 
-    class AccMonitor:
+    def acc_monitor(dut, layer: QLayer) -> StrobeMonitor:
         """acc_flat in every clock where acc_valid is '1' (a stuck strobe counts twice)."""
+        return StrobeMonitor(dut.clk, dut.acc_valid, lambda: decode_flat(
+            dut.acc_flat.value.to_unsigned(), layer.n_out, layer.acc_bits))
 
-        def __init__(self, dut, layer: QLayer) -> None:
-            self.dut, self.layer = dut, layer
-            self.seen: list[list[int]] = []
-            cocotb.start_soon(self._run())
+    def out_sink(dut, seed: int) -> StreamSink:
+        """Random out_ready back-pressure (runs: none, some, heavy); collects (lanes,
+        out_last) transfers; a stalled output must hold still."""
+        def sample() -> tuple[tuple[int, ...], int]:
+            lanes = decode_flat(dut.out_data.value.to_unsigned(), _q(),
+                                len(dut.out_data.value) // _q())
+            return tuple(lanes), int(dut.out_last.value == 1)
 
-        async def _run(self) -> None:
-            n, bits = self.layer.n_out, self.layer.acc_bits
-            while True:
-                await RisingEdge(self.dut.clk)
-                await ReadOnly()
-                if self.dut.acc_valid.value == 1:
-                    self.seen.append(decode_flat(self.dut.acc_flat.value.to_unsigned(), n, bits))
-
-    class OutSink:
-        """Random out_ready back-pressure; collects (out_data, out_last) transfers.
-
-        While out_valid is '1' and out_ready '0' the output must not change.
-        """
-
-        def __init__(self, dut, seed: int) -> None:
-            self.dut = dut
-            self.rng = random.Random(seed)
-            self.got: list[tuple[int, int]] = []
-            self.errors: list[str] = []
-            self.stalls = 0
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            dut, held, cycle = self.dut, None, 0
-            while True:
-                p_ready = (1.0, 0.5, 0.1)[(cycle // 16) % 3]  # runs: none, some, heavy
-                ready = self.rng.random() < p_ready
-                dut.out_ready.value = int(ready)
-                await ReadOnly()
-                now = None
-                if dut.out_valid.value == 1:
-                    lanes = decode_flat(dut.out_data.value.to_unsigned(), _q(),
-                                        len(dut.out_data.value) // _q())
-                    now = (tuple(lanes), int(dut.out_last.value == 1))
-                if held is not None and now != held:
-                    self.errors.append(f"output {len(self.got)}: changed from {held} to {now} "
-                                       "while stalled (out_valid=1, out_ready=0)")
-                if now is not None and ready:
-                    self.got.append(now)
-                held = now if now is not None and not ready else None
-                self.stalls += held is not None
-                await RisingEdge(dut.clk)
-                cycle += 1
-
-        async def wait_for(self, n: int) -> None:
-            while len(self.got) < n:
-                await RisingEdge(self.dut.clk)
+        return StreamSink(dut, seed, sample, phases((1.0, 0.5, 0.1), 16))
 
     def check(
         expected: np.ndarray, accs: list[list[int]], outs: list[tuple[tuple[int, ...], int]]
@@ -242,25 +170,23 @@ if cocotb is not None:
         return errors
 
     def _p() -> int:
-        return int(os.environ.get("LAYER_P", "1"))
+        return params()["p"]
 
     def _q() -> int:
-        return int(os.environ.get("LAYER_Q", "1"))
+        return params()["q"]
 
     def _layer() -> QLayer:
         from mnist_fpga.gen.core.model import QNet
 
-        return QNet.load(Path(os.environ["LAYER_QNET"])).layers[0]
-
-    def _seed() -> int:
-        return int(os.environ.get("LAYER_SEED", "1"))
+        return QNet.load(Path(params()["qnet"])).layers[0]
 
     def _timeout_ns(layer: QLayer, n_images: int) -> int:
         """Generous: every input and output at the slowest driver and sink rates, plus slack."""
         return (n_images * (layer.n_in * 20 + layer.n_out * 40) + 200) * CLK_NS
 
-    async def run_images(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_images(dut, fault: bool) -> None:
         """Back-to-back images with gaps and back-pressure, every result checked."""
+        seed, count = run_size(fault, params()["images"], 1)
         layer = _layer()
         images = make_images(layer.n_in, layer.a_bits, count, seed)
         expected = layer_acc(layer, images)
@@ -270,30 +196,29 @@ if cocotb is not None:
                               f"image {len(images) - 1} neuron {layer.n_out - 1}")
         tb = LayerTB(dut, layer, seed)
         await tb.reset()
-        accs, sink = AccMonitor(dut, layer), OutSink(dut, seed + 1)
+        accs, sink = acc_monitor(dut, layer), out_sink(dut, seed + 1)
         await with_timeout(tb.send([int(v) for v in images.reshape(-1)]),
                            _timeout_ns(layer, len(images)), "ns")
         n_beats = expected.shape[0] * -(-layer.n_out // _q())
         await with_timeout(sink.wait_for(n_beats), _timeout_ns(layer, 1), "ns")
-        for _ in range(5):  # a stray strobe or output would show up here
-            await RisingEdge(dut.clk)
+        await tb.clocks(5)  # a stray strobe or output would show up here
         errors = sink.errors + check(expected, accs.seen, sink.got)
         if not fault and not sink.stalls:
             errors.append("back-pressure not exercised: no clock with out_valid=1, out_ready=0")
-        dut._log.info("%d output stalls, %d input waits", sink.stalls, tb.waits)
+        dut._log.info("%d output stalls, %d input waits", sink.stalls, tb.source.waits)
         verdict(errors, injected)
 
     layer_images, layer_images_catches_injected_fault = checker_tests(
-        __name__, "layer_images", "LAYER_IMAGES images through the layer against b + W @ x.",
-        lambda dut: run_images(dut, _seed(), int(os.environ.get("LAYER_IMAGES", "5")), False),
-        lambda dut: run_images(dut, _seed() + 1, 1, True))  # one corrupted accumulator
+        __name__, "layer_images", "TB_LAYER_IMAGES images through the layer against b + W @ x.",
+        run_images)
 
     @cocotb.test()
     async def layer_reset_mid_stream(dut) -> None:
         """Reset mid-image and mid-output: the partial results vanish, later images are exact."""
         layer = _layer()
-        images = make_images(layer.n_in, layer.a_bits, 5, _seed() + 2)
-        tb = LayerTB(dut, layer, _seed() + 2)
+        seed = params()["seed"]
+        images = make_images(layer.n_in, layer.a_bits, 5, seed + 2)
+        tb = LayerTB(dut, layer, seed + 2)
         limit = _timeout_ns(layer, 1)  # every step below must finish: no hang on a bad reset
 
         async def until_out_valid() -> None:
@@ -315,14 +240,14 @@ if cocotb is not None:
         await ReadOnly()
         assert dut.out_valid.value == 0, "out_valid still '1' after a reset"
         await RisingEdge(dut.clk)
-        accs, sink = AccMonitor(dut, layer), OutSink(dut, _seed() + 3)
+        accs, sink = acc_monitor(dut, layer), out_sink(dut, seed + 3)
         checked = images[[4, 0]]
         await with_timeout(tb.send([int(v) for v in checked.reshape(-1)]),
                            _timeout_ns(layer, len(checked)), "ns")
         await with_timeout(sink.wait_for(checked.shape[0] * -(-layer.n_out // _q())), limit,
                            "ns")
-        errors = sink.errors + check(layer_acc(layer, checked), accs.seen, sink.got)
-        assert not errors, f"{len(errors)} errors after reset: " + "; ".join(errors[:10])
+        verdict(sink.errors + check(layer_acc(layer, checked), accs.seen, sink.got),
+                what="errors after reset")
 
 
 # ----------------------------------------------------------------------------- pytest runner
@@ -377,11 +302,6 @@ def _id(case: tuple[int, ...]) -> str:
     return f"n{n_in}x{n_out}-{Format(w_bits, a_bits).name}{par}"
 
 
-def _tag(request: pytest.FixtureRequest) -> str:
-    """The build folder name: the pytest id without brackets."""
-    return request.node.name.replace("[", "-").replace("]", "")
-
-
 def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
     """The layer's weight ROM (entity ``ROM_ENTITY``), rendered by gen.hdl.generate.
 
@@ -414,7 +334,9 @@ def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
 
 def _images(n_in: int) -> int:
     """Images per run: TB_LAYER_IMAGES, else more of them for small layers."""
-    return int(os.environ.get("TB_LAYER_IMAGES", max(5, 120 // n_in)))
+    from mnist_fpga.tb.common import env_int
+
+    return env_int("TB_LAYER_IMAGES", max(5, 120 // n_in), lo=1)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -423,26 +345,20 @@ def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> Non
     from mnist_fpga.gen.core.formats import Format
     from mnist_fpga.gen.core.model import QNet
     from mnist_fpga.gen.hdl.sources import LAYER_RTL
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import rtl_sources, run_sim, simulator_missing
+    from mnist_fpga.tb.common import rtl_sources
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request, seed_key=_id(case))
     n_in, n_out, w_bits, a_bits, p, q, pe = case
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
-    layer = make_layer(n_in, n_out, w_bits, a_bits, seed)
-    extremes = layer_acc(layer, make_images(n_in, a_bits, 1, seed))[0]
+    layer = make_layer(n_in, n_out, w_bits, a_bits, run.seed)
+    extremes = layer_acc(layer, make_images(n_in, a_bits, 1, run.seed))[0]
     assert extremes.min() == -(1 << (layer.acc_bits - 1))
     assert n_out == 1 or extremes.max() == (1 << (layer.acc_bits - 1)) - 1
 
-    build = BUILD / "tb" / _tag(request)
-    build.mkdir(parents=True, exist_ok=True)
+    build = run.build
     QNet(NET, Format(w_bits, a_bits), [layer]).save(build / "qnet.json")
     (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q, pe))
     (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer, p, pe))
-    sources = [*rtl_sources(*LAYER_RTL), str(build / "mlp_layer_tb_pkg.vhd"),
-               str(build / f"{ROM_ENTITY}.vhd"), str(HERE / "mlp_layer_tb.vhd")]
-    env = {"LAYER_QNET": build / "qnet.json", "LAYER_SEED": seed,
-           "LAYER_IMAGES": _images(n_in), "LAYER_P": p, "LAYER_Q": q}
-    run_sim(toplevel="mlp_layer_tb", module="test_mlp_layer", vhdl_sources=sources,
-            build_dir=build / "sim", extra_env=env, bench_dir=HERE)
+    sources = [*rtl_sources(*LAYER_RTL), build / "mlp_layer_tb_pkg.vhd",
+               build / f"{ROM_ENTITY}.vhd", HERE / "mlp_layer_tb.vhd"]
+    run.run("mlp_layer_tb", sources,
+            {"qnet": build / "qnet.json", "images": _images(n_in), "p": p, "q": q})

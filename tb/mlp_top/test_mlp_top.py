@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:
+from mnist_fpga.progress import write_progress
+from mnist_fpga.tb.bench import CLK_NS, HAVE_COCOTB, build_tag, skip_without_simulator
+from mnist_fpga.tb.common import env_int
+
+if HAVE_COCOTB:
     import cocotb
-    from cocotb.clock import Clock
     from cocotb.triggers import RisingEdge, with_timeout
     from cocotb.utils import get_sim_time
 
+    from mnist_fpga.tb.bench import TB
     from mnist_fpga.tb.netcheck import (
         RESOLVABLE,
         TO_01,
@@ -30,13 +34,7 @@ try:
         Stuck,
         strobes,
     )
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
 
-from mnist_fpga.progress import write_progress
-from mnist_fpga.tb.common import env_int
-
-CLK_NS = 10
 PROGRESS_S = 0.5  # wall seconds between two writes of the progress count
 # Clocks after the slowest image's latency in which the bench waits for anything more: a
 # further done or accumulator strobe then is an extra (duplicate) result.
@@ -80,9 +78,9 @@ def clock_budget(qnet) -> int:
     return 2 * work + 1000
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
 
-    class NetTB:
+    class NetTB(TB):
         """Clock, reset and the pixel driver of ``<net>_top``.
 
         With ``feeder`` the toplevel is ``<net>_tbtop`` (tb/netsim.py): the VHDL pixel
@@ -92,24 +90,12 @@ if cocotb is not None:
         """
 
         def __init__(self, dut, feeder: bool) -> None:
-            self.dut = dut
-            self.feeder = feeder
-            self.top = dut.u_top if feeder else dut
-            if feeder:
-                dut.load_valid.value = 0
-            else:
-                dut.s_valid.value = 0
-                dut.s_data.value = 0
-            dut.rst.value = 1
             # The clock in the GPI (C) rather than a Python task: same edges, same
             # cycle counts, 20 % (GHDL) to 55 % (NVC) less CPU at P=1 (docs/simspeed.md).
-            Clock(dut.clk, CLK_NS, unit="ns", impl="gpi").start()
-
-        async def reset(self) -> None:
-            for _ in range(3):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
+            super().__init__(dut, inputs=("load_valid",) if feeder else ("s_valid", "s_data"),
+                             clock_impl="gpi")
+            self.feeder = feeder
+            self.top = dut.u_top if feeder else dut
 
         async def send_image(self, beats: list[int], on_first, budget: int) -> None:
             """Stream one image, a beat per accepted clock; ``on_first`` at its first handshake.
@@ -316,18 +302,21 @@ _N = env_int("TB_IMAGES", 5, lo=1)
 IMAGE_SETS = [pytest.param((0, _N), id=f"img{_N}")]
 
 
+def simulate(request, net: str, fmt: str, **kw) -> dict:
+    """:func:`tb.netsim.run_network_sim` in the test's build folder (skips without a
+    simulator); ``kw`` as there."""
+    from mnist_fpga.tb.netsim import run_network_sim
+
+    skip_without_simulator()
+    return run_network_sim(net, fmt, tag=build_tag(request, sim=True), **kw)
+
+
 @pytest.mark.parametrize("images", IMAGE_SETS)
 @pytest.mark.parametrize(("net", "fmt"), NET_FORMATS)
 def test_mlp_top(net: str, fmt: str, images: tuple[int, int], request) -> None:
     """Generate ``net`` in ``fmt`` and run real MNIST images through the RTL, bit-exact."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
     first, count = images
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim(net, fmt, n_images=count, first=first, tag=tag)
+    res = simulate(request, net, fmt, n_images=count, first=first)
     assert res["failure"] is None, res["failure"]
     assert [r["index"] for r in res["images"]] == list(range(first, first + count))
     bad = [m for r in res["images"] for m in r["mismatches"]]
@@ -348,14 +337,8 @@ FAULT_CASES = [
 @pytest.mark.parametrize(("fault", "layer"), FAULT_CASES)
 def test_bench_catches_fault(fault: str, layer: int, request) -> None:
     """mlp256 int8 with one fault injected: the checker must report image 0 not bit-exact."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
     from mnist_fpga.tb.faults import parse_faults
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim("mlp256", "int8", n_images=1, tag=tag, faults=parse_faults([fault]))
+    res = simulate(request, "mlp256", "int8", n_images=1, faults=parse_faults([fault]))
     img = res["images"][0]
     assert res["failure"] is not None, "the cocotb test passed with a fault injected"
     assert not img["bit_exact"]
@@ -382,17 +365,11 @@ HARNESS_CASES = [
 def test_bench_cannot_look_away(mutant: str, failure: str, detail: str, n_images: int,
                                 request) -> None:
     """l10 int8 (quick) with an RTL mutant: the run fails and says why."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
     from mnist_fpga.tb.faults import parse_faults
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
     net = "mlp256" if mutant.startswith("requant") else "l10"  # l10 has no requantizer
     # how fast it fails is a goal of bench/bench_goals.py, not of this test
-    res = run_network_sim(net, "int8", n_images=n_images, tag=tag,
-                          faults=parse_faults([f"mutant:{mutant}"]))
+    res = simulate(request, net, "int8", n_images=n_images,
+                   faults=parse_faults([f"mutant:{mutant}"]))
     text = (res["failure"] or "") + " " + json.dumps(res["images"])
     assert res["failure"] is not None and failure in res["failure"], res["failure"]
     assert detail in text, text[:500]
@@ -427,13 +404,7 @@ INTERVAL_MAX_P8 = 100  # mlp256 at P=8
 def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
     """Images back to back at P inputs and PE neurons per clock: bit-exact, latency and
     interval on target (with PE: about ceil(N_OUT/PE) x ceil(N_IN/P) clocks per layer)."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim(net, "int8", n_images=4, tag=tag, p=p, pe=pe)
+    res = simulate(request, net, "int8", n_images=4, p=p, pe=pe)
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])
     latency = max(r["cycles"] for r in res["images"])
@@ -449,7 +420,7 @@ def test_mlp_top_parallel(net: str, p: int, pe: int | None, request) -> None:
         from mnist_fpga.gen.hdl.generate import neurons_parallel
         from mnist_fpga.paths import BUILD
 
-        qnet = QNet.load(BUILD / "sim" / tag / "gen" / "qnet.json")
+        qnet = QNet.load(BUILD / "sim" / build_tag(request, sim=True) / "gen" / "qnet.json")
         pes = neurons_parallel(qnet, pe)
         slowest = max(-(-ly.n_out // e) * -(-ly.n_in // p)
                       for ly, e in zip(qnet.layers, pes, strict=True))
@@ -499,11 +470,6 @@ EDGE_CASES = ["wide-product", "tiny-q1_15", "tiny-q2_6", "zero-last-layer", "p16
 @pytest.mark.parametrize("case", EDGE_CASES)
 def test_edge_network(case: str, tmp_path: Path, request) -> None:
     """An edge-case network through generator, RTL and model: bit-exact at every layer."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
     weights, fmt, p = _edge_weights(case)
     np.savez(tmp_path / "w.npz", **weights)
     from mnist_fpga.gen.data.sample import load_sample
@@ -513,9 +479,8 @@ def test_edge_network(case: str, tmp_path: Path, request) -> None:
     images = images[:3].copy()
     images[:, 0, 0] = 255  # the pixel the wide-product network multiplies by its weight
     np.savez(tmp_path / "sample.npz", images=images, labels=labels[:3])
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim("edge", fmt, n_images=3, tag=tag, weights=tmp_path / "w.npz",
-                          sample=tmp_path / "sample.npz", p=p)
+    res = simulate(request, "edge", fmt, n_images=3, weights=tmp_path / "w.npz",
+                   sample=tmp_path / "sample.npz", p=p)
     assert res["failure"] is None, res["failure"]
     bad = [m for r in res["images"] for m in r["mismatches"]]
     assert all(r["bit_exact"] for r in res["images"]), bad[:5]
@@ -527,13 +492,7 @@ def test_edge_network(case: str, tmp_path: Path, request) -> None:
 ])
 def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
     """Products from adders (mac_array LUT_MULT): bit-exact at every layer like DSP products."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, lut_mult=True)
+    res = simulate(request, net, "int8", n_images=3, p=p, pe=pe, lut_mult=True)
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])
 
@@ -550,12 +509,6 @@ def test_mlp_top_tech_ecp5(net: str, p: int, pe: int | None, request) -> None:
     """The code of the ECP5 synthesis flow (mac_array's DSP "ecp5": multiplier blocks with
     their registers, simulated with tb/hdl/MULT18X18D.vhd; weight ROMs in slices one
     block RAM deep): bit-exact at every layer."""
-    from mnist_fpga.tb.common import simulator, simulator_missing
-    from mnist_fpga.tb.netsim import run_network_sim
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    tag = f"{request.node.name}-{simulator()}".replace("[", "-").replace("]", "")
-    res = run_network_sim(net, "int8", n_images=3, tag=tag, p=p, pe=pe, tech="ecp5")
+    res = simulate(request, net, "int8", n_images=3, p=p, pe=pe, tech="ecp5")
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])

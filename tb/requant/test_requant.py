@@ -13,34 +13,31 @@ saturation boundary, exact rounding ties (``r*MULT + 2**(SHIFT-1)`` a multiple o
 ones. The input side has random valid gaps with junk data; the output side
 random ``out_ready`` back-pressure, during which the output must hold still.
 
-Parameters reach the Python side through ``RQ_*`` environment variables; the
-generics are fixed by a generated wrapper (GHDL's llvm back end cannot override
-top-level generics at run time). ``TB_REQUANT_ITEMS`` (default 400) sets the number of
+The harness is tb/bench.py (the wrapper with the generics and per-neuron constants,
+the parameters, the seed). ``TB_REQUANT_ITEMS`` (default 400) sets the number of
 random accumulators, ``TB_SEED`` the seed (default: fixed per parameter set).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import zlib
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
+from mnist_fpga.tb.bench import (
+    CLK_NS,
+    HAVE_COCOTB,
+    UnitRun,
+    case_seed,
+    params,
+    phases,
+    run_size,
+)
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
-
-CLK_NS = 10
 
 
 def reference(acc: int, mult: int, shift: int, out_bits: int) -> int:
@@ -146,99 +143,43 @@ def expected_outputs(case: RqCase, accs: list[int]) -> list[int]:
             for j, a in enumerate(accs)]
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
+    import cocotb
+    from cocotb.triggers import with_timeout
 
-    class RequantTB:
+    from mnist_fpga.tb.bench import TB, StreamDriver, StreamSink
+
+    class RequantTB(TB):
         """Clock, reset and the accumulator driver of ``requant_tb``."""
 
         def __init__(self, dut, case: RqCase, seed: int) -> None:
-            self.dut, self.case = dut, case
-            self.rng = random.Random(seed)
-            self.waits = 0  # clocks with in_valid=1, in_ready=0
-            dut.rst.value = 1
-            dut.in_valid.value = 0
-            dut.in_data.value = 0
-            dut.in_last.value = 0
-            dut.out_ready.value = 0
-            Clock(dut.clk, CLK_NS, unit="ns").start()
+            super().__init__(dut, seed, ("in_valid", "in_data", "in_last", "out_ready"))
+            self.case = case
+            self.source = StreamDriver(dut, self.rng, self._junk)
 
-        async def reset(self) -> None:
-            for _ in range(3):
-                await RisingEdge(self.dut.clk)
-            self.dut.rst.value = 0
-            await RisingEdge(self.dut.clk)
+        def _junk(self) -> None:
+            """Random data and last while in_valid is '0': must be ignored."""
+            mask = (1 << (self.case.acc_bits * self.case.lanes)) - 1
+            self.dut.in_data.value = junk = self.rng.randint(0, mask)
+            self.dut.in_last.value = junk & 1
 
         async def send(self, beats: list[int], lasts: list[int] | None = None) -> None:
             """One beat per accepted clock; runs of no, some and many idle clocks.
 
             ``lasts``: in_last of each beat (default: on the last beat of each image).
             """
-            dut, mask = self.dut, (1 << (self.case.acc_bits * self.case.lanes)) - 1
             if lasts is None:
                 per_image = -(-(self.case.neurons or self.case.lanes) // self.case.lanes)
                 lasts = [int(j % per_image == per_image - 1) for j in range(len(beats))]
-            for j, beat in enumerate(beats):
-                p_gap = (0.0, 0.3, 0.7)[(j // 16) % 3]
-                while self.rng.random() < p_gap:
-                    dut.in_valid.value = 0
-                    dut.in_data.value = junk = self.rng.randint(0, mask)  # must be ignored
-                    dut.in_last.value = junk & 1
-                    await RisingEdge(dut.clk)
-                dut.in_valid.value = 1
-                dut.in_data.value = beat
-                dut.in_last.value = lasts[j]
-                while True:
-                    await ReadOnly()
-                    taken = dut.in_ready.value == 1
-                    self.waits += not taken
-                    await RisingEdge(dut.clk)
-                    if taken:
-                        break
-            dut.in_valid.value = 0
+            await self.source.send(beats, phases((0.0, 0.3, 0.7), 16), lasts)
 
-    class OutSink:
-        """Random out_ready back-pressure; collects out_data transfers.
-
-        While out_valid is '1' and out_ready '0' the output must not change.
-        """
-
-        def __init__(self, dut, seed: int) -> None:
-            self.dut = dut
-            self.rng = random.Random(seed)
-            self.got: list[int] = []
-            self.errors: list[str] = []
-            self.stalls = 0  # clocks with out_valid=1, out_ready=0
-            cocotb.start_soon(self._run())
-
-        async def _run(self) -> None:
-            dut, held, cycle = self.dut, None, 0
-            while True:
-                p_ready = (1.0, 0.5, 0.1)[(cycle // 16) % 3]
-                ready = self.rng.random() < p_ready
-                dut.out_ready.value = int(ready)
-                await ReadOnly()
-                valid = dut.out_valid.value == 1
-                data = int(dut.out_data.value.to_unsigned()) if valid else None
-                if held is not None and data != held:
-                    self.errors.append(f"output {len(self.got)}: changed from {held} to {data} "
-                                       "while stalled (out_valid=1, out_ready=0)")
-                if valid and ready:
-                    self.got.append(data)
-                held = data if valid and not ready else None
-                self.stalls += held is not None
-                await RisingEdge(dut.clk)
-                cycle += 1
-
-        async def wait_for(self, n: int) -> None:
-            while len(self.got) < n:
-                await RisingEdge(self.dut.clk)
+    def out_sink(dut, seed: int) -> StreamSink:
+        """Random out_ready back-pressure; collects out_data transfers (a stall holds)."""
+        return StreamSink(dut, seed, lambda: int(dut.out_data.value.to_unsigned()),
+                          phases((1.0, 0.5, 0.1), 16))
 
     def _case() -> RqCase:
-        e = os.environ
-        mult = int(e["RQ_MULT"])
-        return RqCase(e["RQ_FORMAT"], int(e["RQ_ACC_BITS"]), int(e["RQ_OUT_BITS"]), mult,
-                      int(e["RQ_SHIFT"]), int(e["RQ_LANES"]), int(e["RQ_NEURONS"]),
-                      mult_bits=1 if mult == 1 else 16)
+        return RqCase(**{k: params()[k] for k in RqCase.__dataclass_fields__})
 
     def to_beats(case: RqCase, accs: list[int], rng: random.Random) -> list[int]:
         """Images of N values (N neurons, or LANES), LANES per beat; padding lanes get junk."""
@@ -263,8 +204,9 @@ if cocotb is not None:
             out += [(beat >> (lane * bits)) & ((1 << bits) - 1) for lane in range(used)]
         return out
 
-    async def run_accs(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_accs(dut, fault: bool) -> None:
         """Stream the accumulators through and compare every output, in order."""
+        seed, count = run_size(fault, params()["items"], 10)
         case = _case()
         accs = make_accs(case, count, seed)
         n = case.neurons or case.lanes
@@ -276,16 +218,15 @@ if cocotb is not None:
         tb = RequantTB(dut, case, seed)
         beats = to_beats(case, accs, random.Random(seed + 7))
         await tb.reset()
-        sink = OutSink(dut, seed + 1000)
+        sink = out_sink(dut, seed + 1000)
         await with_timeout(tb.send(beats), 40 * len(beats) * CLK_NS, "ns")
         await with_timeout(sink.wait_for(len(beats)), 200 * CLK_NS, "ns")
-        for _ in range(5):  # an extra output would show up here
-            await RisingEdge(dut.clk)
+        await tb.clocks(5)  # an extra output would show up here
         got = from_beats(case, sink.got)
         errors = list(sink.errors)
-        if not fault and not (sink.stalls and tb.waits):
+        if not fault and not (sink.stalls and tb.source.waits):
             errors.append(f"back-pressure not exercised: {sink.stalls} output stalls, "
-                          f"{tb.waits} input waits")
+                          f"{tb.source.waits} input waits")
         if len(got) != len(accs):
             errors.append(f"expected {len(accs)} outputs, got {len(got)}")
         errors += [f"item {j}: acc {a}: expected {e} got {g}"
@@ -293,14 +234,9 @@ if cocotb is not None:
                    if e != g]
         verdict(errors, injected)
 
-    def _seed() -> int:
-        return int(os.environ.get("RQ_SEED", "1"))
-
     requant_stream, requant_stream_catches_injected_fault = checker_tests(
         __name__, "requant_stream",
-        "Corner and random accumulators with gaps and back-pressure against the model.",
-        lambda dut: run_accs(dut, _seed(), int(os.environ.get("RQ_ITEMS", "400")), False),
-        lambda dut: run_accs(dut, _seed() + 1, 10, True))  # one corrupted expected output
+        "Corner and random accumulators with gaps and back-pressure against the model.", run_accs)
 
     # An image cut short (in_last early) and one without in_last, between whole images
     # (beats per image, in_last on its last beat): the beat after each must be neuron 0.
@@ -313,7 +249,7 @@ if cocotb is not None:
         """PER_NEURON: after an early in_last and after a missing one, the next image's
         constants start again at neuron 0 (against the reference, image by image)."""
         case = _case()
-        seed = _seed()
+        seed = params()["seed"]
         mults, shifts = case.constants()
         per_image = -(-case.neurons // case.lanes)
         pool = make_accs(case, 200, seed)
@@ -333,7 +269,7 @@ if cocotb is not None:
                              j < case.neurons else None for j, v in enumerate(vals)])
         tb = RequantTB(dut, case, seed)
         await tb.reset()
-        sink = OutSink(dut, seed + 1000)
+        sink = out_sink(dut, seed + 1000)
         await with_timeout(tb.send(beats, lasts), 40 * len(beats) * CLK_NS, "ns")
         await with_timeout(sink.wait_for(len(beats)), 200 * CLK_NS, "ns")
         ob, got = case.out_bits, list(sink.got)
@@ -346,55 +282,33 @@ if cocotb is not None:
             errors += [f"image {i} neuron {j}: expected {e} got {g}"
                        for j, (e, g) in enumerate(zip(exp, vals, strict=True))
                        if e is not None and e != g]
-        assert not errors, f"{len(errors)} errors: " + "; ".join(errors[:10])
+        verdict(errors)
 
 
 # ----------------------------------------------------------------------------- pytest runner
-
-WRAPPER = """\
--- generated by tb/requant/test_requant.py: requant with fixed generics as a flat-port toplevel
-library ieee;
-use ieee.std_logic_1164.all;
-
-entity requant_tb is
-  port (
-    clk, rst, in_valid, in_last, out_ready : in std_logic;
-    in_ready, out_valid : out std_logic;
-    in_data  : in  std_logic_vector({lanes} * {acc_bits} - 1 downto 0);
-    out_data : out std_logic_vector({lanes} * {out_bits} - 1 downto 0)
-  );
-end entity requant_tb;
-
-architecture wrap of requant_tb is
-begin
-  u_dut : entity work.requant
-    generic map (ACC_BITS => {acc_bits}, OUT_BITS => {out_bits}, MULT_BITS => {mult_bits},
-                 LANES => {lanes}, {constants})
-    port map (clk => clk, rst => rst, {ports}in_valid => in_valid, in_ready => in_ready,
-              in_data => in_data, in_last => in_last, out_valid => out_valid,
-              out_ready => out_ready, out_data => out_data);
-end architecture wrap;
-"""
-
 
 def bits_literal(values: list[int], bits: int) -> str:
     """A VHDL binary string, value 0 in the low bits (written here, not by gen/hdl/generate.py)."""
     return '"' + "".join(format(v & ((1 << bits) - 1), f"0{bits}b") for v in reversed(values)) + '"'
 
 
-def wrapper(case: RqCase) -> str:
-    """The toplevel wrapper with the case's generics (and per-neuron constants)."""
+def wrapper_args(case: RqCase) -> tuple[dict[str, int | str], list, dict[str, str]]:
+    """The wrapper's generics, ports and (per-neuron) constant inputs for the case."""
+    generics: dict[str, int | str] = {"ACC_BITS": case.acc_bits, "OUT_BITS": case.out_bits,
+                                      "MULT_BITS": case.mult_bits, "LANES": case.lanes}
+    tied = {}
     if case.neurons:
         mults, shifts = case.constants()
         sb = case.shift_bits()
-        constants = f"PER_NEURON => true, N_NEURONS => {case.neurons}, SHIFT_BITS => {sb}"
-        ports = (f"mults => {bits_literal(mults, case.mult_bits)},\n              "
-                 f"shifts => {bits_literal(shifts, sb)},\n              ")
+        generics |= {"PER_NEURON": "true", "N_NEURONS": case.neurons, "SHIFT_BITS": sb}
+        tied = {"mults": bits_literal(mults, case.mult_bits), "shifts": bits_literal(shifts, sb)}
     else:
-        constants, ports = f"MULT => {case.mult}, SHIFT => {case.shift}", ""
-    return WRAPPER.format(acc_bits=case.acc_bits, out_bits=case.out_bits,
-                          mult_bits=case.mult_bits, lanes=case.lanes, constants=constants,
-                          ports=ports)
+        generics |= {"MULT": case.mult, "SHIFT": case.shift}
+    ports = [("in_valid", "in", None), ("in_ready", "out", None),
+             ("in_data", "in", case.lanes * case.acc_bits), ("in_last", "in", None),
+             ("out_valid", "out", None), ("out_ready", "in", None),
+             ("out_data", "out", case.lanes * case.out_bits)]
+    return generics, ports, tied
 
 
 CASES = [
@@ -415,45 +329,26 @@ CASES = [
 ]
 
 
-def _tag(request: pytest.FixtureRequest) -> str:
-    """The build folder name: the pytest id without brackets."""
-    return request.node.name.replace("[", "-").replace("]", "")
-
-
-def _case_seed(case: RqCase) -> int:
-    return int(os.environ.get("TB_SEED", zlib.crc32(case.id.encode()) & 0xFFFF))
-
-
 def _items() -> int:
-    return int(os.environ.get("TB_REQUANT_ITEMS", "400"))
+    from mnist_fpga.tb.common import env_int
+
+    return env_int("TB_REQUANT_ITEMS", 400, lo=1)
 
 
-def _run_case(case: RqCase, build: Path, **env: object) -> None:
-    """The case's wrapper in ``build``, then the cocotb module on it (``env`` added)."""
-    from mnist_fpga.tb.common import rtl_sources, run_sim
+def _run_case(run: UnitRun, case: RqCase, **env: object) -> None:
+    """The case's wrapper in the build folder, then the cocotb module on it (``env`` added)."""
+    from mnist_fpga.tb.common import rtl_sources
 
-    build.mkdir(parents=True, exist_ok=True)
-    top = build / "requant_tb.vhd"
-    top.write_text(wrapper(case))
-    env = {
-        "RQ_FORMAT": case.fmt, "RQ_ACC_BITS": case.acc_bits, "RQ_OUT_BITS": case.out_bits,
-        "RQ_MULT": case.mult, "RQ_SHIFT": case.shift, "RQ_LANES": case.lanes,
-        "RQ_NEURONS": case.neurons, "RQ_SEED": _case_seed(case), "RQ_ITEMS": _items(), **env,
-    }
-    run_sim(toplevel="requant_tb", module="test_requant",
-            vhdl_sources=[*rtl_sources("requant"), str(top)], build_dir=build / "sim",
-            extra_env=env, bench_dir=Path(__file__).resolve().parent)
+    generics, ports, tied = wrapper_args(case)
+    wrap = run.wrapper("requant", generics, ports, tied)
+    run.run("requant_tb", [*rtl_sources("requant"), wrap],
+            {**asdict(case), "items": _items()}, **env)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_requant(case: RqCase, request: pytest.FixtureRequest) -> None:
     """requant against the independent reference for one parameter set."""
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import simulator_missing
-
-    if reason := simulator_missing():
-        pytest.skip(reason)
-    _run_case(case, BUILD / "tb" / _tag(request))
+    _run_case(UnitRun(request, seed_key=case.id), case)
 
 
 # the per-neuron cases with more than one beat per image: the beat counter matters
@@ -464,20 +359,17 @@ LAST_CASES = [c for c in CASES if c.neurons and c.neurons > c.lanes]
 def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) -> None:
     """An image cut short by in_last and one without in_last: each raises its assertion
     error once, and the images after them are bit-exact (the counter starts again)."""
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import simulator, simulator_missing
+    from mnist_fpga.tb.common import simulator
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request, seed_key=case.id)
     if simulator() != "ghdl":  # NVC's default --exit-severity=error ends the run there
         pytest.skip("the images after the assertion need a simulator that goes on (GHDL)")
-    build = BUILD / "tb" / _tag(request)
     with pytest.raises(SystemExit) as exc:
-        _run_case(case, build, COCOTB_TEST_FILTER="requant_last_realigns")
+        _run_case(run, case, COCOTB_TEST_FILTER="requant_last_realigns")
     # only the RTL's assertion failed the run: the cocotb test (the images) passed
     msg = str(exc.value)
     assert msg.startswith("simulator warning:") and "(simulator log:" not in msg, msg
-    log = (build / "sim" / "ghdl" / "sim.log").read_text(errors="replace")
+    log = (run.build / "sim" / "ghdl" / "sim.log").read_text(errors="replace")
     beats = -(-case.neurons // case.lanes)
     early = re.findall(r"\(assertion error\): requant: in_last on beat (\d+) \(from 0\) of an "
                        r"image of (\d+)", log)
@@ -488,7 +380,7 @@ def test_requant_realigns_on_last(case: RqCase, request: pytest.FixtureRequest) 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_requant_stimulus_covers_corners(case: RqCase) -> None:
     """The stimulus holds negatives, zero, both sides of saturation and every reachable tie kind."""
-    accs = make_accs(case, _items(), _case_seed(case))
+    accs = make_accs(case, _items(), case_seed(case.id))
     hi = (1 << (case.acc_bits - 1)) - 1
     top = (1 << case.out_bits) - 1
     rs = case.r_sat()
@@ -509,7 +401,7 @@ def test_model_requantize_matches_reference() -> None:
     for case in CASES:
         mults, shifts = case.constants()
         n = len(mults)
-        accs = make_accs(case, 100, _case_seed(case))
+        accs = make_accs(case, 100, case_seed(case.id))
         accs += accs[: -len(accs) % n]
         per = case.neurons > 0
         layer = QLayer(w=np.zeros((n, 1), dtype=np.int64), b=np.zeros(n, dtype=np.int64),

@@ -15,24 +15,15 @@ The expected word is rebuilt from the weight matrix by the documented layout
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-except ImportError:  # pragma: no cover - pytest collection without cocotb
-    cocotb = None
-
+from mnist_fpga.tb.bench import HAVE_COCOTB, UnitRun, params, run_size
+from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, mismatch, verdict
 
-CLK_NS = 10
 NET = "weight_rom_tb"
 ENTITY = f"{NET}_l0_rom"  # the generator's ROM entity name for layer 0
 
@@ -92,18 +83,16 @@ def make_addresses(n_in: int, addr_bits: int, count: int, seed: int) -> list[int
     return addrs
 
 
-if cocotb is not None:
+if HAVE_COCOTB:
+    from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-    def decode(word: int, n: int, bits: int) -> list[int]:
-        """Split a word into ``n`` signed fields, field 0 in the low bits."""
-        mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-        return [((word >> (i * bits)) & mask) - ((word >> (i * bits)) & sign) * 2
-                for i in range(n)]
+    from mnist_fpga.tb.bench import TB
 
-    async def run_reads(dut, seed: int, count: int, fault: bool) -> None:
+    async def run_reads(dut, fault: bool) -> None:
         """Drive the address list; after each change check that dout is still the old word."""
-        w = np.load(os.environ["ROM_WEIGHTS"])
-        w_bits, addr_bits = int(os.environ["ROM_W_BITS"]), int(os.environ["ROM_ADDR_BITS"])
+        seed, count = run_size(fault, params()["reads"], 20)
+        w = np.load(params()["weights"])
+        w_bits, addr_bits = params()["w_bits"], params()["addr_bits"]
         n_out, n_in = w.shape
         injected = None
         if fault:  # self-test of the checker: one wrong expected weight
@@ -112,10 +101,9 @@ if cocotb is not None:
                               f"address {n_in - 1} neuron 0")
         addrs = make_addresses(n_in, addr_bits, count, seed)
         # the read enable: '0' in about a quarter of the clocks, where dout must hold
-        rng = random.Random(seed ^ 0x5A5A)
-        ens = [1] + [int(rng.random() >= 0.25) for _ in addrs[1:]]
-        Clock(dut.clk, CLK_NS, unit="ns").start()
-        await RisingEdge(dut.clk)
+        tb = TB(dut, seed ^ 0x5A5A, has_reset=False)
+        ens = [1] + [int(tb.rng.random() >= 0.25) for _ in addrs[1:]]
+        await tb.clocks(1)
         dut.addr.value = addrs[0]
         dut.en.value = 1
         await RisingEdge(dut.clk)  # the first address is sampled here
@@ -142,22 +130,17 @@ if cocotb is not None:
                 # one error per wrong weight, named by the address whose word dout holds
                 errors += [f"{mismatch(f'address {exp_addr} neuron {n}', e, g)} "
                            f"({when} of clock {i}: en={ens[i - 1]}, addr={addr})"
-                           for n, (e, g) in enumerate(zip(decode(exp, n_out, w_bits),
-                                                          decode(got, n_out, w_bits),
+                           for n, (e, g) in enumerate(zip(decode_flat(exp, n_out, w_bits),
+                                                          decode_flat(got, n_out, w_bits),
                                                           strict=True)) if e != g]
             await RisingEdge(dut.clk)
         assert telling > 0, "these addresses cannot tell a registered from a combinational read"
         assert held_telling > 0, "these reads cannot tell a ROM that ignores its enable"
         verdict(errors, injected, f"wrong weights in {2 * (len(addrs) - 1)} checks")
 
-    def _seed() -> int:
-        return int(os.environ.get("ROM_SEED", "1"))
-
     rom_reads, rom_reads_catches_injected_fault = checker_tests(
         __name__, "rom_reads",
-        "Every address, held addresses and random ones, against the weight matrix.",
-        lambda dut: run_reads(dut, _seed(), int(os.environ.get("ROM_READS", "300")), False),
-        lambda dut: run_reads(dut, _seed() + 1, 20, True))  # one wrong expected weight
+        "Every address, held addresses and random ones, against the weight matrix.", run_reads)
 
 
 # ----------------------------------------------------------------------------- pytest runner
@@ -177,33 +160,17 @@ def _id(case: tuple[int, int, int]) -> str:
     return f"n{n_in}x{n_out}-int{w_bits}"
 
 
-def _tag(request: pytest.FixtureRequest) -> str:
-    """The build folder name: the pytest id without brackets."""
-    return request.node.name.replace("[", "-").replace("]", "")
-
-
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_weight_rom(case: tuple[int, int, int], request: pytest.FixtureRequest) -> None:
     """The generated ROM returns the packed word one clock after the address, zero past the end."""
     from mnist_fpga.gen.hdl.memories import clog2
-    from mnist_fpga.paths import BUILD
-    from mnist_fpga.tb.common import run_sim, simulator_missing
+    from mnist_fpga.tb.common import env_int
 
-    if reason := simulator_missing():
-        pytest.skip(reason)
+    run = UnitRun(request, seed_key=_id(case))
     n_in, n_out, w_bits = case
-    seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
-    build = BUILD / "tb" / _tag(request)
-    build.mkdir(parents=True, exist_ok=True)
-    w = make_weights(n_in, n_out, w_bits, seed)
-    np.save(build / "weights.npy", w)
-    rom = build / f"{ENTITY}.vhd"
+    w = make_weights(n_in, n_out, w_bits, run.seed)
+    np.save(run.build / "weights.npy", w)
+    rom = run.build / f"{ENTITY}.vhd"
     rom.write_text(render_rom(w, w_bits))
-    env = {
-        "ROM_WEIGHTS": build / "weights.npy", "ROM_W_BITS": w_bits,
-        "ROM_ADDR_BITS": clog2(n_in), "ROM_SEED": seed,
-        "ROM_READS": os.environ.get("TB_ROM_READS", "300"),
-    }
-    run_sim(toplevel=ENTITY, module="test_weight_rom", vhdl_sources=[str(rom)],
-            build_dir=build / "sim", extra_env=env, bench_dir=Path(__file__).resolve().parent)
-
+    run.run(ENTITY, [rom], {"weights": run.build / "weights.npy", "w_bits": w_bits,
+                            "addr_bits": clog2(n_in), "reads": env_int("TB_ROM_READS", 300, lo=1)})
