@@ -38,6 +38,7 @@ from mnist_fpga.gen.errors import UserError, check_creatable, cli_main
 from mnist_fpga.gen.faults import Faults, faulted_copy, parse_faults
 from mnist_fpga.gen.formats import parse_format
 from mnist_fpga.gen.legal import acc_bits_for, check_qnet, clamp_per_layer
+from mnist_fpga.gen.mlp_common import mult_style_for
 from mnist_fpga.gen.model import QLayer, QNet, check_images, pixels_to_input
 from mnist_fpga.gen.quant import int_to_vhdl_hex, quantize_file
 from mnist_fpga.gen.sample import DEFAULT_SAMPLE, load_sample
@@ -46,7 +47,8 @@ from mnist_fpga.paths import RTL
 
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
 # hand-written units, in compile order: the layer and its parts, then what the top adds
-LAYER_RTL = ("layer_input", "ecp5_mult", "mac_array", "acc_serializer", "mlp_layer")
+LAYER_RTL = ("mlp_common", "layer_input", "ecp5_mult", "mac_ctrl", "mac_mult", "mac_tree",
+             "mac_acc", "mac_array", "acc_serializer", "mlp_layer")
 TECH_CHOICES = ("generic", "ecp5")  # device-specific code: see render_network
 HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -183,6 +185,7 @@ class LayerView:
     bias_bits: int
     bias: str
     acc_bits_min: int = 2  # from the integer weights (numerics.md 3)
+    mult_style: str = "inferred"  # mac_mult's MULT_STYLE (gen.mlp_common.mult_style_for)
     per_neuron: bool = False  # requantization constants per neuron (flat vectors below)
     mult_bits: int = 16
     mults: str = ""
@@ -250,10 +253,11 @@ def render_network(
 
     ``faults`` (tests only) makes the RTL differ from ``qnet``: see gen/faults.py.
     ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
-    builds the products from adders in two pipeline stages instead of DSP multipliers;
-    ``tech="ecp5"`` (the ECP5 synthesis flow) puts them in ECP5 multiplier blocks with
-    their registers (mac_array's DSP generic) and splits each weight ROM into slices
-    one block RAM deep (:func:`rom_slice_bits`).
+    builds the products from adders, one register per level, instead of DSP multipliers
+    (MULT_STYLE "lut"); ``tech="ecp5"`` (the ECP5 synthesis flow) puts them in ECP5
+    multiplier blocks with their registers (MULT_STYLE "ecp5"; both per layer where the
+    widths allow, :func:`gen.mlp_common.mult_style_for`) and splits each weight ROM into
+    slices one block RAM deep (:func:`rom_slice_bits`).
     ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
@@ -267,6 +271,8 @@ def render_network(
         qnet = faulted_copy(qnet, faults)
     ps = parallelism(qnet, p)
     pes = neurons_parallel(qnet, pe)
+    if tech not in TECH_CHOICES:
+        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
     views = []
     for k, layer in enumerate(qnet.layers):
         bias_bits = layer.n_out * layer.acc_bits
@@ -277,10 +283,10 @@ def render_network(
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
             acc_bits_min=acc_bits_for(layer.w, layer.b, (1 << layer.a_bits) - 1, layer.w_bits),
+            mult_style=mult_style_for(lut_mult, tech, layer.w_bits, layer.a_bits,
+                                      layer.acc_bits, ps[k]),
             **(requant_view(layer) if layer.hidden else {}),
         ))
-    if tech not in TECH_CHOICES:
-        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
     files = {}
     for v in views:
         width = v.pe * v.p * v.layer.w_bits
@@ -293,8 +299,7 @@ def render_network(
             addr_bits=v.addr_bits, word_bits=width, words=words, slices=slices,
         )
     pkg = f"{qnet.name}_pkg"
-    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult,
-                  dsp="ecp5" if tech == "ecp5" else "infer")
+    common = dict(header=header, net=qnet, layers=views, pkg=pkg)
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=clog2(max(qnet.n_classes, 2)),
     )
@@ -490,7 +495,7 @@ def main() -> int:
                     help="neurons in parallel: one for all layers or one per layer, clamped "
                          "to each layer's neurons (default: all of them)")
     ap.add_argument("--lut-mult", action="store_true",
-                    help="products from adders in two pipeline stages instead of DSP "
+                    help="products from adders (one register per level) instead of DSP "
                          "multipliers (higher clock, no DSP blocks, more LUTs)")
     ap.add_argument("--fault", action="append", metavar="SPEC",
                     help="negative tests only: make the ROM or biases differ from the model "

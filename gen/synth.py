@@ -46,6 +46,7 @@ from mnist_fpga.gen.generate import (
     parallelism,
     rom_slice_bits,
 )
+from mnist_fpga.gen.mlp_common import mult_style_for
 from mnist_fpga.gen.model import QNet
 from mnist_fpga.gen.quant import quantize_file
 from mnist_fpga.paths import build_root
@@ -360,6 +361,21 @@ class SynthResult:
         return out + (" fit=yes" if self.fits else f" fit=no ({self.reason})")
 
 
+def check_mult_inputs(qnet: QNet, ps: list[int], lut_mult: bool, tech: str,
+                      verilog: str) -> None:
+    """The netlist has the per-multiplier input registers that :func:`read_netlist` keeps.
+
+    ``select -assert-min`` there also counts the result stage's strobes, so a renamed
+    register (``xr`` of mac_mult's ``p_mult``) would silently lose its ``keep``. The
+    "ecp5" style has none (its copies are the blocks' inputs).
+    """
+    styles = {mult_style_for(lut_mult, tech, L.w_bits, L.a_bits, L.acc_bits, ps[k])
+              for k, L in enumerate(qnet.layers)}
+    if styles - {"ecp5"} and "_p_mult_xr" not in verilog:
+        raise RuntimeError("gen.synth: no mac_mult input register (p_mult_xr) in the netlist: "
+                           "update read_netlist's keep selection")
+
+
 def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
     """yosys commands that read the netlist and put the ROMs' ``rom_style`` back.
 
@@ -368,14 +384,15 @@ def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
     bits) to LUTs. The flow sets it again on the memories of the ``<net>_l<k>_rom``
     modules, and stops if there are fewer such memories than layers.
 
-    It also marks ``keep`` the MAC's input registers (``xr``, one copy per multiplier):
+    It also marks ``keep`` the MAC's input registers (``xr`` of mac_mult's ``p_mult``, one
+    copy per multiplier):
     equal flip-flops that yosys would merge back into one register per lane, whose
     fan-out to every DSP block of a layer was the critical path (docs/synthesis.md);
     and the result stage's replicated load strobes (``held_ld``, ``col_ld``), for the
     same reason: each copy drives a few hundred register enables, not thousands.
     """
     roms = f"{qnet.name}_l*_rom/m:*"
-    xr = "w:*p_mac_xr w:*g_wide_xr w:*held_ld w:*col_ld %u %u %u %ci2 t:$dff %i"
+    xr = "w:*p_mult_xr w:*held_ld w:*col_ld %u %u %ci2 t:$dff %i"
     return (f"read_verilog {os.path.relpath(netlist, work)}\n"
             f"hierarchy -top {qnet.name}_top\n"
             f"select -assert-min {len(qnet.layers)} {roms}\n"
@@ -641,6 +658,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
         gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
                            tech=tech)
         net = ghdl_synth(qnet, gen_dir, work, t0, readmem=True)
+        check_mult_inputs(qnet, ps, lut_mult, tech, net["verilog"].read_text())
         key = run_key(net["verilog"], target, freq, seed)
         if reuse and old is not None and old[0] == key:
             (work / "synth.json").write_text(json.dumps(old[1], indent=1))

@@ -30,8 +30,16 @@ from mnist_fpga.tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 # first failure). The whole-network bench and a fixed fuzz slice back up the unit bench.
 KILL_SUITE = {
     "rtl/layer_input.vhd": ["tb/layer_input", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/mac_ctrl.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/mac_mult.vhd": ["tb/mac_mult", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
+                         "tb/fuzz"],
+    "rtl/mac_tree.vhd": ["tb/mac_tree", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
+                         "tb/fuzz"],
+    "rtl/mac_acc.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/mac_array.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
-    "rtl/ecp5_mult.vhd": ["tb/ecp5_mult", "tb/mac_array", "tb/mlp_top"],
+    "rtl/mlp_common.vhd": ["tests/test_mlp_common.py", "tb/mac_array", "tb/mlp_layer",
+                           "tb/mlp_top"],
+    "rtl/ecp5_mult.vhd": ["tb/ecp5_mult", "tb/mac_mult", "tb/mac_array", "tb/mlp_top"],
     "rtl/acc_serializer.vhd": ["tb/acc_serializer", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/requant.vhd": ["tb/requant", "tb/mlp_top", "tb/fuzz"],
     "rtl/argmax.vhd": ["tb/argmax", "tb/mlp_top", "tb/fuzz"],
