@@ -61,8 +61,7 @@ architecture rtl of mac_array is
   constant S        : positive := MS + LEVELS;          -- stage of the addends
 
   signal x0        : std_logic_vector(P * A_BITS - 1 downto 0);
-  signal op_en     : std_logic;
-  signal en        : std_logic_vector(1 to S - 1);
+  signal en        : std_logic_vector(0 to S - 1);
   signal clr       : std_logic;
   signal acc_en    : std_logic;
   signal acc_first : std_logic;
@@ -84,7 +83,7 @@ begin
     generic map (P => P, A_BITS => A_BITS, FOLD_BITS => FOLD_BITS, STAGES => S)
     port map (
       clk => clk, rst => rst, x_valid => x_valid, x_first => x_first, x_last => x_last,
-      x_fold => x_fold, x_data => x_data, x0 => x0, op_en => op_en, en => en, clr => clr,
+      x_fold => x_fold, x_data => x_data, x0 => x0, en => en, clr => clr,
       acc_en => acc_en, acc_first => acc_first, acc_last => acc_last, acc_fold => acc_fold);
 
   -- one lane: the products are the addends (no tree, mac_ctrl's clr goes to them)
@@ -93,8 +92,8 @@ begin
       generic map (PE => PE, P => P, W_BITS => W_BITS, A_BITS => A_BITS,
                    MULT_STYLE => MULT_STYLE, INT_MATH => INT_MATH)
       port map (
-        clk => clk, rst => rst, w_data => w_data, x0 => x0, op_en => op_en,
-        en => en(1 to MS - 1), clr => clr, prod_i => sum_i, prod_v => sum_v);
+        clk => clk, rst => rst, w_data => w_data, x0 => x0, en => en(0 to MS - 1),
+        clr => clr, prod_i => sum_i, prod_v => sum_v);
   end generate g_one_lane;
 
   g_lanes : if LEVELS > 0 generate
@@ -102,8 +101,8 @@ begin
       generic map (PE => PE, P => P, W_BITS => W_BITS, A_BITS => A_BITS,
                    MULT_STYLE => MULT_STYLE, INT_MATH => INT_MATH)
       port map (
-        clk => clk, rst => rst, w_data => w_data, x0 => x0, op_en => op_en,
-        en => en(1 to MS - 1), clr => '0', prod_i => prod_i, prod_v => prod_v);
+        clk => clk, rst => rst, w_data => w_data, x0 => x0, en => en(0 to MS - 1),
+        clr => '0', prod_i => prod_i, prod_v => prod_v);
 
     u_tree : entity work.mac_tree
       generic map (PE => PE, P => P, IN_BITS => PB, INT_MATH => INT_MATH)

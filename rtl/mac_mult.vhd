@@ -7,8 +7,8 @@
 -- mac_ctrl's stage 0). Product i = e*P+q is prod_i(i) when INT_MATH, else bits
 -- [(i+1)*PB-1 : i*PB] of prod_v (the other port stays 0).
 --   stage -1, 0   the ROM word registered twice as it arrives, no enable
---   stage 1       the operands (op_en); a lane whose input is zero keeps its old weights
---                 (its product is 0)
+--   stage 1       the operands; a lane whose input is zero keeps its old weights (its
+--                 product is 0)
 --   stage 2 .. MS by MULT_STYLE (MS = mlp_common.mult_stages):
 --     "inferred"  2: operands again, 3: products, 4: products again
 --     "ecp5"      the same, with stages 2 and 3 inside MULT18X18D blocks (ecp5_mult)
@@ -16,8 +16,9 @@
 --                 shifted copies of the weight, added as a tree with one register per
 --                 level: adders only, no DSP block, for clocks that an ECP5 MULT18X18D
 --                 without its (not inferred) registers cannot reach
--- Stage s+1 loads from stage s when en(s) = '1'. clr loads 0 into the products (they are
--- the accumulators' addends when P = 1: mac_ctrl's zero skip).
+-- Stage s+1 loads from stage s when en(s) = '1' (en(0): the operands from x0 and the ROM
+-- word of stage 0). clr loads 0 into the products (they are the accumulators' addends
+-- when P = 1: mac_ctrl's zero skip).
 --
 -- Why stages -1 and 0: a ROM word may come from block RAMs across the chip, through the
 -- multiplexer of a deep ROM; two plain registers let the placer put one beside the block
@@ -50,8 +51,7 @@ entity mac_mult is
     rst    : in  std_logic;
     w_data : in  std_logic_vector(PE * P * W_BITS - 1 downto 0);
     x0     : in  std_logic_vector(P * A_BITS - 1 downto 0);
-    op_en  : in  std_logic;
-    en     : in  std_logic_vector(1 to mult_stages(MULT_STYLE, A_BITS) - 1);
+    en     : in  std_logic_vector(0 to mult_stages(MULT_STYLE, A_BITS) - 1);
     clr    : in  std_logic;
     prod_i : out int_arr(0 to PE * P - 1) := (others => 0);
     prod_v : out std_logic_vector(PE * P * (W_BITS + A_BITS + 1) - 1 downto 0) :=
@@ -156,7 +156,7 @@ begin
           if clr = '1' then
             prod_i <= (others => 0);
           end if;
-          if op_en = '1' then
+          if en(0) = '1' then
             load_operands(x0, w0, xr, wr);
           end if;
           w0 := wa;
@@ -208,7 +208,7 @@ begin
           if clr = '1' then
             prod_i <= (others => 0);
           end if;
-          if op_en = '1' then
+          if en(0) = '1' then
             load_operands(x0, w0, xr, wr);
             for i in 0 to PE * P - 1 loop  -- the same stage-1 registers, as the blocks' inputs
               dsp_w((i + 1) * W_BITS - 1 downto i * W_BITS) <=
@@ -234,11 +234,18 @@ begin
       type pp_arr is array (0 to PE * P * A_BITS - 1) of p_t;  -- product i's sums at i*A_BITS
       type ptree_t is array (1 to maximum(PL - 1, 1)) of pp_arr;  -- levels 1 .. PL-1
 
-      -- level l of a product's tree holds ceil(A_BITS/2**l) partial sums
-      function pwidth(l : natural) return positive is
+      -- level l of a product's tree holds ceil(A_BITS/2**l) partial sums (a table: no
+      -- call in the inner loops)
+      type widths_t is array (0 to PL) of positive;
+      function widths_of return widths_t is
+        variable r : widths_t;
       begin
-        return halved(A_BITS, l);
+        for l in r'range loop
+          r(l) := halved(A_BITS, l);
+        end loop;
+        return r;
       end function;
+      constant PWIDTH : widths_t := widths_of;
       -- gated, shifted weight: bit b of x selects w * 2**b (adders only, no multiplier)
       function term(w : w_t; x : x_t; b : natural) return p_t is
       begin
@@ -262,10 +269,10 @@ begin
           for l in PL downto 1 loop
             if en(l) = '1' then
               for i in 0 to PE * P - 1 loop
-                for k in 0 to pwidth(l) - 1 loop
+                for k in 0 to PWIDTH(l) - 1 loop
                   if l = 1 then
                     u := term(wr(i), xr(i), 2 * k) + term(wr(i), xr(i), 2 * k + 1);
-                  elsif 2 * k + 1 < pwidth(l - 1) then
+                  elsif 2 * k + 1 < PWIDTH(l - 1) then
                     u := pt(l - 1)(i * A_BITS + 2 * k) + pt(l - 1)(i * A_BITS + 2 * k + 1);
                   else
                     u := pt(l - 1)(i * A_BITS + 2 * k);
@@ -282,7 +289,7 @@ begin
           if clr = '1' then
             prod_i <= (others => 0);
           end if;
-          if op_en = '1' then
+          if en(0) = '1' then
             load_operands(x0, w0, xr, wr);
           end if;
           w0 := wa;
@@ -334,7 +341,7 @@ begin
         if clr = '1' then
           prod_v <= (others => '0');
         end if;
-        if op_en = '1' then
+        if en(0) = '1' then
           for q in 0 to P - 1 loop
             xq := signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
             for e in 0 to PE - 1 loop

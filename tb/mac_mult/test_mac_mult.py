@@ -2,7 +2,7 @@
 
 Every clock drives a random ROM word (extremes included), a random stage-0 input (all
 lanes zero, single zero lanes, 0, 1 and the maximum), and random enables: ``op_en``,
-each ``en(s)``, ``clr`` and an occasional reset. The model (:class:`MultModel`) keeps
+each ``en(s)`` (``en(0)`` loads the operands), ``clr`` and an occasional reset. The model (:class:`MultModel`) keeps
 mac_mult's registers as Python integers: the ROM word twice as it arrives, the operands
 (a lane whose input is zero keeps its weights), then by style the operands again, the
 products ``w * x`` and the products again ("inferred", "ecp5": the middle two inside the
@@ -66,9 +66,10 @@ class MultModel:
         return [self.wr[i] << b if self.xr[i] >> b & 1 else 0
                 for i in range(len(self.xr)) for b in range(self.a_bits)]
 
-    def edge(self, w: list[int], x: list[int], rst: bool, op_en: bool, en: list[bool],
-             clr: bool) -> None:
+    def edge(self, w: list[int], x: list[int], rst: bool, en: list[bool], clr: bool) -> None:
+        """One clock edge; ``en[s]`` is en(s): en(0) loads the operands."""
         n, a = len(self.xr), self.a_bits
+        op_en, en = en[0], en[1:]
         prod, pr, xr2, wr2 = self.prod, self.pr, self.xr2, self.wr2
         if self.style == "lut":
             pt = [list(level) for level in self.pt]
@@ -134,15 +135,15 @@ if cocotb is not None:
         flush = ms + 1
         for cycle in range(CYCLES):
             rst = cycle < flush or rng.random() < 0.01
-            op_en, clr = rng.random() < 0.6 and cycle >= flush, rng.random() < 0.1
-            en = [rng.random() < 0.6 for _ in range(ms - 1)]
-            if cycle < flush:
-                clr, en = True, [True] * (ms - 1)
+            clr = rng.random() < 0.1
+            en = [rng.random() < 0.6 for _ in range(ms)]
+            if cycle < flush:  # every stage but the operands' (the reset holds them at 0)
+                clr, en = True, [False] + [True] * (ms - 1)
             w = [rng.choice((wlo, whi, 0, rng.randint(wlo, whi))) for _ in range(n)]
             x = [0] * p if rng.random() < 0.2 else [
                 rng.choice((0, 1, xmax, rng.randint(0, xmax))) for _ in range(p)]
-            dut.rst.value, dut.op_en.value, dut.clr.value = int(rst), int(op_en), int(clr)
-            dut.en.value = sum(int(b) << (ms - 2 - s) for s, b in enumerate(en))  # en(1) left
+            dut.rst.value, dut.clr.value = int(rst), int(clr)
+            dut.en.value = sum(int(b) << (ms - 1 - s) for s, b in enumerate(en))  # en(0) left
             dut.w_data.value = pack(w, w_bits)
             dut.x0.value = pack(x, a_bits)
             await ReadOnly()
@@ -163,7 +164,7 @@ if cocotb is not None:
                 if rest.to_unsigned() != 0:
                     errors.append(f"clock {cycle}: the unused product port is not 0")
             await RisingEdge(dut.clk)
-            model.edge(w, x, rst, op_en, en, clr)
+            model.edge(w, x, rst, en, clr)
         verdict(errors, injected)
 
     mac_mult_random, mac_mult_random_catches_injected_fault = checker_tests(
@@ -212,7 +213,7 @@ def test_mac_mult(case: tuple, request: pytest.FixtureRequest) -> None:
     generics = {"PE": pe, "P": p, "W_BITS": w_bits, "A_BITS": a_bits,
                 "MULT_STYLE": f'"{style}"', "INT_MATH": str(int_math).lower()}
     ports = [("clk", "in", None), ("rst", "in", None), ("w_data", "in", n * w_bits),
-             ("x0", "in", p * a_bits), ("op_en", "in", None), ("en", "in", ms - 1),
+             ("x0", "in", p * a_bits), ("en", "in", ms),
              ("clr", "in", None), ("prod_i", "out", n * pb), ("prod_v", "out", n * pb)]
     wrap = write_wrapper(build, "mac_mult", generics, ports, _id(case),
                          int_ports={"prod_i": (n, pb)})
