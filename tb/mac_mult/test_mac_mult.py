@@ -1,16 +1,17 @@
 """mac_mult bench: the multipliers of every MULT_STYLE against a Python register model.
 
 Every clock drives a random ROM word (extremes included), a random stage-0 input (all
-lanes zero, single zero lanes, 0, 1 and the maximum), and random enables: ``op_en``,
-each ``en(s)`` (``en(0)`` loads the operands), ``clr`` and an occasional reset. The model (:class:`MultModel`) keeps
-mac_mult's registers as Python integers: the ROM word twice as it arrives, the operands
-(a lane whose input is zero keeps its weights), then by style the operands again, the
-products ``w * x`` and the products again ("inferred", "ecp5": the middle two inside the
-block, which the reset also clears), or the levels of a tree of pairwise sums of the
-weight's shifted copies ``w * 2**b`` for the set bits b of the input ("lut"). The
-checker compares every product every clock, and that the port of the other arithmetic
-(``prod_v`` when INT_MATH, ``prod_i`` otherwise) stays 0. Random enables, not only a
-pipeline's: a stage that loads from the wrong stage, or without its enable, shows.
+lanes zero, single zero lanes, 0, 1 and the maximum), and random enables: each ``en(s)``
+(``en(0)`` loads the operands), ``clr`` and an occasional reset. The model
+(:class:`MultModel`) keeps mac_mult's registers as Python integers: the ROM word twice
+as it arrives, the operands (a lane whose input is zero keeps its weights), then by
+style the operands again, the products ``w * x`` and the products again ("inferred",
+"ecp5": the middle two inside the block, which the reset also clears), or the levels of
+a tree of pairwise sums of the weight's shifted copies ``w * 2**b`` for the set bits b
+of the input ("lut"). The checker compares every product every clock, and that the port
+of the other arithmetic (``prod_v`` when INT_MATH, ``prod_i`` otherwise) stays 0.
+Random enables, not only a pipeline's: a stage that loads from the wrong stage, or
+without its enable, shows.
 ``TB_SEED`` overrides the fixed per-case seed.
 """
 

@@ -30,12 +30,14 @@ from mnist_fpga.tb.mutants import ROOT, Mutant, load_mutants, mutated_rtl
 # first failure). The whole-network bench and a fixed fuzz slice back up the unit bench.
 KILL_SUITE = {
     "rtl/layer_input.vhd": ["tb/layer_input", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
-    "rtl/mac_ctrl.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/mac_ctrl.vhd": ["tb/mac_ctrl", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
+                         "tb/fuzz"],
     "rtl/mac_mult.vhd": ["tb/mac_mult", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
                          "tb/fuzz"],
     "rtl/mac_tree.vhd": ["tb/mac_tree", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
                          "tb/fuzz"],
-    "rtl/mac_acc.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
+    "rtl/mac_acc.vhd": ["tb/mac_acc", "tb/mac_array", "tb/mlp_layer", "tb/mlp_top",
+                        "tb/fuzz"],
     "rtl/mac_array.vhd": ["tb/mac_array", "tb/mlp_layer", "tb/mlp_top", "tb/fuzz"],
     "rtl/mlp_common.vhd": ["tests/test_mlp_common.py", "tb/mac_array", "tb/mlp_layer",
                            "tb/mlp_top"],
