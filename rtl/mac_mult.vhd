@@ -312,56 +312,57 @@ begin
     prod_i <= (others => 0);
 
     g_inferred : if MULT_STYLE = "inferred" generate
-    p_mult : process (clk)
-      variable wa  : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
-      variable w0  : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
-      variable xr  : x_arr := (others => (others => '0'));  -- stage 1
-      variable wr  : w_arr := (others => (others => '0'));
-      variable xr2 : x_arr := (others => (others => '0'));  -- stage 2
-      variable wr2 : w_arr := (others => (others => '0'));
-      variable pr  : p_arr := (others => (others => '0'));  -- stage 3
-      variable xq  : signed(A_BITS downto 0);
-    begin
-      if rising_edge(clk) then
-        if en(3) = '1' then  -- stage 4, as in g_int
-          for n in pr'range loop
-            prod_v((n + 1) * PB - 1 downto n * PB) <= std_logic_vector(pr(n));
-          end loop;
-        end if;
-        if en(2) = '1' then
-          for n in pr'range loop
-            -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
-            pr(n) := wr2(n) * xr2(n);
-          end loop;
-        end if;
-        if en(1) = '1' then
-          xr2 := xr;
-          wr2 := wr;
-        end if;
-        if clr = '1' then
-          prod_v <= (others => '0');
-        end if;
-        if en(0) = '1' then
-          for q in 0 to P - 1 loop
-            xq := signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
-            for e in 0 to PE - 1 loop
-              xr(e * P + q) := xq;
-              if xq /= 0 then
-                wr(e * P + q) := signed(w0((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS));
-              end if;
+      p_mult : process (clk)
+        variable wa  : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
+        variable w0  : std_logic_vector(PE * P * W_BITS - 1 downto 0) := (others => '0');
+        variable xr  : x_arr := (others => (others => '0'));  -- stage 1
+        variable wr  : w_arr := (others => (others => '0'));
+        variable xr2 : x_arr := (others => (others => '0'));  -- stage 2
+        variable wr2 : w_arr := (others => (others => '0'));
+        variable pr  : p_arr := (others => (others => '0'));  -- stage 3
+        variable xq  : signed(A_BITS downto 0);
+      begin
+        if rising_edge(clk) then
+          if en(3) = '1' then  -- stage 4, as in g_int
+            for n in pr'range loop
+              prod_v((n + 1) * PB - 1 downto n * PB) <= std_logic_vector(pr(n));
             end loop;
-          end loop;
+          end if;
+          if en(2) = '1' then
+            for n in pr'range loop
+              -- W_BITS x (A_BITS+1) bits: the full product, PB bits, never truncated
+              pr(n) := wr2(n) * xr2(n);
+            end loop;
+          end if;
+          if en(1) = '1' then
+            xr2 := xr;
+            wr2 := wr;
+          end if;
+          if clr = '1' then
+            prod_v <= (others => '0');
+          end if;
+          if en(0) = '1' then
+            for q in 0 to P - 1 loop
+              xq := signed('0' & x0((q + 1) * A_BITS - 1 downto q * A_BITS));
+              for e in 0 to PE - 1 loop
+                xr(e * P + q) := xq;
+                if xq /= 0 then
+                  wr(e * P + q) :=
+                    signed(w0((e * P + q + 1) * W_BITS - 1 downto (e * P + q) * W_BITS));
+                end if;
+              end loop;
+            end loop;
+          end if;
+          w0 := wa;
+          wa := w_data;
+          if rst = '1' then  -- operands to 0, as in g_int
+            xr  := (others => (others => '0'));
+            wr  := (others => (others => '0'));
+            xr2 := (others => (others => '0'));
+            wr2 := (others => (others => '0'));
+          end if;
         end if;
-        w0 := wa;
-        wa := w_data;
-        if rst = '1' then  -- operands to 0, as in g_int
-          xr  := (others => (others => '0'));
-          wr  := (others => (others => '0'));
-          xr2 := (others => (others => '0'));
-          wr2 := (others => (others => '0'));
-        end if;
-      end if;
-    end process p_mult;
+      end process p_mult;
     end generate g_inferred;
   end generate g_wide;
 end architecture rtl;
