@@ -417,7 +417,7 @@ def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
 
     yosys maps a synchronous ROM read to a DP16KD with its output register off
     (``REGMODE NOREG``: 5.6 ns from the clock to the data); the plain register that
-    mac_array puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
+    mac_mult puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
     up to 40 rows away from the block. A port (A or B) of a block in true dual-port mode
     (data width <= 18) qualifies when every one of its used outputs drives exactly one
     input, the D input of a TRELLIS_FF on the block's clock (same edge) with no enable, no
