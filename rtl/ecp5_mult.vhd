@@ -10,8 +10,8 @@
 -- 3.9 ns of logic plus routing on both sides in one clock; nextpnr put the registers
 -- around the blocks up to 40 columns away (mlp256 at PE = 64: 11.1 ns, 89.9 MHz).
 -- With the block's own registers those paths are register to register.
--- mac_array uses this unit for its stages 2 and 3 with DSP = "ecp5" (gen/eda/synth.py's
--- ECP5 flow); the default infers the same registers and product in plain VHDL. Simulation
+-- mac_mult uses this unit for its stages 2 and 3 with MULT_STYLE "ecp5" (gen/eda/synth.py's
+-- ECP5 flow); "inferred" has the same registers and product in plain VHDL. Simulation
 -- needs a model of the block: tb/hdl/MULT18X18D.vhd (the configuration used here only).
 library ieee;
 use ieee.std_logic_1164.all;

@@ -20,6 +20,7 @@
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
+use work.mlp_common.all;
 
 entity mlp_layer is
   generic (
@@ -34,8 +35,9 @@ entity mlp_layer is
     PE        : positive := positive'high;
     Q         : positive := 1;    -- accumulators per clock on out_data
     ADDR_BITS : positive := 10;   -- ROM address width, 2**ADDR_BITS >= FOLDS*ceil(N_IN/P)
-    LUT_MULT  : boolean  := false; -- products from adders, pipelined (see mac_array)
-    DSP       : string   := "infer" -- "ecp5": ECP5 multiplier blocks (see mac_array)
+    -- "inferred", "ecp5" (ECP5 multiplier blocks) or "lut" (products from adders):
+    -- see mac_mult; the generator picks it (gen/hdl/mlp_common.py, mult_style_for)
+    MULT_STYLE : string  := "inferred"
   );
   port (
     clk       : in  std_logic;
@@ -64,25 +66,18 @@ entity mlp_layer is
 end entity mlp_layer;
 
 architecture rtl of mlp_layer is
-  function clog2(n : positive) return natural is
-    variable r : natural := 0;
-  begin
-    while 2**r < n loop
-      r := r + 1;
-    end loop;
-    return r;
-  end function;
-
   constant PE_N      : positive := minimum(PE, N_OUT);
   constant FOLDS     : positive := (N_OUT + PE_N - 1) / PE_N;
   constant FOLD_BITS : positive := maximum(clog2(FOLDS), 1);
   constant BEATS     : positive := (N_IN + P - 1) / P;
-  -- clocks from an issued beat to its result in fin_block, at least: 1 (the ROM read
-  -- after its registered address) + mac_array's latency (7 + lane tree levels; 5 + lane
-  -- tree levels + ceil(log2 A_BITS) - 1 product levels with LUT_MULT) + 2 to fin_block.
-  -- A bound over both, as mac_array may fall back to DSP products; a larger GUARD only
-  -- costs clocks when BEATS <= GUARD.
-  constant GUARD     : natural  := 1 + 7 + boolean'pos(LUT_MULT) * clog2(A_BITS) + clog2(P) + 2;
+  -- GUARD (layer_input): the clocks from an issued beat to its result in fin_block, at
+  -- least: the ROM read after its registered address, mac_array's latency, and
+  -- acc_serializer's registered strobes up to fin_block. A larger GUARD only costs
+  -- clocks when BEATS <= GUARD.
+  constant ROM_CLOCKS : positive := 1;
+  constant FIN_CLOCKS : positive := 2;
+  constant MAC_LAT    : positive := mac_latency(MULT_STYLE, P, A_BITS);
+  constant GUARD      : natural  := ROM_CLOCKS + MAC_LAT + FIN_CLOCKS;
 
   signal x_valid, x_first, x_last : std_logic;
   signal x_fold    : std_logic_vector(FOLD_BITS - 1 downto 0);
@@ -103,6 +98,10 @@ begin
   assert ACC_BITS >= W_BITS + 1 and A_BITS <= 30
     report "mlp_layer: ACC_BITS must hold one product; A_BITS must be <= 30"
     severity failure;
+  -- a fold's result must reach fin_block before layer_input completes another fold
+  assert GUARD >= ROM_CLOCKS + mac_latency(MULT_STYLE, P, A_BITS) + FIN_CLOCKS
+    report "mlp_layer: GUARD=" & integer'image(GUARD) & " is shorter than a beat's way " &
+           "to fin_block" severity failure;
 
   bias_ext <= std_logic_vector(resize(unsigned(bias), bias_ext'length));
 
@@ -118,7 +117,7 @@ begin
   u_mac : entity work.mac_array
     generic map (
       PE => PE_N, P => P, W_BITS => W_BITS, A_BITS => A_BITS, ACC_BITS => ACC_BITS,
-      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, LUT_MULT => LUT_MULT, DSP => DSP)
+      FOLDS => FOLDS, FOLD_BITS => FOLD_BITS, MULT_STYLE => MULT_STYLE)
     port map (
       clk => clk, rst => rst, x_valid => x_valid, x_first => x_first, x_last => x_last,
       x_fold => x_fold, x_data => x_data, w_data => rom_data, bias => bias_ext,

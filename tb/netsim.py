@@ -388,7 +388,7 @@ def main() -> int:
                          "(default: all of them)")
     ap.add_argument("--lut-mult", action="store_true",
                     default=os.environ.get("LUT_MULT", "0") == "1",
-                    help="products from adders (two pipeline stages), no DSP multipliers")
+                    help="products from adders (one register per level), no DSP multipliers")
     ap.add_argument("--tech", choices=TECH_CHOICES, default="generic",
                     help="ecp5: the code of the ECP5 synthesis flow (multiplier blocks, with "
                          "their simulation model; sliced ROMs)")

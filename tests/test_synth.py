@@ -70,6 +70,19 @@ def test_expected_bram_geometry() -> None:
     assert gs.expected_bram(gs.expected_roms(qnet, 1, 64, "ecp5"), "ecp5") == 134
 
 
+def test_mult_inputs_must_be_in_the_netlist() -> None:
+    """The keep selection's register (mac_mult's p_mult xr) missing from a netlist that
+    should have it stops the flow: ``select -assert-min`` alone also counts other wires."""
+    qnet = qnet_of("l10")
+    with_xr = "reg [79:0] g_int_g_inferred_p_mult_xr;"
+    gs.check_mult_inputs(qnet, [1], False, "generic", with_xr)
+    with pytest.raises(RuntimeError, match="p_mult_xr"):
+        gs.check_mult_inputs(qnet, [1], False, "generic", "reg [79:0] g_int_p_mac_xr;")
+    with pytest.raises(RuntimeError, match="p_mult_xr"):  # "lut" has the registers too
+        gs.check_mult_inputs(qnet, [1], True, "ecp5", "")
+    gs.check_mult_inputs(qnet, [1], False, "ecp5", "")  # "ecp5": the blocks' inputs instead
+
+
 def test_fix_verilog_constants() -> None:
     """GHDL 2.0's string constants become binary literals; other strings stay."""
     text = ('localparam [5:0] n6_o = "0110XZ";\n  x <= "10";\n'

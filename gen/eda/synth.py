@@ -47,6 +47,7 @@ from mnist_fpga.gen.hdl.generate import (
     rom_slice_bits,
 )
 from mnist_fpga.gen.hdl.memories import DP16KD, RAMB18, RAMB36, clog2
+from mnist_fpga.gen.hdl.mlp_common import mult_style_for
 from mnist_fpga.gen.hdl.sources import hdl_sources
 from mnist_fpga.paths import DEFAULT_SAMPLE, build_root
 
@@ -359,6 +360,21 @@ class SynthResult:
         return out + (" fit=yes" if self.fits else f" fit=no ({self.reason})")
 
 
+def check_mult_inputs(qnet: QNet, ps: list[int], lut_mult: bool, tech: str,
+                      verilog: str) -> None:
+    """The netlist has the per-multiplier input registers that :func:`read_netlist` keeps.
+
+    ``select -assert-min`` there also counts the result stage's strobes, so a renamed
+    register (``xr`` of mac_mult's ``p_mult``) would silently lose its ``keep``. The
+    "ecp5" style has none (its copies are the blocks' inputs).
+    """
+    styles = {mult_style_for(lut_mult, tech, L.w_bits, L.a_bits, L.acc_bits, ps[k])
+              for k, L in enumerate(qnet.layers)}
+    if styles - {"ecp5"} and "_p_mult_xr" not in verilog:
+        raise RuntimeError("gen.eda.synth: no mac_mult input register (p_mult_xr) in the netlist: "
+                           "update read_netlist's keep selection")
+
+
 def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
     """yosys commands that read the netlist and put the ROMs' ``rom_style`` back.
 
@@ -367,14 +383,15 @@ def read_netlist(qnet: QNet, netlist: Path, work: Path) -> str:
     bits) to LUTs. The flow sets it again on the memories of the ``<net>_l<k>_rom``
     modules, and stops if there are fewer such memories than layers.
 
-    It also marks ``keep`` the MAC's input registers (``xr``, one copy per multiplier):
+    It also marks ``keep`` the MAC's input registers (``xr`` of mac_mult's ``p_mult``, one
+    copy per multiplier):
     equal flip-flops that yosys would merge back into one register per lane, whose
     fan-out to every DSP block of a layer was the critical path (docs/synthesis.md);
     and the result stage's replicated load strobes (``held_ld``, ``col_ld``), for the
     same reason: each copy drives a few hundred register enables, not thousands.
     """
     roms = f"{qnet.name}_l*_rom/m:*"
-    xr = "w:*p_mac_xr w:*g_wide_xr w:*held_ld w:*col_ld %u %u %u %ci2 t:$dff %i"
+    xr = "w:*p_mult_xr w:*held_ld w:*col_ld %u %u %ci2 t:$dff %i"
     return (f"read_verilog {os.path.relpath(netlist, work)}\n"
             f"hierarchy -top {qnet.name}_top\n"
             f"select -assert-min {len(qnet.layers)} {roms}\n"
@@ -399,7 +416,7 @@ def absorb_bram_output_registers(doc: dict) -> tuple[int, int]:
 
     yosys maps a synchronous ROM read to a DP16KD with its output register off
     (``REGMODE NOREG``: 5.6 ns from the clock to the data); the plain register that
-    mac_array puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
+    mac_mult puts after the ROM (stage -1) is a fabric flip-flop, which nextpnr placed
     up to 40 rows away from the block. A port (A or B) of a block in true dual-port mode
     (data width <= 18) qualifies when every one of its used outputs drives exactly one
     input, the D input of a TRELLIS_FF on the block's clock (same edge) with no enable, no
@@ -644,6 +661,7 @@ def run_flow(qnet: QNet, source: str, targets: list[str], p: int = 1, pe: int | 
             gen_dir = generate(qnet, work / "gen", source, p=ps, pe=pe, lut_mult=lut_mult,
                                tech=tech)
             net = ghdl_synth(qnet, gen_dir, work, t0, readmem=True)
+            check_mult_inputs(qnet, ps, lut_mult, tech, net["verilog"].read_text())
             key = run_key(net["verilog"], target, freq, seed)
             if reuse and old is not None and old[0] == key:
                 write_atomic(work / "synth.json", json.dumps(old[1], indent=1))

@@ -47,6 +47,7 @@ from mnist_fpga.gen.core.quant import (
 from mnist_fpga.gen.data.sample import load_sample
 from mnist_fpga.gen.hdl.axis import AxisConfig, render_axis
 from mnist_fpga.gen.hdl.memories import DP16KD_TDP, class_bits, clog2
+from mnist_fpga.gen.hdl.mlp_common import mult_style_for
 from mnist_fpga.paths import DEFAULT_SAMPLE
 from mnist_fpga.paths import PKG_ROOT as ROOT
 
@@ -180,6 +181,7 @@ class LayerView:
     bias_bits: int
     bias: str
     acc_bits_min: int = 2  # from the integer weights (numerics.md 3)
+    mult_style: str = "inferred"  # mac_mult's MULT_STYLE (gen.hdl.mlp_common.mult_style_for)
     per_neuron: bool = False  # requantization constants per neuron (flat vectors below)
     mult_bits: int = 16
     mults: str = ""
@@ -243,10 +245,11 @@ def render_network(
     ``fault`` (negative tests only, tb/faults.py) is a network whose weights and biases go
     into the ROMs and package instead of ``qnet``'s, and its description for the header.
     ``p`` inputs and ``pe`` neurons per clock (see :func:`rom_words`); ``lut_mult``
-    builds the products from adders in two pipeline stages instead of DSP multipliers;
-    ``tech="ecp5"`` (the ECP5 synthesis flow) puts them in ECP5 multiplier blocks with
-    their registers (mac_array's DSP generic) and splits each weight ROM into slices
-    one block RAM deep (:func:`rom_slice_bits`).
+    builds the products from adders, one register per level, instead of DSP multipliers
+    (MULT_STYLE "lut"); ``tech="ecp5"`` (the ECP5 synthesis flow) puts them in ECP5
+    multiplier blocks with their registers (MULT_STYLE "ecp5"; both per layer where the
+    widths allow, :func:`gen.hdl.mlp_common.mult_style_for`) and splits each weight ROM into
+    slices one block RAM deep (:func:`rom_slice_bits`).
     ``axis`` sets the defaults of the AXI4-Stream top's generics.
     """
     env = _env()
@@ -260,6 +263,8 @@ def render_network(
         header += f"\n-- FAULT INJECTED for a negative test: {what}"
     ps = parallelism(qnet, p)
     pes = neurons_parallel(qnet, pe)
+    if tech not in TECH_CHOICES:
+        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
     views = []
     for k, layer in enumerate(qnet.layers):
         bias_bits = layer.n_out * layer.acc_bits
@@ -270,10 +275,10 @@ def render_network(
             rom_entity=f"{qnet.name}_l{k}_rom", bias_bits=bias_bits,
             bias=vhdl_literal(pack(layer.b, layer.acc_bits), bias_bits),
             acc_bits_min=acc_bits_for(layer.w, layer.b, (1 << layer.a_bits) - 1, layer.w_bits),
+            mult_style=mult_style_for(lut_mult, tech, layer.w_bits, layer.a_bits,
+                                      layer.acc_bits, ps[k]),
             **(requant_view(layer) if layer.hidden else {}),
         ))
-    if tech not in TECH_CHOICES:
-        raise UserError(f"tech={tech!r}: choose one of {', '.join(TECH_CHOICES)}")
     files = {}
     for v in views:
         width = v.pe * v.p * v.layer.w_bits
@@ -286,8 +291,7 @@ def render_network(
             addr_bits=v.addr_bits, word_bits=width, words=words, slices=slices,
         )
     pkg = f"{qnet.name}_pkg"
-    common = dict(header=header, net=qnet, layers=views, pkg=pkg, lut_mult=lut_mult,
-                  dsp="ecp5" if tech == "ecp5" else "infer")
+    common = dict(header=header, net=qnet, layers=views, pkg=pkg)
     files[f"{pkg}.vhd"] = env.get_template("pkg.vhd.j2").render(
         **common, class_bits=class_bits(qnet.n_classes),
     )
@@ -467,7 +471,7 @@ def main() -> int:
                     help="neurons in parallel: one for all layers or one per layer, clamped "
                          "to each layer's neurons (default: all of them)")
     ap.add_argument("--lut-mult", action="store_true",
-                    help="products from adders in two pipeline stages instead of DSP "
+                    help="products from adders (one register per level) instead of DSP "
                          "multipliers (higher clock, no DSP blocks, more LUTs)")
     args = ap.parse_args()
     if args.qnet and args.format:

@@ -14,7 +14,8 @@ from mnist_fpga.paths import RTL
 
 RTL_ENV = "MNIST_FPGA_RTL"  # a mutated copy of rtl/ for negative tests (tb/mutants)
 # hand-written units, in compile order: the layer and its parts, then what the top adds
-LAYER_RTL = ("layer_input", "ecp5_mult", "mac_array", "acc_serializer", "mlp_layer")
+LAYER_RTL = ("mlp_common", "layer_input", "ecp5_mult", "mac_ctrl", "mac_mult", "mac_tree",
+             "mac_acc", "mac_array", "acc_serializer", "mlp_layer")
 HAND_RTL = (*LAYER_RTL, "requant", "argmax")
 AXIS_RTL = ("result_fifo", "credit_counter", "axis_framer")  # what the AXI4-Stream top adds
 

@@ -3,7 +3,7 @@
 -- no pipeline register, the output register on CLK0 with CE1, synchronous RST0 on all
 -- three, GSR off. Written from Lattice's sysDSP usage guide (TN1267); any other
 -- configuration stops the simulation. It lets GHDL and NVC run the network with
--- DSP = "ecp5" (the code that the ECP5 synthesis flow maps); synthesis never reads it:
+-- MULT_STYLE "ecp5" (the code that the ECP5 synthesis flow maps); synthesis never reads it:
 -- there the name is the device's block.
 library ieee;
 use ieee.std_logic_1164.all;

@@ -13,8 +13,8 @@ the wrong way (``resize`` keeps the sign bit) gets wrong.
 The model (``expected_results``): acc = bias(f*PE+e) at a first beat, plus
 sum_q w(e,q) * x(q) per beat; a last beat emits the PE accumulators. The checker
 compares every res_valid strobe (values, fold, and the clock: exactly
-4 + ceil(log2 P) clocks after the last beat, ceil(log2 A) - 1 more with LUT_MULT), the count,
-and that res_data holds still between strobes. ``TB_SEED`` overrides the fixed per-case seed.
+``gen.hdl.mlp_common.mac_latency`` clocks after the last beat's x_valid), the count, and that
+res_data holds still between strobes. ``TB_SEED`` overrides the fixed per-case seed.
 """
 
 from __future__ import annotations
@@ -34,16 +34,16 @@ try:
 except ImportError:  # pragma: no cover - pytest collection without cocotb
     cocotb = None
 
+from mnist_fpga.gen.hdl.mlp_common import clog2, mac_latency
 from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CLK_NS = 10
-
-
-def clog2(n: int) -> int:
-    return max(0, (n - 1).bit_length())
+# mac_array and its units, in compile order
+MAC_RTL = ("mlp_common", "ecp5_mult", "mac_ctrl", "mac_mult", "mac_tree", "mac_acc",
+           "mac_array")
 
 
 def lane_sum(ws: list[int], xs: list[int], e: int, p: int) -> int:
@@ -214,8 +214,8 @@ if cocotb is not None:
 
 # ----------------------------------------------------------------------------- pytest runner
 
-# (pe, p, w_bits, a_bits, folds, narrow[, mult]): mult True = LUT_MULT, "ecp5" = DSP "ecp5"
-# (ECP5 multiplier blocks, with the model tb/hdl/MULT18X18D.vhd)
+# (pe, p, w_bits, a_bits, folds, narrow[, style]): MULT_STYLE, "inferred" if not given
+# ("ecp5": ECP5 multiplier blocks, with the model tb/hdl/MULT18X18D.vhd)
 CASES = [
     (1, 1, 8, 8, 1, False),
     (4, 1, 8, 8, 3, False),
@@ -227,32 +227,27 @@ CASES = [
     (2, 4, 8, 8, 2, True),      # lane sums wider than the accumulator
     (2, 2, 16, 16, 2, True),    # the same in the numeric_std body
     (2, 1, 15, 15, 1, False),   # 31-bit products, integer body at its limit
-    (3, 1, 8, 8, 2, False, True),   # products from adders, one stage more
-    (2, 4, 8, 8, 2, True, True),
-    (2, 3, 4, 7, 2, False, True),   # odd activation width
-    (1, 2, 6, 5, 1, False, True),   # 5 bits: an odd level inside the product tree
+    (3, 1, 8, 8, 2, False, "lut"),   # products from adders, one stage more
+    (2, 4, 8, 8, 2, True, "lut"),
+    (2, 3, 4, 7, 2, False, "lut"),   # odd activation width
+    (1, 2, 6, 5, 1, False, "lut"),   # 5 bits: an odd level inside the product tree
+    (2, 1, 8, 2, 1, False, "lut"),   # 2 bits: one level, the addend stage right after it
     (4, 1, 8, 8, 3, False, "ecp5"),
     (3, 4, 8, 8, 2, True, "ecp5"),   # lane sums wider than the accumulator
-    (2, 1, 15, 15, 1, False, "ecp5"),  # the widest operands of the integer body
+    (1, 1, 15, 15, 1, False, "ecp5"),  # the widest operands of the integer MAC
+    (2, 1, 18, 11, 1, False, "ecp5"),  # the block's widest signed port
 ]
 
 
+def _style(c: tuple) -> str:
+    return c[6] if len(c) > 6 else "inferred"
+
+
 def _id(c: tuple) -> str:
-    pe, p, w, a, folds, narrow, *mult = c
+    pe, p, w, a, folds, narrow = c[:6]
+    style = _style(c)
     return (f"pe{pe}-p{p}-w{w}a{a}-f{folds}" + ("-narrow" if narrow else "")
-            + ("-lutmult" if mult and mult[0] is True else "")
-            + ("-dspecp5" if mult and mult[0] == "ecp5" else ""))
-
-
-def mac_latency(p: int, w_bits: int, a_bits: int, acc_bits: int, lut_mult: bool) -> int:
-    """x_valid to res_valid, as rtl/mac_array.vhd documents it: stages -1 and 0,
-    operands, (DSP: operands again, products, products again | LUT_MULT: ceil(log2 A)
-    product levels), the adder tree's ceil(log2 P) levels, the accumulator, the result
-    register."""
-    use_int = acc_bits <= 31 and w_bits + a_bits + 1 + clog2(p) <= 31
-    if lut_mult and use_int and a_bits >= 2:
-        return 5 + clog2(p) + clog2(a_bits) - 1
-    return 7 + clog2(p)
+            + ("" if style == "inferred" else f"-{style}"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
@@ -264,9 +259,8 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
 
     if reason := simulator_missing():
         pytest.skip(reason)
-    pe, p, w_bits, a_bits, folds, narrow, *mult = case
-    lut_mult = bool(mult and mult[0] is True)
-    dsp = "ecp5" if mult and mult[0] == "ecp5" else "infer"
+    pe, p, w_bits, a_bits, folds, narrow = case[:6]
+    style = _style(case)
     seed = int(os.environ.get("TB_SEED", zlib.crc32(_id(case).encode()) & 0xFFFF))
     print(f"seed {seed}")
     stim = make_stimulus(pe, p, w_bits, a_bits, folds, narrow, seed)
@@ -280,8 +274,7 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     build.mkdir(parents=True, exist_ok=True)
     (build / "stim.json").write_text(json.dumps(stim))
     generics = {"PE": pe, "P": p, "W_BITS": w_bits, "A_BITS": a_bits, "ACC_BITS": acc_bits,
-                "FOLDS": folds, "FOLD_BITS": fold_bits, "LUT_MULT": str(lut_mult).lower(),
-                "DSP": f'"{dsp}"'}
+                "FOLDS": folds, "FOLD_BITS": fold_bits, "MULT_STYLE": f'"{style}"'}
     ports = [("clk", "in", None), ("rst", "in", None), ("x_valid", "in", None),
              ("x_first", "in", None), ("x_last", "in", None), ("x_fold", "in", fold_bits),
              ("x_data", "in", p * a_bits), ("w_data", "in", pe * p * w_bits),
@@ -290,9 +283,9 @@ def test_mac_array(case: tuple, request: pytest.FixtureRequest) -> None:
     wrap = write_wrapper(build, "mac_array", generics, ports, _id(case))
     env = {"MAC_STIM": build / "stim.json", "MAC_PE": pe, "MAC_P": p, "MAC_W_BITS": w_bits,
            "MAC_A_BITS": a_bits, "MAC_SEED": seed,
-           "MAC_LAT": mac_latency(p, w_bits, a_bits, acc_bits, lut_mult)}
+           "MAC_LAT": mac_latency(style, p, a_bits)}
     run_sim(toplevel="mac_array_tb", module="test_mac_array",
-            vhdl_sources=[*([str(ROOT / "tb" / "hdl" / "MULT18X18D.vhd")] if dsp == "ecp5"
-                            else []), *rtl_sources("ecp5_mult", "mac_array"), str(wrap)],
+            vhdl_sources=[*([str(ROOT / "tb" / "hdl" / "MULT18X18D.vhd")] if style == "ecp5"
+                            else []), *rtl_sources(*MAC_RTL), str(wrap)],
             build_dir=build / "sim",
             extra_env=env, bench_dir=HERE)

@@ -38,7 +38,8 @@ begin
   u_dut : entity work.mlp_layer
     generic map (
       N_IN => N_IN, N_OUT => N_OUT, W_BITS => W_BITS, A_BITS => A_BITS,
-      ACC_BITS => ACC_BITS, P => P, PE => PE, Q => Q, ADDR_BITS => ADDR_BITS)
+      ACC_BITS => ACC_BITS, P => P, PE => PE, Q => Q, ADDR_BITS => ADDR_BITS,
+      MULT_STYLE => MULT_STYLE)
     port map (
       clk => clk, rst => rst,
       in_valid => in_valid, in_ready => in_ready, in_data => in_data,

@@ -32,6 +32,7 @@ from mnist_fpga.tb.common import decode_flat
 from mnist_fpga.tb.selftest import checker_tests, inject, verdict
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 NET = "tb_layer"  # not "mlp_layer_tb": its generated package would share our package name
 ROM_ENTITY = f"{NET}_l0_rom"  # the generator's ROM entity name for layer 0
 
@@ -267,6 +268,7 @@ package mlp_layer_tb_pkg is
   constant PE        : positive := {pe};  -- neurons in parallel (<= N_OUT)
   constant Q         : positive := {q};
   constant ADDR_BITS : positive := {addr_bits};
+  constant MULT_STYLE : string  := "{style}";  -- mac_mult's multipliers
   -- neuron n's bias at bits [(n+1)*ACC_BITS-1 : n*ACC_BITS]
   constant BIAS : std_logic_vector(N_OUT * ACC_BITS - 1 downto 0) :=
     {bias};
@@ -290,15 +292,20 @@ CASES = [
     (3, 2, 15, 15, 1, 1, 2),     # 31-bit products: the limit of the integer datapath
     (9, 3, 16, 16, 2, 2, 3),     # wider than 31 bits: the numeric_std datapath
     (9, 3, 16, 16, 2, 2, 2),     # ... folded
+    # (..., MULT_STYLE): 3 beats per fold with the "lut" pipeline (GUARD from its latency)
+    (5, 9, 8, 8, 2, 2, 4, "lut"),
+    (1, 3, 8, 3, 1, 1, 1, "lut"),
+    (5, 9, 8, 8, 2, 2, 4, "ecp5"),
 ]
 
 
-def _id(case: tuple[int, ...]) -> str:
+def _id(case: tuple) -> str:
     from mnist_fpga.gen.core.formats import Format
 
-    n_in, n_out, w_bits, a_bits, p, q, pe = case
+    n_in, n_out, w_bits, a_bits, p, q, pe = case[:7]
     par = "" if p == q == 1 else f"-p{p}q{q}"
     par += "" if pe == n_out else f"-pe{pe}"
+    par += f"-{case[7]}" if len(case) > 7 else ""
     return f"n{n_in}x{n_out}-{Format(w_bits, a_bits).name}{par}"
 
 
@@ -318,7 +325,7 @@ def render_rom(layer: QLayer, p: int = 1, pe: int | None = None) -> str:
 
 
 def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
-               pe: int | None = None) -> str:
+               pe: int | None = None, style: str = "inferred") -> str:
     """The wrapper's package: sizes and the bias constant."""
     from mnist_fpga.gen.hdl.generate import pack, vhdl_literal
     from mnist_fpga.gen.hdl.memories import clog2
@@ -328,7 +335,7 @@ def render_pkg(layer: QLayer, case_id: str, p: int = 1, q: int = 1,
     folds = -(-layer.n_out // pe)
     return PKG.format(case=case_id, n_in=layer.n_in, n_out=layer.n_out, w_bits=layer.w_bits,
                       a_bits=layer.a_bits, acc_bits=layer.acc_bits, p=p, q=q, pe=pe,
-                      addr_bits=clog2(folds * -(-layer.n_in // p)),
+                      addr_bits=clog2(folds * -(-layer.n_in // p)), style=style,
                       bias=vhdl_literal(pack(layer.b, layer.acc_bits), bits))
 
 
@@ -340,7 +347,7 @@ def _images(n_in: int) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
-def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> None:
+def test_mlp_layer(case: tuple, request: pytest.FixtureRequest) -> None:
     """mlp_layer + generated ROM against b + W @ x for one parameter set."""
     from mnist_fpga.gen.core.formats import Format
     from mnist_fpga.gen.core.model import QNet
@@ -348,7 +355,8 @@ def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> Non
     from mnist_fpga.tb.common import rtl_sources
 
     run = UnitRun(request, seed_key=_id(case))
-    n_in, n_out, w_bits, a_bits, p, q, pe = case
+    n_in, n_out, w_bits, a_bits, p, q, pe = case[:7]
+    style = case[7] if len(case) > 7 else "inferred"
     layer = make_layer(n_in, n_out, w_bits, a_bits, run.seed)
     extremes = layer_acc(layer, make_images(n_in, a_bits, 1, run.seed))[0]
     assert extremes.min() == -(1 << (layer.acc_bits - 1))
@@ -356,9 +364,10 @@ def test_mlp_layer(case: tuple[int, ...], request: pytest.FixtureRequest) -> Non
 
     build = run.build
     QNet(NET, Format(w_bits, a_bits), [layer]).save(build / "qnet.json")
-    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q, pe))
+    (build / "mlp_layer_tb_pkg.vhd").write_text(render_pkg(layer, _id(case), p, q, pe, style))
     (build / f"{ROM_ENTITY}.vhd").write_text(render_rom(layer, p, pe))
-    sources = [*rtl_sources(*LAYER_RTL), build / "mlp_layer_tb_pkg.vhd",
+    model = [ROOT / "tb" / "hdl" / "MULT18X18D.vhd"] if style == "ecp5" else []
+    sources = [*model, *rtl_sources(*LAYER_RTL), build / "mlp_layer_tb_pkg.vhd",
                build / f"{ROM_ENTITY}.vhd", HERE / "mlp_layer_tb.vhd"]
     run.run("mlp_layer_tb", sources,
             {"qnet": build / "qnet.json", "images": _images(n_in), "p": p, "q": q})

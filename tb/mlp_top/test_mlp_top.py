@@ -491,7 +491,7 @@ def test_edge_network(case: str, tmp_path: Path, request) -> None:
     pytest.param("mlp256", 4, 64, id="mlp256-int8-p4-pe64-lutmult"),
 ])
 def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
-    """Products from adders (mac_array LUT_MULT): bit-exact at every layer like DSP products."""
+    """Products from adders (MULT_STYLE "lut"): bit-exact at every layer like DSP products."""
     res = simulate(request, net, "int8", n_images=3, p=p, pe=pe, lut_mult=True)
     assert res["failure"] is None, res["failure"]
     assert all(r["bit_exact"] for r in res["images"])
@@ -506,7 +506,7 @@ def test_mlp_top_lut_mult(net: str, p: int, pe: int, request) -> None:
 # (mlp256 with tech="ecp5" is bit-exact too, but GHDL takes minutes to compile its 128
 # ROM slices: python -m mnist_fpga.tb.netsim --net mlp256 --pe 64 --tech ecp5)
 def test_mlp_top_tech_ecp5(net: str, p: int, pe: int | None, request) -> None:
-    """The code of the ECP5 synthesis flow (mac_array's DSP "ecp5": multiplier blocks with
+    """The code of the ECP5 synthesis flow (MULT_STYLE "ecp5": multiplier blocks with
     their registers, simulated with tb/hdl/MULT18X18D.vhd; weight ROMs in slices one
     block RAM deep): bit-exact at every layer."""
     res = simulate(request, net, "int8", n_images=3, p=p, pe=pe, tech="ecp5")
