@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_fpga.gen import mlp_common as mc
+from mnist_fpga.gen.hdl import mlp_common as mc
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLES = (*mc.MULT_STYLES, "dsp")  # "dsp": not a style (mult_error names it)
